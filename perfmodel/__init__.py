@@ -1,0 +1,29 @@
+"""perfmodel: predict what a deep-learning run will cost before paying for it.
+
+The public API is imported lazily so that `import perfmodel` stays light
+(the profilers run on GPU machines that have torch and little else).
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_API = {
+    "PerfmodelError": ("perfmodel.errors", "PerfmodelError"),
+    "get_device": ("perfmodel.hardware.catalogue", "get_device"),
+    "list_devices": ("perfmodel.hardware.catalogue", "list_devices"),
+    "build_model": ("perfmodel.models.registry", "build_model"),
+    "count_model": ("perfmodel.counting.counter", "count_model"),
+    "fit": ("perfmodel.learn.predictor", "fit"),
+    "load": ("perfmodel.learn.predictor", "load"),
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        module, attr = _API[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'perfmodel' has no attribute {name!r}")

@@ -1,0 +1,50 @@
+"""`perfmodel` command line: a thin shell over the Python API.
+
+Each subcommand lives in its own module `perfmodel/cli/cmd_<name>.py` defining
+`register(subparsers)`, which adds a parser and sets `func=run(args) -> int`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from perfmodel.errors import PerfmodelError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every discovered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="perfmodel",
+        description="Predict runtime, energy, memory and MFU of deep-learning workloads.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    pkg = sys.modules[__name__]
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("cmd_"):
+            importlib.import_module(f"{__name__}.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `perfmodel` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except PerfmodelError as exc:
+        print(f"perfmodel {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"perfmodel {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

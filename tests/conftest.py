@@ -1,0 +1,35 @@
+"""Shared fixtures: the `gpu` marker and the public validation data in ../shared/data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # torch missing or broken: no GPU either way
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if _cuda_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none found by torch.cuda.is_available())")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of ../shared/data; skips the test when it is absent (a user's machine)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"public validation data not found at {SHARED_DATA}")
+    return SHARED_DATA
