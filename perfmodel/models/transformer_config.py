@@ -1,7 +1,11 @@
 """Typed configuration of a GPT/Llama-style decoder-only transformer."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from perfmodel.errors import PerfmodelError
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class TransformerConfig:
     bias: bool = True  # biases in linear layers and norms
     tied_embeddings: bool = True  # output head shares the input embedding
     causal: bool = True
+    max_context: int | None = None  # longest supported context when larger than seq_len
+    source: str = ""  # where the published figures come from
 
     @property
     def kv_heads(self) -> int:
@@ -34,3 +40,55 @@ class TransformerConfig:
     def scaled(self, **changes) -> "TransformerConfig":
         """A copy with some fields changed (used by width/depth/sequence scaling)."""
         return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, name: str | None = None) -> "TransformerConfig":
+        """From our own field names or a Hugging Face `config.json` (GPT-2 or Llama style)."""
+        own = {f.name for f in fields(cls)}
+        if {"d_model", "n_layers"} <= set(d):
+            unknown = set(d) - own
+            if unknown:
+                raise PerfmodelError(f"unknown transformer config fields: {sorted(unknown)}")
+            return cls(**({"name": name or "custom"} | d))
+        return _from_hf(d, name or d.get("_name_or_path") or d.get("model_type") or "custom")
+
+
+def _from_hf(d: dict, name: str) -> TransformerConfig:
+    """Map Hugging Face GPT-2 (`n_embd`, ...) or Llama (`hidden_size`, ...) keys."""
+    try:
+        if "n_embd" in d:  # GPT-2 family
+            return TransformerConfig(
+                name=name, d_model=d["n_embd"], n_layers=d["n_layer"], n_heads=d["n_head"],
+                d_ff=d.get("n_inner") or 4 * d["n_embd"], vocab_size=d["vocab_size"],
+                seq_len=d.get("n_positions", d.get("n_ctx", 1024)),
+                tied_embeddings=d.get("tie_word_embeddings", True))
+        act = str(d.get("hidden_act", "silu")).lower()
+        return TransformerConfig(
+            name=name, d_model=d["hidden_size"], n_layers=d["num_hidden_layers"],
+            n_heads=d["num_attention_heads"], n_kv_heads=d.get("num_key_value_heads"),
+            d_ff=d["intermediate_size"], vocab_size=d["vocab_size"],
+            seq_len=d.get("max_position_embeddings", 2048),
+            mlp="swiglu" if act in ("silu", "swish", "swiglu") else "gelu",
+            norm="rmsnorm" if "rms_norm_eps" in d else "layernorm",
+            position="rope" if "rope_theta" in d or d.get("model_type") == "llama" else "learned",
+            bias=bool(d.get("attention_bias", d.get("mlp_bias", False))),
+            tied_embeddings=bool(d.get("tie_word_embeddings", False)))
+    except KeyError as exc:
+        raise PerfmodelError(f"transformer config lacks field {exc.args[0]!r}") from None
+
+
+def load_transformer_config(path) -> TransformerConfig:
+    """Read a config JSON file (our field names or a Hugging Face config.json)."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except OSError as exc:
+        raise PerfmodelError(f"cannot read {p}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise PerfmodelError(f"{p} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict):
+        raise PerfmodelError(f"{p} must hold one JSON object")
+    return TransformerConfig.from_dict(data, name=data.get("name") or p.stem)
