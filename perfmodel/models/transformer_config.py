@@ -27,6 +27,7 @@ class TransformerConfig:
     tied_embeddings: bool = True  # output head shares the input embedding
     causal: bool = True
     max_context: int | None = None  # longest supported context when larger than seq_len
+    d_head: int | None = None  # per-head width when n_heads x d_head != d_model (PaLM)
     source: str = ""  # where the published figures come from
 
     @property
@@ -35,7 +36,7 @@ class TransformerConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+        return self.d_head or self.d_model // self.n_heads
 
     def scaled(self, **changes) -> "TransformerConfig":
         """A copy with some fields changed (used by width/depth/sequence scaling)."""

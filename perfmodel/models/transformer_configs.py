@@ -65,7 +65,8 @@ _ALL = (
     _llama("Llama-3.1-8B", 4096, 32, 32, 8, 14336, 128256, 8192, _LLAMA3, 131072),
     _llama("Llama-3.1-70B", 8192, 80, 64, 8, 28672, 128256, 8192, _LLAMA3, 131072),
     _llama("Llama-3.1-405B", 16384, 126, 128, 8, 53248, 128256, 8192, _LLAMA3, 131072),
-    TransformerConfig(name="PaLM-540B", d_model=18432, n_layers=118, n_heads=48, n_kv_heads=1,
+    TransformerConfig(name="PaLM-540B", d_model=18432, n_layers=118, n_heads=48, d_head=256,
+                      n_kv_heads=1,
                       d_ff=73728, vocab_size=256000, seq_len=2048, mlp="swiglu",
                       norm="layernorm", position="rope", bias=False, tied_embeddings=True,
                       source="Chowdhery et al. 2022 (PaLM), Table 1; parallel attention/MLP "

@@ -1,0 +1,87 @@
+"""`perfmodel mfu`: model FLOPs utilisation of transformer training."""
+from __future__ import annotations
+
+import json
+import sys
+
+from perfmodel.llm.mfu import estimate_mfu
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "mfu", help="MFU/HFU and model TFLOP/s per GPU of transformer training",
+        description="Model FLOPs per token (forward + backward, no recomputation, FLOPs = "
+                    "2 x MACs), achieved model TFLOP/s per GPU, MFU against the catalogue's "
+                    "dense peak and HFU (with recomputation). Give the measured throughput "
+                    "(--tokens-per-s per GPU, or --step-time per global batch); without "
+                    "either the step time is predicted. Memory assumes plain data "
+                    "parallelism (every GPU holds all model states).")
+    p.add_argument("--model", required=True,
+                   help="published config name (Llama-3-8B, GPT-3-175B, ...) or CONFIG.json")
+    p.add_argument("--batch", type=int, required=True,
+                   help="global batch: sequences per optimizer step over all GPUs")
+    p.add_argument("--seq", type=int, default=None, help="sequence length (default: config's)")
+    p.add_argument("--gpus", type=int, default=1, help="number of GPUs (default 1)")
+    p.add_argument("--precision", default="bf16",
+                   help="fp32 | tf32 | bf16 | fp16 | fp8 (default bf16)")
+    p.add_argument("--device", default="h100-sxm", help="catalogue device (default h100-sxm)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--tokens-per-s", type=float, default=None,
+                   help="measured training throughput, tokens per second per GPU")
+    g.add_argument("--step-time", type=float, default=None,
+                   help="measured seconds per optimizer step (global batch)")
+    p.add_argument("--attention-flops", choices=["causal", "full"], default="causal",
+                   help="causal: count the unmasked half of attention (NVIDIA); full: PaLM")
+    p.add_argument("--recompute", default="none",
+                   help="none | selective | full | fraction of the forward recomputed (HFU)")
+    p.add_argument("--hfu-convention", choices=["physical", "megatron"], default="physical",
+                   help="how selective recomputation counts in HFU (see perfmodel.llm.flops)")
+    p.add_argument("--micro-batch", type=int, default=None,
+                   help="sequences per GPU for the memory check (default batch / gpus)")
+    p.add_argument("--optimizer", default="adam",
+                   help="adam | adamw | sgd-momentum | sgd | adafactor (memory check)")
+    p.add_argument("--no-flash-attention", action="store_true",
+                   help="memory check: attention keeps its s x s scores (Korthikanti's "
+                        "5as/h term) instead of FlashAttention's per-row statistics")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    r = estimate_mfu(args.model, args.batch, args.seq, gpus=args.gpus,
+                     precision=args.precision, device=args.device,
+                     tokens_per_s=args.tokens_per_s, step_time=args.step_time,
+                     attention=args.attention_flops, recompute=args.recompute,
+                     hfu_convention=args.hfu_convention, micro_batch=args.micro_batch,
+                     optimizer=args.optimizer, flash_attention=not args.no_flash_attention)
+    if not r.fits_in_memory:
+        print(f"perfmodel mfu: warning: {r.memory.total / 2**30:.1f} GiB per GPU does not fit "
+              f"in {r.device.key}'s {r.device.memory_bytes / 2**30:.0f} GiB under plain data "
+              f"parallelism (shard with ZeRO/FSDP or model parallelism)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2))
+        return 0
+    m = r.memory
+    rows = [
+        ("model", f"{r.model} ({r.params / 1e9:.3f} B params)"),
+        ("device", f"{r.gpus} x {r.device.name} ({r.device.key}), {r.precision} peak "
+                   f"{r.peak_flops / 1e12:.1f} TFLOP/s dense"),
+        ("step", f"{r.batch} x {r.seq_len} tokens, {r.step_time_s:.4g} s ({r.mode})"),
+        ("throughput", f"{r.tokens_per_s:,.0f} tokens/s, {r.tokens_per_s_per_gpu:,.1f} per GPU"),
+        ("model FLOPs/token", f"{r.model_flops_per_token:.4e} (attention {r.flops.attention})"),
+        ("hardware FLOPs/token", f"{r.hardware_flops_per_token:.4e} "
+                                 f"(recompute {r.flops.recompute})"),
+        ("model TFLOP/s/GPU", f"{r.model_tflops_per_gpu:.1f}"),
+        ("MFU", f"{100 * r.mfu:.1f} %"),
+        ("HFU", f"{100 * r.hfu:.1f} %"),
+        ("memory/GPU", f"{m.total / 2**30:.1f} GiB = weights {m.weights / 2**30:.1f} + grads "
+                       f"{m.gradients / 2**30:.1f} + optimizer {m.optimizer_states / 2**30:.1f}"
+                       f" + activations {m.activations / 2**30:.1f} (micro-batch "
+                       f"{r.micro_batch})"),
+        ("fits in memory", f"{'yes' if r.fits_in_memory else 'no'} "
+                           f"({r.device.memory_bytes / 2**30:.0f} GiB)"),
+    ]
+    w = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k.ljust(w)}  {v}")
+    return 0

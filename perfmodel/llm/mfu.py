@@ -1,0 +1,222 @@
+"""Model and hardware FLOPs utilisation (MFU, HFU) of transformer training.
+
+MFU = model FLOPs per second per GPU / the GPU's dense catalogue peak for the training
+precision, where model FLOPs count one forward and one backward pass and no
+recomputation (Chowdhery et al. 2022, PaLM, appendix B); HFU counts recomputed FLOPs
+too (Korthikanti et al. 2022). Conventions are in `perfmodel.llm.flops`.
+
+Two modes: *measured* (a tokens/s per GPU or a step time is given) and *predicted*
+(neither given: the step time comes from `predict_step_time`, which delegates to the
+step-time predictor that `perfmodel.predict` registers with
+`register_step_time_predictor`; until one is registered that mode raises a
+PerfmodelError naming what is missing).
+Memory (`fits_in_memory`) assumes plain data parallelism: each of the `gpus` GPUs holds
+all weights, gradients and optimizer states and the activations of `batch / gpus`
+sequences (no ZeRO sharding, tensor/pipeline parallelism or gradient accumulation).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from perfmodel.errors import PerfmodelError
+from perfmodel.hardware.catalogue import get_device
+from perfmodel.hardware.spec import DeviceSpec
+from perfmodel.llm.flops import FlopsPerToken, flops_per_token
+from perfmodel.llm.memory import TrainingMemory, canonical_precision, training_memory
+from perfmodel.llm.params import param_count
+from perfmodel.models.transformer_config import TransformerConfig, load_transformer_config
+
+# training precision -> the math mode whose peak MFU is measured against
+PEAK_DTYPE = {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "float16",
+              "fp8": "float8_e4m3fn"}
+
+StepTimePredictor = Callable[..., float]
+_STEP_TIME_PREDICTOR: StepTimePredictor | None = None
+
+
+def register_step_time_predictor(fn: StepTimePredictor | None) -> None:
+    """Install the function `predict_step_time` delegates to (None removes it).
+
+    It is called as fn(cfg, *, batch, seq_len, gpus, micro_batch, precision, device,
+    recompute) and returns the predicted seconds of one optimizer step.
+    """
+    global _STEP_TIME_PREDICTOR
+    _STEP_TIME_PREDICTOR = fn
+
+
+def predict_step_time(cfg: TransformerConfig, *, batch: int, seq_len: int, gpus: int,
+                      micro_batch: int, precision: str, device: DeviceSpec,
+                      recompute="none") -> float:
+    """Predicted seconds of one training step (global batch) - the predicted-mode hook."""
+    if _STEP_TIME_PREDICTOR is None:
+        raise PerfmodelError(
+            "predicted mode needs a step-time predictor (perfmodel.predict registers one; "
+            "none is available yet): pass --tokens-per-s or --step-time")
+    t = float(_STEP_TIME_PREDICTOR(cfg, batch=batch, seq_len=seq_len, gpus=gpus,
+                                   micro_batch=micro_batch, precision=precision,
+                                   device=device, recompute=recompute))
+    if not math.isfinite(t) or t <= 0:
+        raise PerfmodelError(f"step-time predictor returned an invalid time {t!r}")
+    return t
+
+
+def resolve_model(model) -> TransformerConfig:
+    """A TransformerConfig from a config, a published name, or a JSON file path."""
+    if isinstance(model, TransformerConfig):
+        return model
+    text = str(model)
+    if text.lower().endswith(".json") or Path(text).is_file():
+        return load_transformer_config(text)
+    from perfmodel.models.transformer_configs import get_transformer_config
+
+    return get_transformer_config(text)
+
+
+@dataclass(frozen=True)
+class MfuReport:
+    """Throughput, model/hardware FLOP/s per GPU, MFU, HFU and the memory check."""
+
+    model: str
+    params: int
+    device: DeviceSpec
+    precision: str
+    peak_flops: float  # per GPU, dense, for the precision's math mode
+    gpus: int
+    batch: int  # sequences per optimizer step, all GPUs together
+    micro_batch: int  # sequences per GPU (data-parallel assumption)
+    seq_len: int
+    step_time_s: float
+    mode: str  # "measured" | "predicted"
+    flops: FlopsPerToken
+    memory: TrainingMemory
+    hfu_convention: str = "physical"
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch * self.seq_len
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens_per_step / self.step_time_s
+
+    @property
+    def tokens_per_s_per_gpu(self) -> float:
+        return self.tokens_per_s / self.gpus
+
+    @property
+    def model_flops_per_token(self) -> float:
+        return self.flops.training
+
+    @property
+    def hardware_flops_per_token(self) -> float:
+        return self.flops.hardware
+
+    @property
+    def model_flops_per_s_per_gpu(self) -> float:
+        return self.model_flops_per_token * self.tokens_per_s_per_gpu
+
+    @property
+    def model_tflops_per_gpu(self) -> float:
+        return self.model_flops_per_s_per_gpu / 1e12
+
+    @property
+    def hardware_tflops_per_gpu(self) -> float:
+        return self.hardware_flops_per_token * self.tokens_per_s_per_gpu / 1e12
+
+    @property
+    def mfu(self) -> float:
+        return self.model_flops_per_s_per_gpu / self.peak_flops
+
+    @property
+    def hfu(self) -> float:
+        return self.hardware_tflops_per_gpu * 1e12 / self.peak_flops
+
+    @property
+    def fits_in_memory(self) -> bool:
+        return self.memory.fits(self.device.memory_bytes)
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model, "params": self.params, "device": self.device.key,
+            "device_name": self.device.name, "precision": self.precision,
+            "peak_tflops": self.peak_flops / 1e12, "gpus": self.gpus, "batch": self.batch,
+            "micro_batch": self.micro_batch, "seq_len": self.seq_len, "mode": self.mode,
+            "attention_flops": self.flops.attention, "recompute": self.flops.recompute,
+            "hfu_convention": self.hfu_convention,
+            "step_time_s": self.step_time_s,
+            "pred_step_time_s": self.step_time_s if self.mode == "predicted" else None,
+            "tokens_per_s": self.tokens_per_s,
+            "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
+            "model_flops_per_token": self.model_flops_per_token,
+            "hardware_flops_per_token": self.hardware_flops_per_token,
+            "model_tflops_per_gpu": self.model_tflops_per_gpu,
+            "hardware_tflops_per_gpu": self.hardware_tflops_per_gpu,
+            "mfu": self.mfu, "hfu": self.hfu,
+            "fits_in_memory": self.fits_in_memory,
+            "device_memory_bytes": self.device.memory_bytes,
+            "memory": self.memory.to_dict(),
+        }
+
+
+def _positive(value, what: str) -> float:
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise PerfmodelError(f"{what} must be a positive number, got {value!r}")
+    return v
+
+
+def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1,
+                 precision: str = "bf16", device="h100-sxm",
+                 tokens_per_s: float | None = None, step_time: float | None = None,
+                 attention: str = "causal", recompute="none",
+                 hfu_convention: str = "physical", micro_batch: int | None = None,
+                 optimizer: str = "adam", flash_attention: bool = True) -> MfuReport:
+    """MFU/HFU of training `model` with `batch` sequences per step on `gpus` GPUs.
+
+    `tokens_per_s` is per GPU; `step_time` is seconds per step of the global batch.
+    Neither given: predicted mode (see `predict_step_time`). `flash_attention` (the
+    default, as PyTorch SDPA and Megatron use) keeps no s x s scores for backward.
+    """
+    cfg = resolve_model(model)
+    s = int(seq_len or cfg.seq_len)
+    batch, gpus = int(batch), int(gpus)
+    if batch < 1 or gpus < 1 or s < 1:
+        raise PerfmodelError(f"batch, gpus and seq must be >= 1, got {batch}, {gpus}, {s}")
+    prec = canonical_precision(precision)
+    dev = get_device(device)
+    peak = dev.peak(PEAK_DTYPE[prec])
+    if micro_batch is None:
+        if batch < gpus:
+            raise PerfmodelError(f"global batch {batch} is smaller than {gpus} GPUs; "
+                                 f"give --micro-batch for model-parallel runs")
+        micro_batch = batch // gpus
+    micro_batch = int(micro_batch)
+    mem = training_memory(cfg, micro_batch, s, precision=prec, optimizer=optimizer,
+                          recompute=recompute, flash=flash_attention)
+    fl = flops_per_token(cfg, s, attention=attention, recompute=recompute,
+                         hfu_convention=hfu_convention)
+    if tokens_per_s is not None and step_time is not None:
+        raise PerfmodelError("give either --tokens-per-s or --step-time, not both")
+    if tokens_per_s is not None:
+        step = batch * s / (_positive(tokens_per_s, "tokens per second") * gpus)
+        mode = "measured"
+    elif step_time is not None:
+        step, mode = _positive(step_time, "step time"), "measured"
+    else:
+        try:
+            step = predict_step_time(cfg, batch=batch, seq_len=s, gpus=gpus,
+                                     micro_batch=micro_batch, precision=prec, device=dev,
+                                     recompute=recompute)
+        except PerfmodelError as exc:
+            fit = "fits" if mem.fits(dev.memory_bytes) else "does NOT fit"
+            raise PerfmodelError(
+                f"{exc} (memory {mem.total / 2**30:.1f} GiB per GPU {fit} in "
+                f"{dev.key}'s {dev.memory_bytes / 2**30:.0f} GiB)") from None
+        mode = "predicted"
+    return MfuReport(model=cfg.name, params=param_count(cfg).total, device=dev,
+                     precision=prec, peak_flops=peak, gpus=gpus, batch=batch,
+                     micro_batch=micro_batch, seq_len=s, step_time_s=step, mode=mode,
+                     flops=fl, memory=mem, hfu_convention=hfu_convention)
