@@ -115,3 +115,12 @@ def test_overrides():
     assert m.head.fc.out_features == 10
     with pytest.raises(PerfmodelError):
         complexity("gpt2")  # transformers are counted, not analytic here
+
+
+def test_shorter_sequence_keeps_position_table():
+    cfg = SMALL.scaled(position="learned")
+    model = Transformer(cfg, seq_len=8)
+    assert model.input_size == (8,) and model.pos_emb.num_embeddings == cfg.seq_len
+    assert model(model.example_input(2)).shape == (2, 8, cfg.vocab_size)
+    with pytest.raises(PerfmodelError):
+        model(torch.zeros(1, cfg.seq_len + 1, dtype=torch.long))

@@ -114,15 +114,25 @@ class TransformerBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    """Decoder-only language model: embeddings, `n_layers` blocks, final norm, LM head."""
+    """Decoder-only language model: embeddings, `n_layers` blocks, final norm, LM head.
 
-    def __init__(self, cfg: TransformerConfig):
+    `seq_len` (default `cfg.seq_len`) is the sequence length of `input_size`; a learned
+    position table keeps `max(cfg.seq_len, seq_len)` rows, so running a model on shorter
+    sequences does not change its parameter count.
+    """
+
+    def __init__(self, cfg: TransformerConfig, seq_len: int | None = None):
         super().__init__()
         _check(cfg)
         self.cfg = cfg
-        self.input_size = (cfg.seq_len,)
+        seq_len = seq_len or cfg.seq_len
+        if seq_len < 1:
+            raise PerfmodelError(f"sequence length must be positive, got {seq_len}")
+        self.input_size = (seq_len,)
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos_emb = nn.Embedding(cfg.seq_len, cfg.d_model) if cfg.position == "learned" else None
+        self.n_positions = max(cfg.seq_len, seq_len)
+        self.pos_emb = (nn.Embedding(self.n_positions, cfg.d_model)
+                        if cfg.position == "learned" else None)
         self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
         self.norm = make_norm(cfg)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
@@ -131,8 +141,9 @@ class Transformer(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         s = idx.shape[-1]
-        if self.pos_emb is not None and s > self.cfg.seq_len:
-            raise PerfmodelError(f"sequence of {s} tokens exceeds the learned {self.cfg.seq_len}")
+        if self.pos_emb is not None and s > self.n_positions:
+            raise PerfmodelError(f"sequence of {s} tokens exceeds the {self.n_positions} "
+                                 "learned positions")
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
             x = x + self.pos_emb(torch.arange(s, device=idx.device))
@@ -141,5 +152,5 @@ class Transformer(nn.Module):
         return self.lm_head(self.norm(x))
 
     def example_input(self, batch: int = 1, device="cpu") -> torch.Tensor:
-        """Token ids of shape `(batch, seq_len)`."""
-        return torch.zeros(batch, self.cfg.seq_len, dtype=torch.long, device=device)
+        """Token ids of shape `(batch, *input_size)`."""
+        return torch.zeros(batch, *self.input_size, dtype=torch.long, device=device)

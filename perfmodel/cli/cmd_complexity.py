@@ -1,0 +1,49 @@
+"""`perfmodel complexity NAME`: params, MACs, FLOPs, acts and bytes of a named model."""
+from __future__ import annotations
+
+import json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "complexity", help="params, MACs, FLOPs, activations and bytes of a named model",
+        description="Forward-pass cost of one batch of a named model (pycls CNNs exactly as "
+                    "pycls counts them; transformers counted op by op on the meta device).",
+    )
+    p.add_argument("name", help="model name, e.g. RegNetX-200MF, R-50-1x64d, EN-B0, "
+                                "ViT-B/16, gpt2-xl, Llama-2-7B (case-insensitive)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="image size (CNN/ViT) or sequence length (transformer)")
+    p.add_argument("--batch", type=int, default=1, help="samples per batch (default 1)")
+    p.add_argument("--dtype", default="float32", help="dtype for bytes (default float32)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def print_report(r, as_json: bool, extra: dict | None = None) -> None:
+    """Print a ComplexityReport as text or as one JSON object."""
+    if as_json:
+        print(json.dumps({**(extra or {}), **r.to_dict()}))
+        return
+    for key, value in (extra or {}).items():
+        print(f"{key:<12} {value}")
+    print(f"{'model':<12} {r.name}")
+    print(f"{'input':<12} batch {r.batch} x {tuple(r.input_size)}  ({r.dtype})")
+    print(f"{'params':<12} {r.params:,}")
+    print(f"{'MACs':<12} {r.macs:,}")
+    print(f"{'FLOPs':<12} {r.flops:,}  (2 x MACs)")
+    print(f"{'acts':<12} {r.acts:,}")
+    if r.bytes is None:
+        print(f"{'bytes':<12} n/a (op counter unavailable)")
+    else:
+        print(f"{'bytes':<12} {r.bytes:,}")
+    print(f"{'method':<12} {r.method}")
+
+
+def run(args) -> int:
+    from perfmodel.models.report import model_complexity
+
+    r = model_complexity(args.name, resolution=args.resolution, batch=args.batch,
+                         dtype=args.dtype)
+    print_report(r, args.json)
+    return 0

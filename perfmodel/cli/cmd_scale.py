@@ -1,0 +1,38 @@
+"""`perfmodel scale NAME --factor S --strategy STRATEGY`: a scaled model and its cost."""
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "scale", help="scale a named model (Fast and Accurate Model Scaling) and show its cost",
+        description="Scale a model's FLOPs by FACTOR along the dimensions of STRATEGY: CNNs "
+                    "d/w/r (depth, width, resolution) e.g. 'dw', 'dwr', or weighted "
+                    "'d1_w8_g8_r1' (= 'dWr', fast compound scaling); transformers d/w/s "
+                    "(layers, width, sequence), e.g. 'd1_w8_s1'.",
+    )
+    p.add_argument("name", help="model name, e.g. RegNetY-400MF, EN-B0, gpt2")
+    p.add_argument("--factor", type=float, required=True, help="FLOPs multiplier s")
+    p.add_argument("--strategy", required=True, help="e.g. d, w, r, dw, dwr, d1_w8_g8_r1")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="base image size / sequence length before scaling")
+    p.add_argument("--batch", type=int, default=1, help="samples per batch (default 1)")
+    p.add_argument("--dtype", default="float32", help="dtype for bytes (default float32)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from perfmodel.cli.cmd_complexity import print_report
+    from perfmodel.models.report import model_complexity
+
+    r = model_complexity(args.name, args.factor, args.strategy, resolution=args.resolution,
+                         batch=args.batch, dtype=args.dtype)
+    extra = {"base": args.name, "factor": args.factor, "strategy": args.strategy}
+    if not args.json:
+        arch = r.architecture
+        keys = [k for k in ("depths", "widths", "group_ws", "bot_muls", "stem_w", "head_w",
+                            "resolution", "depth", "hidden", "heads", "mlp", "n_layers",
+                            "d_model", "n_heads", "n_kv_heads", "d_ff", "seq_len") if k in arch]
+        extra.update({k: arch[k] for k in keys})
+    print_report(r, args.json, extra)
+    return 0
