@@ -124,3 +124,16 @@ def test_shorter_sequence_keeps_position_table():
     assert model(model.example_input(2)).shape == (2, 8, cfg.vocab_size)
     with pytest.raises(PerfmodelError):
         model(torch.zeros(1, cfg.seq_len + 1, dtype=torch.long))
+
+
+def test_module_params_match_closed_form():
+    # Cross-check with perfmodel.llm's closed form on every named config (meta device).
+    from perfmodel.llm.params import param_count
+    from perfmodel.models.transformer_configs import TRANSFORMER_CONFIGS
+
+    for name, cfg in TRANSFORMER_CONFIGS.items():
+        if cfg.n_layers * cfg.d_model ** 2 > 2e11:  # the largest are built in their own tests
+            cfg = cfg.scaled(n_layers=1)
+        with torch.device("meta"):
+            model = Transformer(cfg)
+        assert _n(model) == param_count(cfg).total, name

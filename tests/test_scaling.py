@@ -141,3 +141,11 @@ def test_vit_scaling():
     assert p.resolution == 448 and p.resolution % p.patch_size == 0
     q = scale("ViT-B/16", 4.0, "w")
     assert q.hidden == 1536 and q.heads == 24 and q.mlp == 6144
+
+
+@pytest.mark.parametrize("strategy", ["d1_w8_g8_r1", "dwr"])
+def test_factor_one_is_identity_on_all_baselines(strategy):
+    from perfmodel.models.cnn_configs import CNN_CONFIGS
+
+    for name in CNN_CONFIGS:
+        assert complexity(scale(name, 1.0, strategy)) == complexity(name), name
