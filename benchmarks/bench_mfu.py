@@ -1,0 +1,54 @@
+"""Published MFU / model-TFLOP/s figures against `perfmodel mfu` (target: within 3%).
+
+Cases (perfmodel/llm/published.py): Megatron-Bridge/NeMo Llama-3 tables (tokens/s/GPU ->
+model TFLOP/s/GPU, causal attention), Korthikanti et al. 2022 MFU/HFU (iteration time ->
+MFU, HFU with Megatron's selective-recompute convention), Narayanan et al. 2021
+(GPT-3 175B at 140 and 1T at 163 TFLOP/s/GPU, full recomputation) and PaLM-540B (46.2% MFU,
+full attention). PaLM's 57.8% HFU is shown for reference with the recomputed fraction it
+implies (PaLM does not state its rematerialisation policy, so it is not a pass/fail case).
+
+Run: python3 benchmarks/bench_mfu.py
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from perfmodel.llm.mfu import estimate_mfu  # noqa: E402
+from perfmodel.llm.published import PUBLISHED_CASES, reproduce  # noqa: E402
+
+TOLERANCE = 0.03
+
+
+def _fmt(metric: str, v: float) -> str:
+    return f"{100 * v:.1f}%" if metric in ("mfu", "hfu") else f"{v:.1f}"
+
+
+def main() -> int:
+    head = f"{'source':<58} {'case':<36} {'metric':<24} {'published':>9} {'ours':>9} {'rel.err':>8}"
+    print(head)
+    print("-" * len(head))
+    worst, failed = 0.0, 0
+    for c in PUBLISHED_CASES:
+        ours, err = reproduce(c)
+        worst = max(worst, abs(err))
+        bad = abs(err) > TOLERANCE
+        failed += bad
+        print(f"{c.source[:58]:<58} {c.label:<36} {c.metric:<24} "
+              f"{_fmt(c.metric, c.published):>9} {_fmt(c.metric, ours):>9} "
+              f"{100 * err:+7.2f}%{'  FAIL' if bad else ''}")
+    # PaLM HFU 57.8%: which recomputed fraction of the forward would give it?
+    r = estimate_mfu("PaLM-540B", 2048, 2048, gpus=6144, precision="bf16", device="tpu-v4",
+                     tokens_per_s=238.3e3 / 6144, attention="full", micro_batch=1)
+    frac = (0.578 / r.mfu - 1.0) * r.flops.training / r.flops.forward
+    print(f"\nPaLM-540B HFU 57.8% (reference only): implies recomputing {frac:.2f} of the "
+          f"forward pass (perfmodel mfu --recompute {frac:.2f})")
+    print(f"\n{len(PUBLISHED_CASES)} cases, {failed} outside {100 * TOLERANCE:.0f}%, "
+          f"worst |rel.err| {100 * worst:.2f}%")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
