@@ -69,9 +69,9 @@ def conv_cost(batch, c_in, c_out, in_size, kernel, stride, padding, dilation, gr
         macs += conv_macs
         read += x_numel + y_numel
         written += w_numel
-        if bias:
-            macs += y_numel
-            written += c_out
+    if bias:  # db = sum of dy over batch and positions
+        macs += y_numel
+        written += c_out
     return OpCost(2.0 * macs, read * s, written * s, acts=0, macs=macs)
 
 

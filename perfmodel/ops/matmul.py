@@ -32,9 +32,9 @@ def gemm(m, n, k, b=1, bias=False, grad_a=True, grad_b=True, *, dtype, phase) ->
         macs += b * m * n * k
         read += b * (m * k + m * n)
         written += b * k * n
-        if bias:  # db[n] = sum_m dC[m,n], fused with the dC read above
-            macs += b * m * n
-            written += n
+    if bias:  # db[n] = sum_m dC[m,n] (fused with a dC read above)
+        macs += b * m * n
+        written += n
     return OpCost(2.0 * macs, read * s, written * s, acts=0, macs=macs)
 
 

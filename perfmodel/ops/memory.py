@@ -38,3 +38,10 @@ def embedding(tokens, features, vocab, *, dtype, phase) -> OpCost:
     if phase == "fwd":
         return OpCost(0.0, rows * s + tokens * _INDEX_BYTES, rows * s)
     return OpCost(float(rows), 2 * rows * s + tokens * _INDEX_BYTES, (vocab * features + rows) * s)
+
+
+@register("memory")
+def memory(read_numel, write_numel, *, dtype, phase) -> OpCost:
+    """Any other data-movement op (gather, scatter, index, pad, ...): bytes only."""
+    s = dtype_bytes(dtype)
+    return OpCost(0.0, int(read_numel) * s, int(write_numel) * s)
