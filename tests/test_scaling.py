@@ -108,8 +108,8 @@ def test_resnet_and_effnet_scale():
 
 def _dense_flops(cfg: TransformerConfig) -> float:
     # Matrix FLOPs of the blocks per sequence (no attention-score term, no embeddings).
-    per_layer = 2 * cfg.d_model * (cfg.d_model + 2 * cfg.kv_heads * cfg.head_dim)
-    per_layer += 2 * cfg.d_model * cfg.d_model
+    q_out, kv_out = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
+    per_layer = 2 * cfg.d_model * (2 * q_out + 2 * kv_out)  # q, k, v, o
     per_layer += 2 * cfg.d_model * cfg.d_ff * (3 if cfg.mlp == "swiglu" else 2)
     return per_layer * cfg.n_layers * cfg.seq_len
 
@@ -149,3 +149,11 @@ def test_factor_one_is_identity_on_all_baselines(strategy):
 
     for name in CNN_CONFIGS:
         assert complexity(scale(name, 1.0, strategy)) == complexity(name), name
+
+
+def test_transformer_with_explicit_head_width():
+    base = get_params("PaLM-540B")
+    cfg = scale(base, 4.0, "w")
+    assert cfg.head_dim == base.head_dim == 256
+    assert cfg.n_heads == 96 and cfg.d_model == 2 * base.d_model
+    assert _dense_flops(cfg) / _dense_flops(base) == pytest.approx(4.0, rel=0.02)

@@ -30,9 +30,13 @@ def run(args) -> int:
     extra = {"base": args.name, "factor": args.factor, "strategy": args.strategy}
     if not args.json:
         arch = r.architecture
-        keys = [k for k in ("depths", "widths", "group_ws", "bot_muls", "stem_w", "head_w",
-                            "resolution", "depth", "hidden", "heads", "mlp", "n_layers",
-                            "d_model", "n_heads", "n_kv_heads", "d_ff", "seq_len") if k in arch]
+        if "d_model" in arch:  # transformer
+            keys = ["n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "seq_len"]
+        elif "hidden" in arch:  # ViT
+            keys = ["depth", "hidden", "heads", "mlp", "resolution"]
+        else:  # CNN
+            keys = [k for k in ("depths", "widths", "group_ws", "bot_muls", "stem_w", "head_w",
+                                "resolution") if k in arch]
         extra.update({k: arch[k] for k in keys})
     print_report(r, args.json, extra)
     return 0

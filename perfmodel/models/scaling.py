@@ -141,10 +141,17 @@ def _scale_heads(n_heads: int, kv_heads: int, f: float) -> tuple[int, int]:
 
 def scale_transformer(cfg: TransformerConfig, factor: float, strategy: str
                       ) -> TransformerConfig:
-    """Scale layers (`d`), width (`w`: heads at fixed head_dim, d_ff) and sequence (`s`)."""
+    """Scale layers (`d`), width (`w`: heads at fixed head_dim, d_ff) and sequence (`s`).
+
+    Without an explicit `d_head`, d_model = heads x head_dim; with one (PaLM), d_model is
+    scaled by the width factor and rounded to a multiple of 8.
+    """
     f = scaling_factors(strategy, factor, TRANSFORMER_LETTERS, r_exponent=1.0)
     heads, kv = _scale_heads(cfg.n_heads, cfg.kv_heads, f.w)
-    d_model = heads * cfg.head_dim
+    if getattr(cfg, "d_head", None):
+        d_model = max(8, round(cfg.d_model * heads / cfg.n_heads / 8) * 8)
+    else:
+        d_model = heads * cfg.head_dim
     return cfg.scaled(
         name=_tag(cfg.name, factor, strategy),
         n_layers=max(1, round(cfg.n_layers * f.d)),

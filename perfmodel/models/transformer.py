@@ -20,7 +20,7 @@ ROPE_THETA = 10000.0
 
 
 def _check(cfg: TransformerConfig) -> None:
-    if cfg.d_model % cfg.n_heads:
+    if not getattr(cfg, "d_head", None) and cfg.d_model % cfg.n_heads:
         raise PerfmodelError(f"d_model {cfg.d_model} is not a multiple of n_heads {cfg.n_heads}")
     if cfg.n_heads % cfg.kv_heads:
         raise PerfmodelError(f"n_heads {cfg.n_heads} is not a multiple of n_kv_heads {cfg.kv_heads}")
