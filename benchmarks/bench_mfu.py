@@ -6,6 +6,8 @@ MFU, HFU with Megatron's selective-recompute convention), Narayanan et al. 2021
 (GPT-3 175B at 140 and 1T at 163 TFLOP/s/GPU, full recomputation) and PaLM-540B (46.2% MFU,
 full attention). PaLM's 57.8% HFU is shown for reference with the recomputed fraction it
 implies (PaLM does not state its rematerialisation policy, so it is not a pass/fail case).
+The last column is the memory model's per-GPU estimate for the published layout (TP/PP/CP,
+ZeRO-1 or FSDP); these runs did fit, so "does NOT fit" marks an over-estimate.
 
 Run: python3 benchmarks/bench_mfu.py
 """
@@ -27,18 +29,23 @@ def _fmt(metric: str, v: float) -> str:
 
 
 def main() -> int:
-    head = f"{'source':<58} {'case':<36} {'metric':<24} {'published':>9} {'ours':>9} {'rel.err':>8}"
+    head = (f"{'source':<58} {'case':<36} {'metric':<24} {'published':>9} {'ours':>9} "
+            f"{'rel.err':>8}  memory/GPU (ours) vs device")
     print(head)
     print("-" * len(head))
     worst, failed = 0.0, 0
     for c in PUBLISHED_CASES:
         ours, err = reproduce(c)
+        r = c.run()
+        mem = (f"{r.memory.total / 2**30:6.1f} / {r.device.memory_bytes / 2**30:.0f} GiB "
+               f"{'fits' if r.fits_in_memory else 'does NOT fit'}"
+               if c.layout_published else "layout not published")
         worst = max(worst, abs(err))
         bad = abs(err) > TOLERANCE
         failed += bad
         print(f"{c.source[:58]:<58} {c.label:<36} {c.metric:<24} "
               f"{_fmt(c.metric, c.published):>9} {_fmt(c.metric, ours):>9} "
-              f"{100 * err:+7.2f}%{'  FAIL' if bad else ''}")
+              f"{100 * err:+7.2f}%{' FAIL' if bad else '     '}  {mem}")
     # PaLM HFU 57.8%: which recomputed fraction of the forward would give it?
     r = estimate_mfu("PaLM-540B", 2048, 2048, gpus=6144, precision="bf16", device="tpu-v4",
                      tokens_per_s=238.3e3 / 6144, attention="full", micro_batch=1)

@@ -109,3 +109,27 @@ def test_cli_errors_are_one_line(capsys):
     assert main(["mfu", "--model", "gpt2", "--batch", "8", "--device", "rtx-4090"]) == 2
     err = capsys.readouterr().err.strip()
     assert "predicted mode needs" in err and "fits" in err
+
+
+def test_published_layouts_fit_in_memory():
+    """Runs with a published layout happened, so they must fit: all A100/H100 ones do; the
+    B200 405B run is estimated within 1% above its 180 GiB (see the report). Without their
+    sharding none of them would fit."""
+    cases = [c for c in PUBLISHED_CASES if c.layout_published]
+    assert len(cases) == 16
+    for c in cases:
+        r = c.run()
+        assert r.memory.total <= 1.01 * r.device.memory_bytes, c.label
+        if r.device.key != "b200":
+            assert r.fits_in_memory, c.label
+        plain = estimate_mfu(c.model, c.batch, c.seq_len, gpus=c.gpus, precision=c.precision,
+                             device=c.device, tokens_per_s=c.tokens_per_s_per_gpu,
+                             step_time=c.step_time, micro_batch=1)
+        assert not plain.fits_in_memory, c.label
+
+
+def test_parallel_layout_errors():
+    with pytest.raises(PerfmodelError, match="multiple of tp x pp x cp"):
+        estimate_mfu("Llama-3-70B", 128, gpus=64, tp=3, step_time=1)
+    with pytest.raises(PerfmodelError, match="ZeRO"):
+        estimate_mfu("Llama-3-70B", 128, gpus=64, zero=4, step_time=1)

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
                     "dense peak and HFU (with recomputation). Give the measured throughput "
                     "(--tokens-per-s per GPU, or --step-time per global batch); without "
                     "either the step time is predicted. Memory assumes plain data "
-                    "parallelism (every GPU holds all model states).")
+                    "parallelism (every GPU holds all model states) unless --tp/--pp/--cp/"
+                    "--zero describe the sharding.")
     p.add_argument("--model", required=True,
                    help="published config name (Llama-3-8B, GPT-3-175B, ...) or CONFIG.json")
     p.add_argument("--batch", type=int, required=True,
@@ -37,7 +38,15 @@ def register(subparsers) -> None:
     p.add_argument("--hfu-convention", choices=["physical", "megatron"], default="physical",
                    help="how selective recomputation counts in HFU (see perfmodel.llm.flops)")
     p.add_argument("--micro-batch", type=int, default=None,
-                   help="sequences per GPU for the memory check (default batch / gpus)")
+                   help="sequences per micro-step per replica for the memory check "
+                        "(default batch / data-parallel size)")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel size (memory check)")
+    p.add_argument("--pp", type=int, default=1, help="pipeline-parallel size (memory check)")
+    p.add_argument("--cp", type=int, default=1, help="context-parallel size (memory check)")
+    p.add_argument("--sequence-parallel", action="store_true",
+                   help="Megatron sequence parallelism (memory check)")
+    p.add_argument("--zero", type=int, default=0, choices=[0, 1, 2, 3],
+                   help="ZeRO stage over data parallelism; FSDP = 3 (memory check)")
     p.add_argument("--optimizer", default="adam",
                    help="adam | adamw | sgd-momentum | sgd | adafactor (memory check)")
     p.add_argument("--no-flash-attention", action="store_true",
@@ -53,11 +62,15 @@ def run(args) -> int:
                      tokens_per_s=args.tokens_per_s, step_time=args.step_time,
                      attention=args.attention_flops, recompute=args.recompute,
                      hfu_convention=args.hfu_convention, micro_batch=args.micro_batch,
-                     optimizer=args.optimizer, flash_attention=not args.no_flash_attention)
+                     optimizer=args.optimizer, flash_attention=not args.no_flash_attention,
+                     tp=args.tp, pp=args.pp, cp=args.cp,
+                     sequence_parallel=args.sequence_parallel, zero=args.zero)
     if not r.fits_in_memory:
+        p = r.memory.parallel
         print(f"perfmodel mfu: warning: {r.memory.total / 2**30:.1f} GiB per GPU does not fit "
-              f"in {r.device.key}'s {r.device.memory_bytes / 2**30:.0f} GiB under plain data "
-              f"parallelism (shard with ZeRO/FSDP or model parallelism)", file=sys.stderr)
+              f"in {r.device.key}'s {r.device.memory_bytes / 2**30:.0f} GiB (dp {p.dp}, tp "
+              f"{p.tp}, pp {p.pp}, cp {p.cp}, ZeRO {p.zero}, micro-batch {r.micro_batch})",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(r.to_dict(), indent=2))
         return 0
@@ -77,7 +90,8 @@ def run(args) -> int:
         ("memory/GPU", f"{m.total / 2**30:.1f} GiB = weights {m.weights / 2**30:.1f} + grads "
                        f"{m.gradients / 2**30:.1f} + optimizer {m.optimizer_states / 2**30:.1f}"
                        f" + activations {m.activations / 2**30:.1f} (micro-batch "
-                       f"{r.micro_batch})"),
+                       f"{r.micro_batch}; dp {m.parallel.dp} tp {m.parallel.tp} pp "
+                       f"{m.parallel.pp} cp {m.parallel.cp} ZeRO {m.parallel.zero})"),
         ("fits in memory", f"{'yes' if r.fits_in_memory else 'no'} "
                            f"({r.device.memory_bytes / 2**30:.0f} GiB)"),
     ]

@@ -44,6 +44,9 @@ class DeviceSpec:
     notes: str = ""
     extra: dict[str, object] = field(default_factory=dict, compare=False)
 
+    def __hash__(self) -> int:  # the dict fields are not hashable; the key identifies a spec
+        return hash((self.key, self.name, self.kind))
+
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s (or OP/s for int8) of the math mode `dtype` runs on."""
         mode = canonical_dtype(dtype)

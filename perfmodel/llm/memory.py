@@ -138,65 +138,115 @@ def activation_bytes_per_layer(cfg: TransformerConfig, micro_batch: int, seq_len
 
 
 @dataclass(frozen=True)
-class TrainingMemory:
-    """Per-GPU training memory under plain data parallelism (no ZeRO, no model
-    parallelism): every GPU holds all model states and one micro-batch of activations."""
+class Parallelism:
+    """How training is split: data (dp), tensor (tp), pipeline (pp) and context (cp)
+    parallel sizes, Megatron sequence parallelism, and the ZeRO stage over dp
+    (1 shards optimizer states, 2 also gradients, 3 also weights; FSDP = 3)."""
 
-    states: StateBytes
-    activations_per_layer: float
-    activations: float  # all layers + embedding output + LM head logits
+    dp: int = 1
+    tp: int = 1
+    pp: int = 1
+    cp: int = 1
+    sequence_parallel: bool = False
+    zero: int = 0
+
+    def __post_init__(self):
+        for name in ("dp", "tp", "pp", "cp"):
+            if int(getattr(self, name)) < 1:
+                raise PerfmodelError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.zero not in (0, 1, 2, 3):
+            raise PerfmodelError(f"ZeRO stage must be 0, 1, 2 or 3, got {self.zero}")
+
+    @property
+    def gpus(self) -> int:
+        return self.dp * self.tp * self.pp * self.cp
+
+    @classmethod
+    def for_gpus(cls, gpus: int, tp: int = 1, pp: int = 1, cp: int = 1, **kw) -> "Parallelism":
+        """The data-parallel size follows from the GPU count and the model-parallel sizes."""
+        mp = tp * pp * cp
+        if gpus < 1 or gpus % mp:
+            raise PerfmodelError(f"{gpus} GPUs is not a multiple of tp x pp x cp = {mp}")
+        return cls(dp=gpus // mp, tp=tp, pp=pp, cp=cp, **kw)
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    """Per-GPU training memory: model states sharded by tp x pp (and ZeRO over dp), and
+    the activations of the first pipeline stage, which holds pp micro-batches of L/pp
+    layers in flight under the 1F1B schedule, i.e. L layers' worth (Korthikanti et al.
+    2022, sec. 4.2.3), divided by tp (sequence parallel) and cp."""
+
+    states: StateBytes  # one full, unsharded copy
+    parallel: Parallelism
+    activations_per_layer: float  # on one GPU
+    activations: float  # all in-flight layers + embedding output + LM-head logits
     micro_batch: int
     seq_len: int
     recompute: str
 
     @property
+    def _mp(self) -> int:
+        return self.parallel.tp * self.parallel.pp
+
+    def _zero(self, stage: int) -> int:
+        return self.parallel.dp if self.parallel.zero >= stage else 1
+
+    @property
     def weights(self) -> float:
-        return self.states.weights
+        return self.states.weights / self._mp / self._zero(3)
 
     @property
     def gradients(self) -> float:
-        return self.states.gradients
+        return self.states.gradients / self._mp / self._zero(2)
 
     @property
     def optimizer_states(self) -> float:
-        return self.states.optimizer_states
+        return self.states.optimizer_states / self._mp / self._zero(1)
 
     @property
     def total(self) -> float:
-        return self.states.total + self.activations
+        return self.weights + self.gradients + self.optimizer_states + self.activations
 
     def fits(self, memory_bytes: float) -> bool:
         return self.total <= memory_bytes
 
     def to_dict(self) -> dict:
+        p = self.parallel
         return {"weights_bytes": self.weights, "gradients_bytes": self.gradients,
                 "optimizer_bytes": self.optimizer_states,
                 "activation_bytes": self.activations,
                 "activation_bytes_per_layer": self.activations_per_layer,
                 "total_bytes": self.total, "micro_batch": self.micro_batch,
-                "seq_len": self.seq_len, "recompute": self.recompute}
+                "seq_len": self.seq_len, "recompute": self.recompute,
+                "dp": p.dp, "tp": p.tp, "pp": p.pp, "cp": p.cp,
+                "sequence_parallel": p.sequence_parallel, "zero": p.zero}
 
 
 def training_memory(cfg: TransformerConfig, micro_batch: int, seq_len: int | None = None, *,
                     precision: str = "bf16", optimizer: str = "adam", recompute="none",
-                    dropout: bool | None = None, flash: bool = False) -> TrainingMemory:
-    """Model states + activations of one data-parallel GPU running `micro_batch` sequences.
+                    dropout: bool | None = None, flash: bool = False,
+                    parallel: Parallelism | None = None) -> TrainingMemory:
+    """Model states + activations per GPU for `micro_batch` sequences per micro-step.
 
+    Default `parallel`: one GPU / plain data parallelism (every GPU holds everything).
     Beyond the layers: the embedding output (input of layer 1) and the 16-bit LM-head
-    logits kept for the loss, 2 s b (h + V) bytes. `dropout` defaults to True for
-    learned-position (GPT-style) configs and False for RoPE (Llama-style) ones.
+    logits kept for the loss, 2 s b (h + V/tp) bytes (/cp). `dropout` defaults to True
+    for learned-position (GPT-style) configs and False for RoPE (Llama-style) ones.
     """
     s = int(seq_len or cfg.seq_len)
     if micro_batch < 1 or s < 1:
         raise PerfmodelError(f"micro-batch and sequence length must be >= 1, "
                              f"got {micro_batch} and {s}")
+    par = parallel or Parallelism()
     states = state_bytes(cfg, precision, optimizer)
     if dropout is None:
         dropout = cfg.position == "learned"
     rc = parse_recompute(recompute)
     per_layer = activation_bytes_per_layer(cfg, micro_batch, s, rc, dropout=dropout,
-                                           flash=flash)
-    head = 2.0 * s * micro_batch * (cfg.d_model + cfg.vocab_size)
-    return TrainingMemory(states=states, activations_per_layer=per_layer,
+                                           flash=flash, tp=par.tp,
+                                           sequence_parallel=par.sequence_parallel) / par.cp
+    head = 2.0 * s * micro_batch * (cfg.d_model + cfg.vocab_size / par.tp) / par.cp
+    return TrainingMemory(states=states, parallel=par, activations_per_layer=per_layer,
                           activations=cfg.n_layers * per_layer + head, micro_batch=micro_batch,
                           seq_len=s, recompute=rc if isinstance(rc, str) else f"{rc:g}")

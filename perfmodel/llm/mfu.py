@@ -10,9 +10,11 @@ Two modes: *measured* (a tokens/s per GPU or a step time is given) and *predicte
 step-time predictor that `perfmodel.predict` registers with
 `register_step_time_predictor`; until one is registered that mode raises a
 PerfmodelError naming what is missing).
-Memory (`fits_in_memory`) assumes plain data parallelism: each of the `gpus` GPUs holds
-all weights, gradients and optimizer states and the activations of `batch / gpus`
-sequences (no ZeRO sharding, tensor/pipeline parallelism or gradient accumulation).
+Memory (`fits_in_memory`, `perfmodel.llm.memory.training_memory`) by default assumes
+plain data parallelism: each of the `gpus` GPUs holds all weights, gradients and
+optimizer states and the activations of `batch / gpus` sequences at once (no ZeRO, no
+tensor/pipeline/context parallelism, no gradient accumulation). Give `tp`, `pp`, `cp`,
+`sequence_parallel`, `zero` and `micro_batch` to describe a sharded run.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.hardware.catalogue import get_device
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.llm.flops import FlopsPerToken, flops_per_token
-from perfmodel.llm.memory import TrainingMemory, canonical_precision, training_memory
+from perfmodel.llm.memory import (Parallelism, TrainingMemory, canonical_precision,
+                                  training_memory)
 from perfmodel.llm.params import param_count
 from perfmodel.models.transformer_config import TransformerConfig, load_transformer_config
 
@@ -173,7 +176,9 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
                  tokens_per_s: float | None = None, step_time: float | None = None,
                  attention: str = "causal", recompute="none",
                  hfu_convention: str = "physical", micro_batch: int | None = None,
-                 optimizer: str = "adam", flash_attention: bool = True) -> MfuReport:
+                 optimizer: str = "adam", flash_attention: bool = True, tp: int = 1,
+                 pp: int = 1, cp: int = 1, sequence_parallel: bool = False,
+                 zero: int = 0) -> MfuReport:
     """MFU/HFU of training `model` with `batch` sequences per step on `gpus` GPUs.
 
     `tokens_per_s` is per GPU; `step_time` is seconds per step of the global batch.
@@ -188,14 +193,16 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
     prec = canonical_precision(precision)
     dev = get_device(device)
     peak = dev.peak(PEAK_DTYPE[prec])
+    par = Parallelism.for_gpus(gpus, tp=tp, pp=pp, cp=cp,
+                               sequence_parallel=sequence_parallel, zero=zero)
     if micro_batch is None:
-        if batch < gpus:
-            raise PerfmodelError(f"global batch {batch} is smaller than {gpus} GPUs; "
-                                 f"give --micro-batch for model-parallel runs")
-        micro_batch = batch // gpus
+        if batch < par.dp:
+            raise PerfmodelError(f"global batch {batch} is smaller than the {par.dp} "
+                                 f"data-parallel replicas; give a micro-batch")
+        micro_batch = batch // par.dp
     micro_batch = int(micro_batch)
     mem = training_memory(cfg, micro_batch, s, precision=prec, optimizer=optimizer,
-                          recompute=recompute, flash=flash_attention)
+                          recompute=recompute, flash=flash_attention, parallel=par)
     fl = flops_per_token(cfg, s, attention=attention, recompute=recompute,
                          hfu_convention=hfu_convention)
     if tokens_per_s is not None and step_time is not None:

@@ -40,6 +40,11 @@ class PublishedCase:
     note: str = ""
     kwargs: dict = field(default_factory=dict)
 
+    @property
+    def layout_published(self) -> bool:
+        """Whether the parallel layout is known, so the memory check is meaningful."""
+        return "tp" in self.kwargs
+
     def run(self) -> MfuReport:
         return estimate_mfu(self.model, self.batch, self.seq_len, gpus=self.gpus,
                             precision=self.precision, device=self.device,
@@ -68,18 +73,24 @@ _K530 = megatron_gpt("Megatron-GPT-530B", 20480, 105, 128)
 _K1T = megatron_gpt("Megatron-GPT-1T", 25600, 128, 160)
 
 
-def _mb(source, label, model, gpus, gbs, tok, tflops, device="h100-sxm"):
+def _mb(source, label, model, gpus, gbs, tok, tflops, device="h100-sxm", mbs=1, tp=1, pp=1,
+        cp=1, fsdp=False):
+    """A Megatron-Bridge row; its layout (FSDP = ZeRO-3, else Megatron's distributed
+    optimizer = ZeRO-1, sequence parallel with tp > 1) feeds the memory check."""
     return PublishedCase(source, label, model, device, gpus, gbs, 8192, "fp8",
                          "model_tflops_per_gpu", tflops, tokens_per_s_per_gpu=tok,
                          note="tokens/s/GPU -> model TFLOP/s/GPU, causal attention",
-                         kwargs={"micro_batch": 1})
+                         kwargs={"micro_batch": mbs, "tp": tp, "pp": pp, "cp": cp,
+                                 "sequence_parallel": tp > 1, "zero": 3 if fsdp else 1})
 
 
-def _k(label, cfg, gpus, batch, time, metric, value):
+def _k(label, cfg, gpus, batch, time, metric, value, pp):
+    """Korthikanti et al. Table 3 layout: TP 8, sequence parallel, micro-batch 1, no DP."""
     return PublishedCase(_KORTH, label, cfg, "a100-sxm-80gb", gpus, batch, 2048, "bf16",
                          metric, value, step_time=time, attention="full",
                          recompute="selective", hfu_convention="megatron",
-                         kwargs={"micro_batch": 1})
+                         kwargs={"micro_batch": 1, "tp": 8, "pp": pp,
+                                 "sequence_parallel": True, "flash_attention": False})
 
 
 def _days(days: float, tokens: float, gpus: int, seq: int = 2048):
@@ -88,23 +99,26 @@ def _days(days: float, tokens: float, gpus: int, seq: int = 2048):
 
 
 PUBLISHED_CASES: tuple[PublishedCase, ...] = (
-    _mb(_MB25_11, "Llama-3-8B 8xH100", "Llama-3-8B", 8, 128, 14451, 744),
-    _mb(_MB25_11, "Llama-3-70B 64xH100", "Llama-3-70B", 64, 128, 1602, 719),
-    _mb(_MB25_11, "Llama-3.1-405B 1024xH100", "Llama-3.1-405B", 1024, 512, 292, 737),
-    _mb(_MB25_09, "Llama-3-8B 8xH100", "Llama-3-8B", 8, 128, 14079, 725),
-    _mb(_MB25_09, "Llama-3-70B 64xH100", "Llama-3-70B", 64, 128, 1619, 727),
-    _mb(_MB25_09, "Llama-3.1-405B 1024xH100", "Llama-3.1-405B", 1024, 512, 302, 763),
-    _mb(_MB_B200, "Llama-3-8B 8xB200", "Llama-3-8B", 8, 128, 30624, 1576, device="b200"),
+    _mb(_MB25_11, "Llama-3-8B 8xH100", "Llama-3-8B", 8, 128, 14451, 744, fsdp=True),
+    _mb(_MB25_11, "Llama-3-70B 64xH100", "Llama-3-70B", 64, 128, 1602, 719, tp=4, pp=8),
+    _mb(_MB25_11, "Llama-3.1-405B 1024xH100", "Llama-3.1-405B", 1024, 512, 292, 737,
+        tp=8, pp=8, cp=2),
+    _mb(_MB25_09, "Llama-3-8B 8xH100", "Llama-3-8B", 8, 128, 14079, 725, fsdp=True),
+    _mb(_MB25_09, "Llama-3-70B 64xH100", "Llama-3-70B", 64, 128, 1619, 727, tp=4, pp=8),
+    _mb(_MB25_09, "Llama-3.1-405B 1024xH100", "Llama-3.1-405B", 1024, 512, 302, 763,
+        tp=8, pp=8, cp=2),
+    _mb(_MB_B200, "Llama-3-8B 8xB200", "Llama-3-8B", 8, 128, 30624, 1576, device="b200",
+        mbs=2),
     _mb(_MB_B200, "Llama-3.1-405B 128xB200", "Llama-3.1-405B", 128, 64, 661, 1667,
-        device="b200"),
-    _k("GPT-22B MFU", _K22, 8, 4, 1.10, "mfu", 0.415),
-    _k("GPT-22B HFU", _K22, 8, 4, 1.10, "hfu", 0.437),
-    _k("GPT-175B MFU", _K175, 64, 64, 13.75, "mfu", 0.514),
-    _k("GPT-175B HFU", _K175, 64, 64, 13.75, "hfu", 0.528),
-    _k("GPT-530B MFU", _K530, 280, 280, 37.83, "mfu", 0.560),
-    _k("GPT-530B HFU", _K530, 280, 280, 37.83, "hfu", 0.570),
-    _k("GPT-1T MFU", _K1T, 512, 512, 71.49, "mfu", 0.563),
-    _k("GPT-1T HFU", _K1T, 512, 512, 71.49, "hfu", 0.570),
+        device="b200", tp=4, pp=8, cp=2),
+    _k("GPT-22B MFU", _K22, 8, 4, 1.10, "mfu", 0.415, 1),
+    _k("GPT-22B HFU", _K22, 8, 4, 1.10, "hfu", 0.437, 1),
+    _k("GPT-175B MFU", _K175, 64, 64, 13.75, "mfu", 0.514, 8),
+    _k("GPT-175B HFU", _K175, 64, 64, 13.75, "hfu", 0.528, 8),
+    _k("GPT-530B MFU", _K530, 280, 280, 37.83, "mfu", 0.560, 35),
+    _k("GPT-530B HFU", _K530, 280, 280, 37.83, "hfu", 0.570, 35),
+    _k("GPT-1T MFU", _K1T, 512, 512, 71.49, "mfu", 0.563, 64),
+    _k("GPT-1T HFU", _K1T, 512, 512, 71.49, "hfu", 0.570, 64),
     PublishedCase(_NARAY, "GPT-3 175B 1024xA100: 140 TFLOP/s", _K175, "a100-sxm-80gb", 1024,
                   1536, 2048, "bf16", "hardware_tflops_per_gpu", 140.0,
                   tokens_per_s_per_gpu=_days(34, 300e9, 1024), attention="full",
