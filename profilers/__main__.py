@@ -1,0 +1,5 @@
+import sys
+
+from profilers.cli import main
+
+sys.exit(main())

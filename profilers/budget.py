@@ -1,0 +1,29 @@
+"""Durations like `90s`, `8m`, `1h30m`, `2.5m` or a bare number of seconds."""
+from __future__ import annotations
+
+import re
+
+from perfmodel.errors import PerfmodelError
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text) -> float:
+    """Seconds in a duration string; PerfmodelError when it is not one or not positive."""
+    s = str(text).strip().lower().replace(" ", "")
+    try:
+        value = float(s)
+    except ValueError:
+        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", s)
+        if not parts or "".join(a + b for a, b in parts) != s:
+            raise PerfmodelError(f"budget {text!r}: expected a duration like 90s, 8m, 1h30m") from None
+        value = sum(float(num) * _UNITS[unit] for num, unit in parts)
+    if value <= 0:
+        raise PerfmodelError(f"budget {text!r}: must be positive")
+    return value
+
+
+def split_budget(total_s: float, weights: dict[str, float]) -> dict[str, float]:
+    """Each suite's share of the total, proportional to its weight."""
+    norm = sum(weights.values())
+    return {name: total_s * w / norm for name, w in weights.items()}

@@ -1,0 +1,83 @@
+"""Command line shared by `perfmodel profile` and `python -m profilers` (same arguments).
+
+    profile [run] --device cpu|cuda:N --suite gemm,conv,blocks,validation --budget 10m --out DIR
+    profile export DIR [--csv] [--output FILE]
+    profile compare DIR_A DIR_B
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from perfmodel.errors import PerfmodelError
+
+ACTIONS = ("run", "export", "compare")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of the profile command."""
+    parser.add_argument("action", nargs="?", choices=ACTIONS, default="run",
+                        help="run (default): measure; export: write CSV; compare: two profiles")
+    parser.add_argument("paths", nargs="*", help="profile directories (export, compare)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--suite", default="gemm,conv,blocks,validation",
+                        help="comma-separated suites (default: all)")
+    parser.add_argument("--budget", default="10m", help="time for the whole run, e.g. 90s, 8m, 1h")
+    parser.add_argument("--out", help="profile directory to write (or resume)")
+    parser.add_argument("--csv", action="store_true", help="also write measurements.csv")
+    parser.add_argument("--output", help="export: CSV path (default DIR/measurements.csv)")
+    parser.add_argument("--flush-l2", action="store_true", help="flush the GPU L2 before every sample")
+    parser.add_argument("--progress", choices=("auto", "plain", "none"), default="auto")
+
+
+def run(args) -> int:
+    """Dispatch the action; PerfmodelError for bad input."""
+    from profilers import schema
+
+    if args.action == "export":
+        if len(args.paths) != 1:
+            raise PerfmodelError("export needs exactly one profile directory")
+        path = schema.export_csv(args.paths[0], args.output)
+        print(f"wrote {path}")
+        return 0
+    if args.action == "compare":
+        if len(args.paths) != 2:
+            raise PerfmodelError("compare needs two profile directories")
+        from profilers.compare import compare_profiles
+
+        print(compare_profiles(*args.paths).report())
+        return 0
+    if args.paths:
+        raise PerfmodelError(f"unexpected arguments {' '.join(args.paths)}; did you mean --out?")
+    if not args.out:
+        raise PerfmodelError("--out DIR is required")
+    from profilers.budget import parse_duration
+    from profilers.runner import ProfileConfig, run_profile
+
+    suites = tuple(s.strip() for s in args.suite.split(",") if s.strip())
+    if not suites:
+        raise PerfmodelError("--suite names no suite")
+    config = ProfileConfig(out=Path(args.out), device=args.device, suites=suites,
+                           budget_s=parse_duration(args.budget), flush_l2=args.flush_l2)
+    result = run_profile(config, progress=args.progress)
+    print(result.summary())
+    if args.csv:
+        print(f"wrote {schema.export_csv(result.directory)}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """`python -m profilers`: the profile command without perfmodel's CLI."""
+    parser = argparse.ArgumentParser(prog="python -m profilers",
+                                     description="Measure runtime, memory, power and energy.")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except PerfmodelError as exc:
+        print(f"profilers: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("profilers: interrupted (rerun the same command to resume)", file=sys.stderr)
+        return 130

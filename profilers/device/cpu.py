@@ -1,0 +1,78 @@
+"""The host CPU: perf_counter timing, RAPL energy where readable."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from profilers.device.base import Device, DeviceState, EnergyWindow
+from profilers.device.rapl import POWERCAP, Rapl
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (or the platform's processor string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown cpu"
+
+
+class CpuDevice(Device):
+    """The CPU torch runs on, with package energy from RAPL when the kernel lets us read it."""
+
+    kind = "cpu"
+
+    def __init__(self, powercap: Path | str = POWERCAP):
+        super().__init__()
+        self.rapl = Rapl(powercap)
+        if self.rapl.note:
+            self.notes.append(self.rapl.note)
+
+    @property
+    def has_energy(self) -> bool:
+        return self.rapl.available
+
+    def _begin_energy(self):
+        return self.rapl.read() if self.rapl.available else None
+
+    def _end_energy(self, name: str, duration: float, token) -> EnergyWindow:
+        state = self.state()
+        if token is None:
+            return EnergyWindow(name, duration, None, "", state=state)
+        energy = self.rapl.energy_j(token, self.rapl.read())
+        return EnergyWindow(name, duration, energy, "rapl" if energy is not None else "",
+                            energy_counter_j=energy, state=state)
+
+    def state(self) -> DeviceState:
+        freqs = []
+        for path in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq/scaling_cur_freq"):
+            try:
+                freqs.append(int(path.read_text()) * 1e3)  # kHz -> Hz
+            except (OSError, ValueError):
+                continue
+        return DeviceState(sm_clock_hz=sum(freqs) / len(freqs) if freqs else float("nan"))
+
+    def idle_power_w(self, seconds: float = 2.0) -> float | None:
+        if not self.has_energy:
+            return None
+        self.begin_window("idle")
+        time.sleep(seconds)
+        return self.end_window("idle").power_w
+
+    def metadata(self) -> dict:
+        import torch
+
+        return {
+            "device_kind": "cpu",
+            "device_name": cpu_model(),
+            "logical_cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "mkldnn": bool(torch.backends.mkldnn.is_available()),
+            "rapl_zones": [name for name, _, _ in self.rapl.zones],
+            "notes": list(self.notes),
+        }

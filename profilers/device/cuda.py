@@ -1,0 +1,174 @@
+"""An NVIDIA GPU: CUDA for timing and memory, NVML for energy, power, clocks and heat."""
+from __future__ import annotations
+
+import ctypes
+import time
+
+from profilers.device.base import Device, DeviceState, EnergyWindow
+from profilers.device.nvml import Nvml
+from profilers.device.sampler import PowerSampler
+
+
+class CudaDevice(Device):
+    """`cuda:index` as torch numbers it."""
+
+    kind = "cuda"
+
+    def __init__(self, index: int = 0):
+        super().__init__()
+        import torch
+
+        self.index = index
+        self.props = torch.cuda.get_device_properties(index)
+        torch.cuda.set_device(index)
+        self.nvml = Nvml.open(index, self.notes)
+
+    @property
+    def torch_device(self):
+        import torch
+
+        return torch.device("cuda", self.index)
+
+    @property
+    def capability(self) -> tuple[int, int]:
+        return (self.props.major, self.props.minor)
+
+    def synchronize(self) -> None:
+        import torch
+
+        torch.cuda.synchronize(self.index)
+
+    @property
+    def has_energy(self) -> bool:
+        return self.nvml is not None and (self.nvml.has_counter or self.nvml.has_power)
+
+    # -- energy windows ----------------------------------------------------------
+    def _begin_energy(self):
+        if self.nvml is None:
+            return None
+        sampler = None
+        if self.nvml.has_power:
+            sampler = PowerSampler(self.nvml.power_w, self.nvml.state).start()
+        return (time.perf_counter(), self.nvml.energy_j(), sampler)
+
+    def _end_energy(self, name: str, duration: float, token) -> EnergyWindow:
+        if token is None:
+            return EnergyWindow(name, duration, None, "", state=self.state())
+        t0, e0, sampler = token
+        e1 = self.nvml.energy_j()
+        t1 = time.perf_counter()
+        counter = e1 - e0 if (e0 is not None and e1 is not None) else None
+        sampled, n, state = None, 0, self.state()
+        if sampler is not None:
+            trace = sampler.stop()
+            sampled = trace.energy_j(t0, t1)
+            n = len(trace.watts)
+            state = trace.summary_state() if trace.states else state
+        if counter is not None:
+            best, source = counter, "nvml_counter"
+        elif sampled is not None:
+            best, source = sampled, "nvml_sampled"
+        else:
+            best, source = None, ""
+        return EnergyWindow(name, duration, best, source, counter, sampled, n, state)
+
+    def state(self) -> DeviceState:
+        return self.nvml.state() if self.nvml is not None else DeviceState()
+
+    def idle_power_w(self, seconds: float = 2.0) -> float | None:
+        if not self.has_energy:
+            return None
+        self.begin_window("idle")
+        time.sleep(seconds)
+        return self.end_window("idle").power_w
+
+    # -- memory and capabilities ----------------------------------------------------
+    def reset_peak_memory(self) -> None:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(self.index)
+
+    def peak_memory_bytes(self) -> int | None:
+        import torch
+
+        return int(torch.cuda.max_memory_allocated(self.index))
+
+    def empty_cache(self) -> None:
+        import gc
+
+        import torch
+
+        gc.collect()
+        torch.cuda.empty_cache()
+
+    def l2_bytes(self) -> int:
+        return int(getattr(self.props, "L2_cache_size", 0) or 0)
+
+    def supports(self, dtype: str) -> tuple[bool, str]:
+        import torch
+
+        cc = self.capability
+        if dtype in ("tf32", "bfloat16") and cc < (8, 0):
+            return False, f"{dtype} tensor cores need sm_80+, this GPU is sm_{cc[0]}{cc[1]}"
+        if dtype == "float8_e4m3fn":
+            if cc < (8, 9):
+                return False, f"float8 matmul needs sm_89+, this GPU is sm_{cc[0]}{cc[1]}"
+            if not hasattr(torch, "_scaled_mm") or not hasattr(torch, "float8_e4m3fn"):
+                return False, "this torch has no torch._scaled_mm"
+        return True, ""
+
+    def metadata(self) -> dict:
+        import torch
+
+        meta = {
+            "device_kind": "gpu",
+            "device_name": self.props.name,
+            "compute_capability": f"{self.capability[0]}.{self.capability[1]}",
+            "sm_count": self.props.multi_processor_count,
+            "memory_bytes": int(self.props.total_memory),
+            "l2_bytes": self.l2_bytes(),
+            "cuda_runtime": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+            "cublas": cublas_version(),
+        }
+        if self.nvml is not None:
+            meta.update(self.nvml.metadata())
+        meta["notes"] = list(self.notes)
+        return meta
+
+    def close(self) -> None:
+        if self.nvml is not None:
+            self.nvml.close()
+
+
+def cublas_version() -> str | None:
+    """Version of the cuBLAS library torch loaded (via cublasGetProperty), or None."""
+    try:
+        import torch
+
+        torch.ones(2, 2, device="cuda") @ torch.ones(2, 2, device="cuda")  # loads cuBLAS
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libcublas.so" in line}
+        for path in sorted(paths):
+            lib = ctypes.CDLL(path)
+            parts = []
+            for prop in (0, 1, 2):  # MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL
+                value = ctypes.c_int()
+                if lib.cublasGetProperty(prop, ctypes.byref(value)) != 0:
+                    break
+                parts.append(str(value.value))
+            if len(parts) == 3:
+                return ".".join(parts)
+    except Exception:
+        pass
+    try:
+        from importlib.metadata import version
+
+        for dist in ("nvidia-cublas", "nvidia-cublas-cu12", "nvidia-cublas-cu13"):
+            try:
+                return version(dist)
+            except Exception:
+                continue
+    except Exception:
+        pass
+    return None

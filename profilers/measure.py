@@ -1,0 +1,80 @@
+"""Measure one point: activation bytes, peak memory, time statistics, energy, device state."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from profilers.device import Device
+from profilers.memory import activation_bytes
+from profilers.points import Point
+from profilers.schema import COLUMN_NAMES
+from profilers.timer import Timer, measure_energy
+
+
+def point_columns(point: Point, seq: int) -> dict:
+    """The identifying columns of a point's row (parameters named as schema columns)."""
+    row = {"point_id": point.id, "suite": point.suite, "op": point.op, "phase": point.phase,
+           "dtype": point.dtype, "seq": seq, "params": json.dumps(point.p, sort_keys=True)}
+    for key, value in point.params:
+        if key in COLUMN_NAMES and key not in row:
+            row[key] = value
+    return row
+
+
+def error_text(exc: BaseException) -> str:
+    """`Type: first line of the message`, short enough for a table cell."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+
+
+def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bool = False) -> dict:
+    """One row for `point`: status ok with measurements, or status failed with the reason."""
+    start = time.perf_counter()
+    row = point_columns(point, seq)
+    workload = None
+    try:
+        workload = suite.build(point, device)
+        row.update(workload.extra)
+        row["flops"], row["bytes"] = workload.flops, workload.bytes
+        with workload.context():
+            if workload.forward is not None:
+                row["act_bytes"] = activation_bytes(workload.forward, workload.not_activations)
+            if device.kind == "cuda":
+                workload.run()  # allocator and optimizer state settle before the peak is read
+                device.synchronize()
+                device.reset_peak_memory()
+                workload.run()
+                device.synchronize()
+                row["peak_bytes"] = device.peak_memory_bytes()
+            timer = Timer(device, budget_s=suite.timing_budget_s(device), flush_l2=flush_l2)
+            timing = timer.measure(workload.run)
+            row.update(time_s=timing.median_s, time_iqr_s=timing.iqr_s, reps=timing.reps,
+                       inner_reps=timing.inner)
+            state = None
+            if device.has_energy:
+                energy = measure_energy(device, workload.run, timing.median_s,
+                                        suite.energy_window_s(device, timing.median_s))
+                row.update(energy_j=energy.energy_j, power_w=energy.power_w,
+                           energy_sampled_j=energy.energy_sampled_j,
+                           energy_source=energy.source, energy_window_s=energy.window_s,
+                           energy_execs=energy.executions)
+                state = energy.state
+            state = state or device.state()
+        row.update(sm_clock_hz=state.sm_clock_hz, mem_clock_hz=state.mem_clock_hz,
+                   temp_c=state.temp_c, throttle_reasons=state.throttle_reasons,
+                   throttled=state.throttled if device.kind == "cuda" else None,
+                   status="ok", error="")
+    except Exception as exc:  # OOM, unsupported op, bad shape: a failed row, the run goes on
+        row.update(status="failed", error=error_text(exc))
+        for key in ("time_s", "time_iqr_s", "energy_j", "power_w"):
+            row.pop(key, None)
+    finally:
+        del workload
+        if row.get("status") == "failed":
+            device.empty_cache()
+    row["wall_s"] = time.perf_counter() - start
+    for key, value in list(row.items()):
+        if isinstance(value, float) and math.isnan(value):
+            row[key] = None
+    return row

@@ -1,0 +1,153 @@
+"""Network blocks, forward and forward+backward: ResNet bottleneck, RegNet X/Y, MBConv,
+attention, transformer MLP and a full transformer block, over width, resolution or
+sequence length, and batch. The block classes are perfmodel.models' own.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from profilers.points import Point, Workload
+from profilers.suites.base import (Suite, log2, math_mode, model_cost, one_hot, randn,
+                                   register_suite, sample_grid, torch_dtype)
+
+CNN_BLOCKS = ("resnet_bottleneck", "regnet_x_block", "regnet_y_block", "mbconv")
+TRANSFORMER_BLOCKS = ("attention", "transformer_mlp", "transformer_block")
+BLOCKS = CNN_BLOCKS + TRANSFORMER_BLOCKS
+PHASES = ("fwd", "fwd_bwd")
+ALL_DTYPES = ("float32", "tf32", "float16", "bfloat16")
+
+GPU = dict(dtypes=ALL_DTYPES, batch=(8, 16, 32, 64, 128), width=(32, 64, 128, 256, 512, 1024),
+           res=(7, 14, 28, 56, 112), max_elems=6e7, t_batch=(1, 2, 4, 8, 16, 32),
+           d_model=(256, 512, 768, 1024, 1536, 2048, 4096), seq=(128, 256, 512, 1024, 2048, 4096),
+           max_tokens_width=6e7, pool=4000)
+CPU = dict(dtypes=("float32", "bfloat16"), batch=(1, 2, 4, 8), width=(16, 32, 64, 128, 256),
+           res=(7, 14, 28, 56), max_elems=1.5e6, t_batch=(1, 2, 4, 8),
+           d_model=(64, 128, 256, 384, 512), seq=(32, 64, 128, 256),
+           max_tokens_width=2.5e5, pool=2500)
+
+
+def _cnn_params(block: str, width: int) -> dict:
+    """Block constructor arguments for a block kind at output width `width`."""
+    if block == "resnet_bottleneck":  # ResNet: 4x bottleneck, one group
+        return dict(bot_mul=0.25, group_w=max(1, width // 4), se_r=0.0)
+    if block in ("regnet_x_block", "regnet_y_block"):
+        return dict(bot_mul=1.0, group_w=min(width, 16), se_r=0.25 if block == "regnet_y_block" else 0.0)
+    return dict(exp_r=6.0, se_r=0.25)  # mbconv
+
+
+def transformer_cfg(d_model: int, seq: int):
+    """A GPT-style (pre-norm LayerNorm, GELU MLP, learned positions, causal) one-layer config."""
+    from perfmodel.models.transformer_config import TransformerConfig
+
+    heads = max(1, d_model // 64)
+    return TransformerConfig(name=f"block-d{d_model}", d_model=d_model, n_layers=1, n_heads=heads,
+                             d_ff=4 * d_model, vocab_size=1, seq_len=seq)
+
+
+def build_block(op: str, p: dict):
+    """The nn.Module of a block point (perfmodel.models classes)."""
+    if op in TRANSFORMER_BLOCKS:
+        from perfmodel.models.transformer import MLP, Attention, TransformerBlock
+
+        cls = {"attention": Attention, "transformer_mlp": MLP, "transformer_block": TransformerBlock}[op]
+        return cls(transformer_cfg(p["d_model"], p["seq_q"]))
+    if op == "mbconv":
+        from perfmodel.models.effnet import MBConv
+
+        return MBConv(p["c_in"], p["exp_r"], p["kernel_h"], p["stride"], p["se_r"], p["c_out"])
+    from perfmodel.models.anynet import ResBottleneckBlock
+
+    return ResBottleneckBlock(p["c_in"], p["c_out"], p["stride"], p["bot_mul"], p["group_w"], p["se_r"])
+
+
+@register_suite
+class BlocksSuite(Suite):
+    name = "blocks"
+    weight = 3.0
+
+    def timing_budget_s(self, device) -> float:
+        return 0.8 if device.kind == "cuda" else 0.6
+
+    def candidates(self, device) -> list[Point]:
+        import perfmodel.models.anynet  # noqa: F401  (the suite needs perfmodel's blocks)
+
+        g = GPU if device.kind == "cuda" else CPU
+        dtypes = tuple(d for d in g["dtypes"] if device.supports(d)[0])
+        points = []
+        cnn = sample_grid(dict(op=CNN_BLOCKS, batch=g["batch"], width=g["width"], res=g["res"],
+                               stride=(1, 2), k=(3, 5), dtype=dtypes, phase=PHASES),
+                          g["pool"], 11,
+                          lambda c: c["batch"] * c["width"] * c["res"] ** 2 <= g["max_elems"]
+                          and c["res"] >= 4 * c["stride"] and (c["op"] == "mbconv" or c["k"] == 3))
+        for c in cnn:
+            w_in = c["width"] // 2 if c["stride"] == 2 else c["width"]
+            if c["op"] == "mbconv":
+                w_in = max(16, c["width"] // 2) if c["stride"] == 2 else c["width"]
+            extra = _cnn_params(c["op"], c["width"])
+            points.append(Point.make(self.name, c["op"], c["phase"], c["dtype"], batch=c["batch"],
+                                     c_in=w_in, c_out=c["width"], h=c["res"], w=c["res"],
+                                     stride=c["stride"], kernel_h=c["k"], kernel_w=c["k"], **extra))
+        tr = sample_grid(dict(op=TRANSFORMER_BLOCKS, batch=g["t_batch"], d_model=g["d_model"],
+                              seq=g["seq"], dtype=dtypes, phase=PHASES), g["pool"], 12,
+                         lambda c: c["batch"] * c["seq"] * c["d_model"] <= g["max_tokens_width"])
+        for c in tr:
+            d = c["d_model"]
+            points.append(Point.make(self.name, c["op"], c["phase"], c["dtype"], batch=c["batch"],
+                                     seq_q=c["seq"], seq_k=c["seq"], d_model=d, heads=max(1, d // 64),
+                                     head_dim=64 if d >= 64 else d, d_ff=4 * d, causal=True))
+        return points
+
+    def features(self, point: Point) -> list[float]:
+        p = point.p
+        size = p.get("c_out", p.get("d_model"))
+        extent = p.get("h", p.get("seq_q"))
+        return [log2(p["batch"]), log2(size), log2(extent), log2(p.get("stride", 1))] + one_hot(
+            point.op, BLOCKS, 3.0) + one_hot(point.dtype, ALL_DTYPES) + one_hot(point.phase, PHASES)
+
+    def build(self, point: Point, device) -> Workload:
+        import torch
+
+        p, dt, dev = point.p, point.dtype, device.torch_device
+        module = build_block(point.op, p).to(device=dev, dtype=torch_dtype(dt))
+        if point.op in TRANSFORMER_BLOCKS:
+            shape = (p["batch"], p["seq_q"], p["d_model"])
+        else:
+            shape = (p["batch"], p["c_in"], p["h"], p["w"])
+        x = randn(shape, dt, dev, requires_grad=True)
+        params = [q for q in module.parameters() if q.requires_grad]
+        not_acts = list(module.parameters()) + list(module.buffers())
+        n_params = sum(q.numel() for q in module.parameters())
+        flops, nbytes = model_cost(module, (x.detach(),), dt, backward=point.phase == "fwd_bwd")
+
+        def forward():  # training-mode forward: what backward will need
+            module.train()
+            return module(x)
+
+        if point.phase == "fwd":
+            module.eval()
+
+            @contextlib.contextmanager
+            def context():
+                with math_mode(dt), torch.no_grad():
+                    yield
+
+            def run():
+                return module(x)
+
+            def act_forward():
+                out = forward()
+                module.eval()
+                return out
+
+            return Workload(run, forward=act_forward, not_activations=not_acts, context=context,
+                            flops=flops, bytes=nbytes, extra={"n_params": n_params})
+        module.train()
+        with torch.no_grad():
+            grad = torch.randn_like(module(x))
+
+        def fwd_bwd():
+            return torch.autograd.grad(module(x), [x] + params, grad)
+
+        return Workload(fwd_bwd, forward=forward, not_activations=not_acts,
+                        context=lambda: math_mode(dt), flops=flops, bytes=nbytes,
+                        extra={"n_params": n_params})

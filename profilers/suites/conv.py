@@ -1,0 +1,107 @@
+"""2-D convolutions over batch, channels, resolution, kernel, stride and groups (incl. depthwise)."""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from profilers.points import Point, Workload
+from profilers.suites.base import (Suite, log2, math_mode, one_hot, op_cost, randn,
+                                   register_suite)
+
+GPU_GRID = dict(batch=(1, 8, 32, 128), channels=(16, 32, 64, 128, 256, 512, 1024),
+                res=(7, 14, 28, 56, 112, 224), dtypes=("float32", "tf32", "float16", "bfloat16"),
+                max_flops=4e11, max_elems=2e8, pool=6000)
+CPU_GRID = dict(batch=(1, 2, 4, 8), channels=(8, 16, 32, 64, 128, 256),
+                res=(7, 14, 28, 56, 112), dtypes=("float32", "bfloat16"),
+                max_flops=6e8, max_elems=4e6, pool=3000)
+KERNELS = (1, 3, 5, 7)
+GROUPINGS = ("dense", "grouped", "depthwise")
+PHASES = ("fwd", "fwd_bwd")
+
+
+def conv_flops(batch, c_in, h, w, c_out, k, stride, groups) -> float:
+    """Forward FLOPs (2 x MACs) of a 'same'-padded convolution; used only to cap the grid."""
+    ho, wo = -(-h // stride), -(-w // stride)
+    return 2.0 * batch * c_out * ho * wo * (c_in // groups) * k * k
+
+
+@register_suite
+class ConvSuite(Suite):
+    name = "conv"
+    weight = 2.0
+
+    def candidates(self, device) -> list[Point]:
+        grid = GPU_GRID if device.kind == "cuda" else CPU_GRID
+        dtypes = [d for d in grid["dtypes"] if device.supports(d)[0]]
+        rng = np.random.default_rng(3)  # a fixed sample of the full product
+        seen, points = set(), []
+        for _ in range(grid["pool"]):
+            batch = int(rng.choice(grid["batch"]))
+            c_in = int(rng.choice(grid["channels"]))
+            res = int(rng.choice(grid["res"]))
+            k = int(rng.choice(KERNELS))
+            stride = int(rng.choice((1, 2)))
+            grouping = str(rng.choice(GROUPINGS))
+            dtype = str(rng.choice(dtypes))
+            phase = str(rng.choice(PHASES))
+            if grouping == "depthwise":
+                c_out, groups = c_in, c_in
+            else:
+                c_out = c_in * int(rng.choice((1, 2))) if stride == 2 else c_in
+                groups = max(1, c_in // 16) if grouping == "grouped" else 1
+            if k > res or (grouping == "grouped" and groups == 1):
+                continue
+            if conv_flops(batch, c_in, res, res, c_out, k, stride, groups) > grid["max_flops"]:
+                continue
+            if batch * max(c_in, c_out) * res * res > grid["max_elems"]:
+                continue
+            key = (batch, c_in, res, c_out, k, stride, groups, dtype, phase)
+            if key in seen:
+                continue
+            seen.add(key)
+            points.append(Point.make(
+                self.name, "conv2d", phase, dtype, batch=batch, c_in=c_in, h=res, w=res,
+                c_out=c_out, kernel_h=k, kernel_w=k, stride=stride, padding=k // 2,
+                dilation=1, groups=groups))
+        return points
+
+    def features(self, point: Point) -> list[float]:
+        p = point.p
+        return [log2(p["batch"]), log2(p["c_in"]), log2(p["c_out"]), log2(p["h"]),
+                log2(p["kernel_h"]) * 2, log2(p["stride"]) * 2, log2(p["groups"]) / 2,
+                ] + one_hot(point.dtype, GPU_GRID["dtypes"]) + one_hot(point.phase, PHASES)
+
+    def build(self, point: Point, device) -> Workload:
+        import torch
+        import torch.nn.functional as F
+
+        p, dt, dev = point.p, point.dtype, device.torch_device
+        x = randn((p["batch"], p["c_in"], p["h"], p["w"]), dt, dev, requires_grad=True)
+        weight = randn((p["c_out"], p["c_in"] // p["groups"], p["kernel_h"], p["kernel_w"]),
+                       dt, dev, requires_grad=True)
+        bias = None
+
+        def forward():
+            return F.conv2d(x, weight, bias, p["stride"], p["padding"], p["dilation"], p["groups"])
+
+        shape = {k: p[k] for k in ("batch", "c_in", "h", "w", "c_out", "kernel_h", "kernel_w",
+                                   "stride", "padding", "dilation", "groups")}
+        flops, nbytes = op_cost("conv2d", point.phase, **shape, dtype=dt)
+        if point.phase == "fwd":
+            @contextlib.contextmanager
+            def context():
+                with math_mode(dt), torch.no_grad():
+                    yield
+
+            return Workload(forward, forward=forward, not_activations=[weight],
+                            context=context, flops=flops, bytes=nbytes)
+        with torch.no_grad():
+            grad = torch.randn_like(forward())
+
+        def fwd_bwd():
+            out = forward()
+            return torch.autograd.grad(out, (x, weight), grad)
+
+        return Workload(fwd_bwd, forward=forward, not_activations=[weight],
+                        context=lambda: math_mode(dt), flops=flops, bytes=nbytes)

@@ -1,0 +1,124 @@
+"""Whole models, the ground truth for model-level predictions: training-step and inference
+time, peak memory and energy of scaled candidates of a CNN (RegNetX-400MF) and a
+GPT-style transformer, at a few batch sizes. Models come from `perfmodel.build_model`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+
+from profilers.points import Point, Workload
+from profilers.suites.base import (Suite, log2, math_mode, model_cost, one_hot,
+                                   register_suite, torch_dtype)
+
+CNN = "RegNetX-400MF"
+GPT = "gpt2"
+CNN_STRATEGIES = ("d", "w", "r", "dwr", "d1_w8_g8_r1")
+GPT_STRATEGIES = ("d", "w", "s", "dws")
+PHASES = ("train_step", "inference")
+
+# Base overrides keep CPU candidates to a fraction of a second per step on two cores.
+GPU = dict(dtypes=("tf32", "bfloat16"), factors=(0.25, 0.5, 1.0, 2.0, 4.0),
+           cnn_batch=(32, 64, 128), gpt_batch=(4, 8, 16), cnn_overrides={},
+           gpt_overrides={})
+CPU = dict(dtypes=("float32",), factors=(0.5, 1.0, 2.0), cnn_batch=(2, 4),
+           gpt_batch=(1, 2), cnn_overrides={"resolution": 64},
+           gpt_overrides={"n_layers": 4, "d_model": 256, "n_heads": 4, "d_ff": 1024,
+                          "seq_len": 128, "vocab_size": 4096})
+
+
+@register_suite
+class ValidationSuite(Suite):
+    name = "validation"
+    weight = 2.0
+
+    def timing_budget_s(self, device) -> float:
+        return 1.5 if device.kind == "cuda" else 1.0
+
+    def candidates(self, device) -> list[Point]:
+        from perfmodel.models.registry import get_params
+
+        get_params(CNN), get_params(GPT)  # the suite needs both families
+        g = GPU if device.kind == "cuda" else CPU
+        dtypes = [d for d in g["dtypes"] if device.supports(d)[0]]
+        points = []
+        for model, strategies, batches, overrides in (
+                (CNN, CNN_STRATEGIES, g["cnn_batch"], g["cnn_overrides"]),
+                (GPT, GPT_STRATEGIES, g["gpt_batch"], g["gpt_overrides"])):
+            for factor in g["factors"]:
+                for strategy in (strategies if factor != 1.0 else ("",)):
+                    for batch in batches:
+                        for dtype in dtypes:
+                            for phase in PHASES:
+                                points.append(Point.make(
+                                    self.name, model, phase, dtype, factor=factor,
+                                    strategy=strategy, batch=batch,
+                                    overrides=json.dumps(overrides, sort_keys=True)))
+        return points
+
+    def features(self, point: Point) -> list[float]:
+        p = point.p
+        return [log2(p["factor"] * 4), log2(p["batch"])] + one_hot(
+            p["strategy"], ("",) + CNN_STRATEGIES + GPT_STRATEGIES, 1.5) + one_hot(
+            point.op, (CNN, GPT)) + one_hot(point.phase, PHASES) + one_hot(
+            point.dtype, GPU["dtypes"] + CPU["dtypes"])
+
+    def build(self, point: Point, device) -> Workload:
+        import torch
+        import torch.nn.functional as F
+
+        from perfmodel import build_model
+
+        p, dt, dev = point.p, point.dtype, device.torch_device
+        model = build_model(point.op, p["factor"], p["strategy"] or None, **json.loads(p["overrides"]))
+        model = model.to(device=dev, dtype=torch_dtype(dt))
+        batch = p["batch"]
+        cfg = getattr(model, "cfg", None)
+        if cfg is not None:  # transformer: token ids, next-token loss
+            x = torch.randint(0, cfg.vocab_size, (batch,) + tuple(model.input_size), device=dev)
+            target = torch.randint(0, cfg.vocab_size, x.shape, device=dev)
+            loss_fn = lambda out: F.cross_entropy(out.flatten(0, 1).float(), target.flatten())  # noqa: E731
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            extra = dict(d_model=cfg.d_model, d_ff=cfg.d_ff, heads=cfg.n_heads,
+                         seq_q=cfg.seq_len, seq_k=cfg.seq_len, causal=cfg.causal)
+        else:  # CNN: images, classification loss
+            x = torch.randn((batch,) + tuple(model.input_size), device=dev).to(torch_dtype(dt))
+            target = torch.randint(0, 1000, (batch,), device=dev)
+            loss_fn = lambda out: F.cross_entropy(out.float(), target % out.shape[-1])  # noqa: E731
+            optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+            extra = dict(h=model.input_size[-2], w=model.input_size[-1], c_in=model.input_size[0])
+        extra["n_params"] = sum(q.numel() for q in model.parameters())
+        training = point.phase == "train_step"
+        flops, nbytes = model_cost(model, (x,), dt, backward=training)
+        not_acts = list(model.parameters()) + list(model.buffers())
+
+        def forward():
+            model.train()
+            return model(x)
+
+        if not training:
+            model.eval()
+
+            @contextlib.contextmanager
+            def context():
+                with math_mode(dt), torch.no_grad():
+                    yield
+
+            def act_forward():
+                out = forward()
+                model.eval()
+                return out
+
+            return Workload(lambda: model(x), forward=act_forward, not_activations=not_acts,
+                            context=context, flops=flops, bytes=nbytes, extra=extra)
+        model.train()
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x))
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return Workload(step, forward=forward, not_activations=not_acts,
+                        context=lambda: math_mode(dt), flops=flops, bytes=nbytes, extra=extra)
