@@ -125,7 +125,9 @@ def test_published_layouts_fit_in_memory():
         plain = estimate_mfu(c.model, c.batch, c.seq_len, gpus=c.gpus, precision=c.precision,
                              device=c.device, tokens_per_s=c.tokens_per_s_per_gpu,
                              step_time=c.step_time, micro_batch=1)
-        assert not plain.fits_in_memory, c.label
+        assert plain.memory.total > r.memory.total, c.label
+        if 16 * r.params > r.device.memory_bytes:  # Adam states alone exceed one GPU
+            assert not plain.fits_in_memory, c.label
 
 
 def test_parallel_layout_errors():
