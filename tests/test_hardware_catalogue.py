@@ -7,7 +7,7 @@ import math
 import pytest
 
 from perfmodel.errors import PerfmodelError
-from perfmodel.hardware.catalogue import get_device, list_devices
+from perfmodel.hardware.catalogue import DeviceSpec, get_device, list_devices
 from perfmodel.hardware.cpu import local_cpu
 
 NVML_NAMES = {
@@ -113,6 +113,15 @@ def test_peak_modes_and_errors():
         h100.peak("float13")
 
 
+def test_dict_round_trip():
+    for dev in list_devices(include_cpu=True):
+        back = DeviceSpec.from_dict(json.loads(json.dumps(dev.to_dict())))
+        assert back.key == dev.key and back.peak_flops == dev.peak_flops
+        assert back.memory_bytes == dev.memory_bytes and hash(back) == hash(dev)
+    with pytest.raises(PerfmodelError, match="not a device description"):
+        DeviceSpec.from_dict({"key": "x"})
+
+
 def test_cpu_from_machine():
     cpu = get_device("cpu")
     assert cpu is local_cpu() and cpu.kind == "cpu"
@@ -131,6 +140,9 @@ def test_cli_devices(capsys):
     assert main(["devices", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {"h100-sxm", "cpu"} <= {r["key"] for r in rows}
+    assert main(["devices", "--json", "--measure-cpu-bandwidth"]) == 0
+    cpu_row = [r for r in json.loads(capsys.readouterr().out) if r["key"] == "cpu"][0]
+    assert "measured" in cpu_row["source"]
     assert main(["devices", "--no-cpu"]) == 0
     out = capsys.readouterr().out
     assert "h100-sxm" in out and "NVIDIA GeForce RTX 4090" in out

@@ -19,6 +19,9 @@ def register(subparsers) -> None:
                     "torch/NVML report.")
     p.add_argument("--json", action="store_true", help="one JSON list on stdout")
     p.add_argument("--no-cpu", action="store_true", help="leave out the local CPU")
+    p.add_argument("--measure-cpu-bandwidth", action="store_true",
+                   help="measure the CPU's memory bandwidth (a NumPy copy) instead of the "
+                        "documented per-core estimate")
     p.set_defaults(func=run)
 
 
@@ -27,7 +30,8 @@ def _fmt(v: float, scale: float, digits: int = 1) -> str:
 
 
 def run(args) -> int:
-    devices = list_devices(include_cpu=not args.no_cpu)
+    devices = list_devices(include_cpu=not args.no_cpu,
+                           measure_cpu_bandwidth=args.measure_cpu_bandwidth)
     if args.json:
         print(json.dumps([d.to_dict() for d in devices], indent=2))
         return 0

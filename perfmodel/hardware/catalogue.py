@@ -49,13 +49,14 @@ def _index() -> dict[str, DeviceSpec]:
     return index
 
 
-def list_devices(include_cpu: bool = False) -> list[DeviceSpec]:
+def list_devices(include_cpu: bool = False, measure_cpu_bandwidth: bool = False
+                 ) -> list[DeviceSpec]:
     """All catalogue entries (GPUs then TPUs), and the local CPU if asked."""
     devices = list(GPUS + TPUS)
     if include_cpu:
         from perfmodel.hardware.cpu import local_cpu
 
-        devices.append(local_cpu())
+        devices.append(local_cpu(measure_bandwidth=measure_cpu_bandwidth))
     return devices
 
 

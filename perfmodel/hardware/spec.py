@@ -72,6 +72,24 @@ class DeviceSpec:
         """Arithmetic intensity (FLOP/byte) where each math mode turns compute-bound."""
         return {m: v / self.memory_bandwidth for m, v in self.peak_flops.items()}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "DeviceSpec":
+        """Inverse of `to_dict` (None becomes NaN)."""
+        def num(v):
+            return float("nan") if v is None else float(v)
+
+        try:
+            return cls(
+                key=d["key"], name=d["name"], kind=d["kind"], sm_count=int(d["sm_count"]),
+                boost_clock_hz=num(d["boost_clock_hz"]),
+                peak_flops={k: num(v) for k, v in d["peak_flops"].items()},
+                memory_bytes=int(d["memory_bytes"]), memory_bandwidth=num(d["memory_bandwidth"]),
+                l2_bytes=int(d.get("l2_bytes") or 0), tdp_w=num(d.get("tdp_w")),
+                aliases=tuple(d.get("aliases", ())), source=d.get("source", ""),
+                architecture=d.get("architecture", ""), notes=d.get("notes", ""))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise PerfmodelError(f"not a device description: {type(exc).__name__}: {exc}") from None
+
     def to_dict(self) -> dict:
         """JSON-friendly view (NaN becomes None)."""
         def clean(v):
