@@ -182,11 +182,12 @@ TPUS: tuple[DeviceSpec, ...] = (
         boost_clock_hz=1050 * MHz,
         peak_flops={"bfloat16": 275 * T, "int8": 275 * T},
         memory_bytes=32 * GiB, memory_bandwidth=1200 * GB_S, l2_bytes=128 * MiB,
-        tdp_w=float("nan"), aliases=("tpuv4", "TPU v4", "tpu-v4-chip"),
+        tdp_w=192.0, aliases=("tpuv4", "TPU v4", "tpu-v4-chip"),
         source="Jouppi et al., 'TPU v4' (ISCA 2023), Table 2: 2 TensorCores at 1050 MHz, "
                "275 TFLOP/s bf16 and int8 per chip, 32 GiB HBM2 at 1200 GB/s, 128 MiB CMEM "
-               "(listed as l2_bytes); PaLM (Chowdhery et al. 2022) uses 275 TFLOP/s",
+               "(listed as l2_bytes); Google Cloud TPU v4 documentation: 192 W maximum per chip; "
+               "PaLM (Chowdhery et al. 2022) uses 275 TFLOP/s",
         architecture="tpu-v4",
-        notes="sm_count counts TensorCores; TDP not used here (NaN)",
+        notes="sm_count counts TensorCores",
     ),
 )
