@@ -186,3 +186,11 @@ def export_csv(directory, out: Path | str | None = None) -> Path:
     out = Path(out) if out else Path(directory) / "measurements.csv"
     frame.to_csv(out, index=False)
     return out
+
+
+def columns_markdown() -> str:
+    """The column table of datasets/README.md (kept equal by a test)."""
+    lines = ["| column | type | unit | meaning |", "| --- | --- | --- | --- |"]
+    for c in COLUMNS:
+        lines.append(f"| `{c.name}` | {c.dtype} | {c.unit or '-'} | {c.doc} |")
+    return "\n".join(lines)

@@ -76,3 +76,16 @@ class CpuDevice(Device):
             "rapl_zones": [name for name, _, _ in self.rapl.zones],
             "notes": list(self.notes),
         }
+
+
+def slug(text: str) -> str:
+    """Lower-case words joined by dashes: 'AMD EPYC 7B13' -> 'amd-epyc-7b13'."""
+    import re
+
+    words = re.sub(r"\((r|tm)\)|cpu @ [\d.]+ ?ghz|processor|\d+-core", " ", text.lower())
+    return "-".join(re.findall(r"[a-z0-9.]+", words)).strip("-.") or "unknown"
+
+
+def cpu_slug() -> str:
+    """Directory name for this CPU's profile under datasets/: `cpu-<model>`."""
+    return "cpu-" + slug(cpu_model())

@@ -130,6 +130,7 @@ class CudaDevice(Device):
             "cuda_runtime": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
             "cublas": cublas_version(),
+            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         }
         if self.nvml is not None:
             meta.update(self.nvml.metadata())

@@ -1,0 +1,72 @@
+"""GPU paths of the profilers (skipped without a CUDA GPU)."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+
+def test_cuda_timer_matches_event_timing():
+    import torch
+
+    from profilers.device import open_device
+    from profilers.timer import Timer
+
+    dev = open_device("cuda:0")
+    a = torch.randn(4096, 4096, device="cuda", dtype=torch.float16)
+    timing = Timer(dev, budget_s=1.0).measure(lambda: a @ a)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(50):
+        a @ a
+    end.record()
+    torch.cuda.synchronize()
+    per = start.elapsed_time(end) / 1e3 / 50
+    assert timing.median_s == pytest.approx(per, rel=0.15)
+    assert timing.reps >= 3 and timing.iqr_s < timing.median_s
+
+
+def test_cuda_timer_l2_flush_runs_one_execution_per_sample():
+    import torch
+
+    from profilers.device import open_device
+    from profilers.timer import Timer
+
+    dev = open_device("cuda:0")
+    a = torch.randn(1024, 1024, device="cuda")
+    timing = Timer(dev, budget_s=0.3, flush_l2=True).measure(lambda: a @ a)
+    assert timing.inner == 1 and timing.median_s > 0
+
+
+def test_fp8_gemm_where_supported():
+    from profilers.device import open_device
+    from profilers.measure import measure_point
+    from profilers.points import Point
+    from profilers.suites import get_suite
+
+    dev = open_device("cuda:0")
+    ok, why = dev.supports("float8_e4m3fn")
+    if not ok:
+        pytest.skip(why)
+    suite = get_suite("gemm")
+    assert any(p.dtype == "float8_e4m3fn" for p in suite.points(dev))
+    point = Point.make("gemm", "gemm", "fwd", "float8_e4m3fn", m=4096, n=4096, k=4096, b=1)
+    row = measure_point(suite, point, 0, dev)
+    assert row["status"] == "ok", row["error"]
+    assert row["flops"] == 2 * 4096 ** 3
+    assert row["flops"] / row["time_s"] > 100e12  # FP8 tensor cores, far above fp32 SIMT
+
+
+def test_gpu_profile_has_energy_memory_and_state(tmp_path):
+    from profilers.runner import ProfileConfig, run_profile
+
+    result = run_profile(ProfileConfig(out=tmp_path, device="cuda:0", suites=("gemm", "blocks"),
+                                       budget_s=30), progress="none")
+    ok = result.frame[result.frame["status"] == "ok"]
+    assert len(ok) >= 5
+    assert (ok["peak_bytes"] > 0).all() and ok["sm_clock_hz"].notna().all()
+    if result.metadata.get("energy_counter"):
+        assert (ok["energy_j"] > 0).all() and (ok["power_w"] > 0).all()
+        assert ok["energy_source"].eq("nvml_counter").all()
+    assert result.metadata["idle_power_w"] is None or result.metadata["idle_power_w"] > 0
+    assert result.metadata["driver"] and result.metadata["cuda_runtime"]

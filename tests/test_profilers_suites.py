@@ -1,0 +1,95 @@
+"""Suites on the CPU: deterministic spread-ordered points covering the asked-for space,
+and every block and validation model measurable."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from profilers.device import open_device
+from profilers.measure import measure_point
+from profilers.suites import get_suite, suite_names
+
+CPU = open_device("cpu")
+
+
+class _Quick:
+    """A suite wrapper with a tiny timing budget, for tests."""
+
+    def __init__(self, suite):
+        self.suite = suite
+
+    def __getattr__(self, name):
+        return getattr(self.suite, name)
+
+    def timing_budget_s(self, device):
+        return 0.02
+
+
+def test_registry_lists_the_four_suites():
+    assert suite_names()[:4] == ["gemm", "conv", "blocks", "validation"]
+
+
+@pytest.mark.parametrize("name", ["gemm", "conv", "blocks", "validation"])
+def test_points_are_deterministic_unique_and_finite(name):
+    suite = get_suite(name)
+    a, b = suite.points(CPU), suite.points(CPU)
+    assert a == b and len(a) > 10
+    ids = [p.id for p in a]
+    assert len(set(ids)) == len(ids)
+    assert all(math.isfinite(v) for p in a[:50] for v in suite.features(p))
+
+
+def test_gemm_space_on_cpu():
+    pts = get_suite("gemm").points(CPU)
+    p = [(x.p["m"], x.p["n"], x.p["k"], x.p["b"], x.dtype) for x in pts]
+    assert {d for *_, d in p} == {"float32", "bfloat16", "float16"}  # no tf32/fp8 on a CPU
+    assert any(m == n == k and m & (m - 1) == 0 for m, n, k, b, _ in p)  # power-of-two squares
+    assert any(m == n == k and m % 2 for m, n, k, b, _ in p)  # odd squares
+    assert any(m <= 4 and n >= 768 and k >= 768 for m, n, k, b, _ in p)  # LLM decode-like
+    assert any(b > 1 for _, _, _, b, _ in p)  # batched
+    assert all((x.op == "bmm") == (x.p["b"] > 1) for x in pts)
+    # the first 10% of the order already spans most of the size range
+    head = pts[: len(pts) // 10]
+    ms = [x.p["m"] for x in head]
+    assert min(ms) <= 32 and max(ms) >= 512
+
+
+def test_conv_space_on_cpu():
+    pts = get_suite("conv").points(CPU)
+    assert any(x.p["groups"] == x.p["c_in"] == x.p["c_out"] > 1 for x in pts)  # depthwise
+    assert any(1 < x.p["groups"] < x.p["c_in"] for x in pts)  # grouped
+    assert {x.p["kernel_h"] for x in pts} == {1, 3, 5, 7}
+    assert {x.p["stride"] for x in pts} == {1, 2}
+    assert {x.phase for x in pts} == {"fwd", "fwd_bwd"}
+
+
+def test_every_block_kind_measures_on_cpu():
+    suite = get_suite("blocks")
+    pts = suite.points(CPU)
+    smallest = {}
+    for p in pts:
+        size = p.p["batch"] * p.p.get("c_out", p.p.get("d_model")) * p.p.get("h", p.p.get("seq_q"))
+        if p.dtype == "float32" and p.phase == "fwd_bwd" and (
+                p.op not in smallest or size < smallest[p.op][0]):
+            smallest[p.op] = (size, p)
+    assert set(smallest) == {"resnet_bottleneck", "regnet_x_block", "regnet_y_block", "mbconv",
+                             "attention", "transformer_mlp", "transformer_block"}
+    for _, point in smallest.values():
+        row = measure_point(_Quick(suite), point, 0, CPU)
+        assert row["status"] == "ok", row["error"]
+        assert row["time_s"] > 0 and row["act_bytes"] > 0 and row["n_params"] > 0
+
+
+def test_validation_models_measure_on_cpu():
+    suite = get_suite("validation")
+    pts = suite.points(CPU)
+    for model in ("RegNetX-400MF", "gpt2"):
+        point = min((p for p in pts if p.op == model and p.phase == "inference"),
+                    key=lambda p: (p.p["factor"], p.p["batch"]))
+        row = measure_point(_Quick(suite), point, 0, CPU)
+        assert row["status"] == "ok", row["error"]
+        assert row["time_s"] > 0 and row["act_bytes"] > 0
+    train = [p for p in pts if p.phase == "train_step"]
+    assert {p.p["strategy"] for p in train if p.op == "RegNetX-400MF"} >= {"d", "w", "r"}
+    assert {p.p["strategy"] for p in train if p.op == "gpt2"} >= {"d", "w", "s"}
