@@ -132,7 +132,8 @@ def test_korthikanti_activation_formulas():
     assert act("selective", tp=t) == pytest.approx(sbh * (10 + 24 / t))
     assert act("full") == pytest.approx(2 * sbh)
     # Their sec. 5: selective + sequence parallel cuts activations ~5x vs tensor parallel alone.
-    assert act(tp=t) / act("selective", tp=t, sequence_parallel=True) == pytest.approx(5.4, rel=0.05)
+    assert act(tp=t) / act("selective", tp=t, sequence_parallel=True) == pytest.approx(
+        5.4, rel=0.05)
 
 
 def test_activation_variants_llama():
@@ -155,3 +156,27 @@ def test_all_configs_have_consistent_closed_forms():
         assert 0 < pc.non_embedding < pc.total and pc.matmul <= pc.total + pc.head_matmul
         f = flops_per_token(cfg)
         assert f.training == pytest.approx(3 * f.forward) and f.hardware == f.training
+
+
+@pytest.mark.parametrize("name,seq", [("gpt2", 256), ("Llama-3-8B", 512), ("PaLM-540B", 256)])
+def test_flops_match_torch_flop_counter(name, seq):
+    """Forward and forward+backward FLOPs (full attention) equal torch.utils.flop_counter's
+    count of the built module on the meta device (2 layers to stay fast)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    tr = pytest.importorskip("perfmodel.models.transformer")
+    cfg = get_transformer_config(name).scaled(n_layers=2)
+    with torch.device("meta"):
+        model = tr.Transformer(cfg)
+        tokens = torch.zeros(2, seq, dtype=torch.long)
+    ours = flops_per_token(cfg, seq, attention="full")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        out = model(tokens)
+    assert counter.get_total_flops() == pytest.approx(ours.forward * 2 * seq, rel=1e-9)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(tokens).sum().backward()
+    assert counter.get_total_flops() == pytest.approx(ours.training * 2 * seq, rel=1e-9)
+    assert out.shape == (2, seq, cfg.vocab_size)
