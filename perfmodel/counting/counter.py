@@ -134,7 +134,7 @@ def _meta_like(t: torch.Tensor, dtype: torch.dtype, requires_grad: bool = False)
 
 def _to_meta(x, dtype):
     if isinstance(x, torch.Tensor):
-        return _meta_like(x, dtype)
+        return _meta_like(x, dtype, x.requires_grad)
     if isinstance(x, (list, tuple)):
         return type(x)(_to_meta(y, dtype) for y in x)
     if isinstance(x, dict):
@@ -182,7 +182,8 @@ def count_model(model: nn.Module, input_size: tuple | None = None, *, inputs=Non
 
     `input_size` defaults to `model.input_size`; a 1-D size on a model with embeddings
     means token ids. `inputs` (a tensor, tuple of positional args, or dict of keyword
-    args) gives example inputs instead: only their shapes and dtypes are used. Floating
+    args) gives example inputs instead: only their shapes, dtypes and `requires_grad`
+    are used (an input that requires grad gets its gradient computed). Floating
     parameters, buffers and inputs are cast to `dtype` (`tf32` = float32 storage, GEMMs
     and convs recorded as tf32). `causal_flops` picks the causal-attention convention
     (`full`, `unmasked`, `half`; see `perfmodel.ops.attention`).

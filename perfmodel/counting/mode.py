@@ -169,9 +169,17 @@ class CountingMode(TorchDispatchMode):
         cost = get_formula(kind)(phase=spec.direction, dtype=cost_dtype, **params)
         if phase == "bwd" and cost.acts:  # gradients are not activations
             cost = replace(cost, acts=0)
-        shapes = tuple(tuple(a.shape) for a in args if isinstance(a, torch.Tensor))
+        shapes = tuple(_shape(a) for a in args
+                       if isinstance(a, torch.Tensor) or (isinstance(a, (list, tuple)) and a
+                                                          and isinstance(a[0], torch.Tensor)))
         self.records.append(OpRecord(kind, str(func), module, phase, name, shapes, params, cost,
                                      spec.direction))
+
+
+def _shape(a):
+    if isinstance(a, torch.Tensor):
+        return tuple(a.shape)
+    return tuple(tuple(t.shape) for t in a if isinstance(t, torch.Tensor))
 
 
 class _Unkeyable(Exception):
