@@ -22,6 +22,9 @@ class CudaDevice(Device):
         self.props = torch.cuda.get_device_properties(index)
         torch.cuda.set_device(index)
         self.nvml = Nvml.open(index, self.notes)
+        # The energy window must span many counter updates (about 10 ms apart on recent GPUs).
+        self.counter_period_s = self.nvml.counter_period_s() if self.nvml is not None else None
+        self.min_window_s = max(0.5, 50 * (self.counter_period_s or 0.0))
 
     @property
     def torch_device(self):
@@ -134,6 +137,7 @@ class CudaDevice(Device):
         }
         if self.nvml is not None:
             meta.update(self.nvml.metadata())
+            meta["energy_counter_period_s"] = self.counter_period_s
         meta["notes"] = list(self.notes)
         return meta
 

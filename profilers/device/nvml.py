@@ -134,6 +134,25 @@ class Nvml:
         except Exception:
             return None
 
+    def counter_period_s(self, seconds: float = 0.5) -> float | None:
+        """How often the energy counter changes (median interval), polled for `seconds`."""
+        import time
+
+        if not self.has_counter:
+            return None
+        changes, last = [], self.energy_j()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            value = self.energy_j()
+            if value != last:
+                changes.append(time.perf_counter())
+                last = value
+            time.sleep(0.0005)
+        if len(changes) < 3:
+            return None
+        gaps = sorted(b - a for a, b in zip(changes, changes[1:]))
+        return gaps[len(gaps) // 2]
+
     def power_w(self) -> float | None:
         """Power now in watts (instantaneous field where the driver has it)."""
         try:

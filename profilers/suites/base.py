@@ -42,7 +42,7 @@ class Suite:
     def energy_window_s(self, device, time_s: float) -> float:
         """Length of the energy window for a point taking `time_s` per execution."""
         if device.kind == "cuda":
-            return 1.0 if time_s < 1e-3 else 0.5
+            return max(getattr(device, "min_window_s", 0.5), 1.0 if time_s < 1e-3 else 0.5)
         return 0.3
 
     def points(self, device) -> list[Point]:
