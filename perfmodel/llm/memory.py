@@ -99,8 +99,21 @@ def state_bytes(cfg: TransformerConfig, precision: str = "bf16",
 def activation_bytes_per_layer(cfg: TransformerConfig, micro_batch: int, seq_len: int,
                                recompute="none", *, tp: int = 1,
                                sequence_parallel: bool = False, dropout: bool = True,
-                               flash: bool = False, bytes_per_element: int = 2) -> float:
-    """Activation bytes one transformer layer keeps for backward (Korthikanti et al.)."""
+                               flash: bool = False, bytes_per_element: int = 2,
+                               implementation: str = "megatron") -> float:
+    """Activation bytes one transformer layer keeps for backward.
+
+    `implementation="megatron"`: Korthikanti et al.'s accounting (fused kernels: each
+    norm keeps its 16-bit input, SwiGLU keeps gate, up and their product).
+    `implementation="eager"`: what PyTorch eager autograd saves for
+    `perfmodel.models.transformer.TransformerBlock` (checked in the tests with
+    saved-tensor hooks): norms also keep their statistics, RMSNorm computes in float32
+    (input and normalised output, 4 bytes each), SwiGLU keeps silu(gate) too, the SDPA
+    output is kept besides the projection's input copy, and RoPE keeps cos/sin.
+    """
+    if implementation not in ("megatron", "eager"):
+        raise PerfmodelError(f"unknown implementation {implementation!r}; "
+                             f"expected megatron or eager")
     rc = parse_recompute(recompute)
     s, b, h, a = seq_len, micro_batch, cfg.d_model, cfg.n_heads
     e = bytes_per_element
@@ -111,7 +124,7 @@ def activation_bytes_per_layer(cfg: TransformerConfig, micro_batch: int, seq_len
         return float(e * sbh / (tp if sequence_parallel else 1))
     if not isinstance(rc, str):  # fraction f recomputed: interpolate none -> full
         kw = dict(tp=tp, sequence_parallel=sequence_parallel, dropout=dropout, flash=flash,
-                  bytes_per_element=e)
+                  bytes_per_element=e, implementation=implementation)
         none = activation_bytes_per_layer(cfg, micro_batch, seq_len, "none", **kw)
         full = activation_bytes_per_layer(cfg, micro_batch, seq_len, "full", **kw)
         return (1.0 - rc) * none + rc * full
@@ -125,6 +138,17 @@ def activation_bytes_per_layer(cfg: TransformerConfig, micro_batch: int, seq_len
     # MLP internals (24 sbh for GPT).
     split = e * s * b * (d_attn + 2 * kv + d_attn)
     split += e * s * b * cfg.d_ff * (3 if cfg.mlp == "swiglu" else 2)
+    if implementation == "eager":
+        sb = s * b
+        if cfg.norm == "rmsnorm":  # float32 input and normalised output, float32 rstd
+            replicated += 2 * (2 * 4 * sbh + 4 * sb) - 2 * e * sbh
+        else:  # 16-bit input (counted above) plus mean and rstd
+            replicated += 2 * 2 * e * sb
+        if cfg.position == "rope":
+            replicated += 4 * e * s * cfg.head_dim  # cos and sin, for q and for k
+        split += e * s * b * d_attn  # SDPA output besides the projection's input copy
+        if cfg.mlp == "swiglu":
+            split += e * s * b * cfg.d_ff  # silu(gate)
     # s x s attention scores: softmax output (+ dropout mask and output): 5 a s^2 b for GPT.
     if rc == "selective":
         scores = 0
@@ -226,7 +250,8 @@ class TrainingMemory:
 def training_memory(cfg: TransformerConfig, micro_batch: int, seq_len: int | None = None, *,
                     precision: str = "bf16", optimizer: str = "adam", recompute="none",
                     dropout: bool | None = None, flash: bool = False,
-                    parallel: Parallelism | None = None) -> TrainingMemory:
+                    parallel: Parallelism | None = None,
+                    implementation: str = "megatron") -> TrainingMemory:
     """Model states + activations per GPU for `micro_batch` sequences per micro-step.
 
     Default `parallel`: one GPU / plain data parallelism (every GPU holds everything).
@@ -245,7 +270,8 @@ def training_memory(cfg: TransformerConfig, micro_batch: int, seq_len: int | Non
     rc = parse_recompute(recompute)
     per_layer = activation_bytes_per_layer(cfg, micro_batch, s, rc, dropout=dropout,
                                            flash=flash, tp=par.tp,
-                                           sequence_parallel=par.sequence_parallel) / par.cp
+                                           sequence_parallel=par.sequence_parallel,
+                                           implementation=implementation) / par.cp
     head = 2.0 * s * micro_batch * (cfg.d_model + cfg.vocab_size / par.tp) / par.cp
     return TrainingMemory(states=states, parallel=par, activations_per_layer=per_layer,
                           activations=cfg.n_layers * per_layer + head, micro_batch=micro_batch,
