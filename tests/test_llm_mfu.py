@@ -56,6 +56,8 @@ def test_bad_inputs():
         estimate_mfu("gpt2", 8, step_time=1, tokens_per_s=5)
     with pytest.raises(PerfmodelError, match="positive"):
         estimate_mfu("gpt2", 8, step_time=-1)
+    with pytest.raises(PerfmodelError, match="must be a number"):
+        estimate_mfu("gpt2", 8, tokens_per_s="fast")
     with pytest.raises(PerfmodelError, match="smaller than"):
         estimate_mfu("gpt2", 2, gpus=8, step_time=1)
     with pytest.raises(PerfmodelError, match="no dense bfloat16"):
@@ -81,6 +83,7 @@ def test_predicted_mode_hook(monkeypatch):
         register_step_time_predictor(None)
     assert r.mode == "predicted" and r.to_dict()["pred_step_time_s"] == 0.25
     assert calls["batch"] == 8 and calls["seq_len"] == 1024 and calls["device"].key == "rtx-4090"
+    assert calls["parallel"].dp == 1 and calls["micro_batch"] == 8
 
 
 def test_cli_json(capsys, tmp_path):

@@ -44,7 +44,9 @@ def register_step_time_predictor(fn: StepTimePredictor | None) -> None:
     """Install the function `predict_step_time` delegates to (None removes it).
 
     It is called as fn(cfg, *, batch, seq_len, gpus, micro_batch, precision, device,
-    recompute) and returns the predicted seconds of one optimizer step.
+    recompute, parallel) (`device` a DeviceSpec, `parallel` a
+    `perfmodel.llm.memory.Parallelism`) and returns the predicted seconds of one
+    optimizer step of the global batch.
     """
     global _STEP_TIME_PREDICTOR
     _STEP_TIME_PREDICTOR = fn
@@ -52,7 +54,7 @@ def register_step_time_predictor(fn: StepTimePredictor | None) -> None:
 
 def predict_step_time(cfg: TransformerConfig, *, batch: int, seq_len: int, gpus: int,
                       micro_batch: int, precision: str, device: DeviceSpec,
-                      recompute="none") -> float:
+                      recompute="none", parallel: Parallelism | None = None) -> float:
     """Predicted seconds of one training step (global batch) - the predicted-mode hook."""
     if _STEP_TIME_PREDICTOR is None:
         raise PerfmodelError(
@@ -60,7 +62,8 @@ def predict_step_time(cfg: TransformerConfig, *, batch: int, seq_len: int, gpus:
             "none is available yet): pass --tokens-per-s or --step-time")
     t = float(_STEP_TIME_PREDICTOR(cfg, batch=batch, seq_len=seq_len, gpus=gpus,
                                    micro_batch=micro_batch, precision=precision,
-                                   device=device, recompute=recompute))
+                                   device=device, recompute=recompute,
+                                   parallel=parallel or Parallelism(dp=gpus)))
     if not math.isfinite(t) or t <= 0:
         raise PerfmodelError(f"step-time predictor returned an invalid time {t!r}")
     return t
@@ -165,7 +168,10 @@ class MfuReport:
 
 
 def _positive(value, what: str) -> float:
-    v = float(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise PerfmodelError(f"{what} must be a number, got {value!r}") from None
     if not math.isfinite(v) or v <= 0:
         raise PerfmodelError(f"{what} must be a positive number, got {value!r}")
     return v
@@ -216,7 +222,7 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
         try:
             step = predict_step_time(cfg, batch=batch, seq_len=s, gpus=gpus,
                                      micro_batch=micro_batch, precision=prec, device=dev,
-                                     recompute=recompute)
+                                     recompute=recompute, parallel=par)
         except PerfmodelError as exc:
             fit = "fits" if mem.fits(dev.memory_bytes) else "does NOT fit"
             raise PerfmodelError(
