@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from profilers.journal import Journal
 from profilers.measure import measure_point
 from profilers.progress import fmt_seconds, make_progress
 from profilers.schema import (JOURNAL, METADATA, SCHEMA_VERSION, dedupe, read_metadata,
-                              read_profile, to_frame, write_measurements, write_metadata)
-from profilers.suites import get_suite, suite_names
+                              read_profile, write_measurements, write_metadata)
+from profilers.suites import get_suite
 
 
 @dataclass(frozen=True)
@@ -112,12 +111,13 @@ def _points_of(rows: list[dict], suite: str) -> list[dict]:
     return [r for r in rows if r.get("suite") == suite]
 
 
-def run_profile(config: ProfileConfig, progress: str = "auto", log=print) -> ProfileResult:
+def run_profile(config: ProfileConfig, progress: str = "auto") -> ProfileResult:
     """Measure `config.suites` within `config.budget_s`; resume what a previous run left."""
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     for name in config.suites:
         get_suite(name)  # unknown names fail before anything is measured
+    if out.exists() and not out.is_dir():
+        raise PerfmodelError(f"--out {out} exists and is not a directory")
     journal = Journal(out / JOURNAL)
     resumed = (out / METADATA).is_file()
     if resumed:
@@ -130,6 +130,7 @@ def run_profile(config: ProfileConfig, progress: str = "auto", log=print) -> Pro
             return ProfileResult(out, frame, meta, [SuiteState(**s) for s in meta["suite_state"]], True)
     device = open_device(config.device)
     try:
+        out.mkdir(parents=True, exist_ok=True)
         if not resumed:
             meta = collect_metadata(device, config)
             meta["idle_power_w"] = device.idle_power_w()
@@ -137,12 +138,12 @@ def run_profile(config: ProfileConfig, progress: str = "auto", log=print) -> Pro
             meta["suite_state"] = []
             write_metadata(meta, out)
         meta["notes"] = sorted(set(meta.get("notes", [])) | set(device.notes))
-        return _run(config, device, meta, journal, out, progress, resumed, log)
+        return _run(config, device, meta, journal, out, progress, resumed)
     finally:
         device.close()
 
 
-def _run(config, device, meta, journal, out, progress, resumed, log) -> ProfileResult:
+def _run(config, device, meta, journal, out, progress, resumed) -> ProfileResult:
     shares = split_budget(config.budget_s, {n: get_suite(n).weight for n in config.suites})
     prior = read_profile(out).to_dict("records") if resumed else []
     ended = {r["name"]: r for r in journal.read() if r.get("kind") == "suite_end"}

@@ -1,7 +1,6 @@
 """End-to-end runs on the CPU: crash safety (kill -9 and resume), failed points, CLI, compare."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 
 from perfmodel.errors import PerfmodelError
-from profilers import compare_profiles, read_profile
+from profilers import compare_profiles
 from profilers.device import open_device
 from profilers.points import Point, Workload
 from profilers.runner import ProfileConfig, run_profile
@@ -168,3 +167,20 @@ def test_compare_reports_agreement_against_iqr(tmp_path):
     assert cmp.agree_fraction == pytest.approx(2 / 3)
     assert cmp.frame["z"].iloc[1] == pytest.approx(0.5 / 0.2)
     assert "67% agree" in cmp.report()
+
+
+def test_profilers_run_without_optional_packages(tmp_path):
+    """The GPU machines have torch, numpy, pandas, pyarrow and NVML only."""
+    code = (
+        "import sys\n"
+        "for name in ('sklearn', 'xgboost', 'rich', 'matplotlib', 'scipy', 'pynvml'):\n"
+        "    sys.modules[name] = None\n"
+        "import perfmodel.counting.counter, perfmodel.models.registry, perfmodel.ops\n"
+        "from profilers.cli import main\n"
+        f"sys.exit(main(['--suite', 'gemm', '--budget', '3s', '--out', {str(tmp_path)!r},"
+        " '--progress', 'plain']))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "complete" in done.stdout and "[gemm]" in done.stderr
+    assert read_metadata(tmp_path)["complete"]
