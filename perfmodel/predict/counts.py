@@ -44,6 +44,7 @@ class PartCount:
     ops: pd.DataFrame  # perfmodel.counting op table; `module` relative to the part
     params: int
     param_bytes: float
+    param_numels: tuple  # numel of each trainable parameter tensor (optimizer ops)
     saved_bytes: float  # saved for backward, excluding the part's input
     input_saved: bool
     input_bytes: float
@@ -88,7 +89,6 @@ def _count(part: Part, batch: int, dtype: str, train: bool) -> PartCount:
     tdtype = torch_dtype(dtype)
     with torch.device("meta"):
         module = part.build()
-    module = module.to(dtype=tdtype) if tdtype != torch.float32 else module
     x = _input(part, batch, tdtype)
     wrapped = InputGrad(module) if (train and input_grad and kind == "float") else module
     c = count_model(wrapped, inputs=(x,), dtype=dtype, backward=train)
@@ -97,23 +97,36 @@ def _count(part: Part, batch: int, dtype: str, train: bool) -> PartCount:
         ops["module"] = ops["module"].str.replace(r"^inner\.?", "", regex=True)
     saved, in_saved, out_saved, out_bytes = (0.0, False, False, 0.0)
     if train:
-        saved, in_saved, out_saved, out_bytes = _saved_bytes(module, x, input_grad and kind == "float")
+        saved, in_saved, out_saved, out_bytes = _saved_bytes(module, x, input_grad and kind == "float",
+                                                             tdtype)
     params = list({id(p): p for p in module.parameters()}.values())
     n_params = sum(p.numel() for p in params)
+    size = torch.empty((), dtype=tdtype, device="meta").element_size()
     written = ops["bytes_written"] if len(ops) else pd.Series([0.0])
     return PartCount(
-        ops=ops, params=n_params, param_bytes=float(sum(p.numel() * p.element_size() for p in params)),
+        ops=ops, params=n_params, param_bytes=float(n_params * size),
+        param_numels=tuple(p.numel() for p in params if p.requires_grad),
         saved_bytes=saved, input_saved=in_saved, input_bytes=float(x.numel() * x.element_size()),
         output_saved=out_saved, output_bytes=out_bytes, macs=c.total().macs, acts=c.acts,
         max_op_bytes=float(written.max()),
     )
 
 
-def _saved_bytes(module: nn.Module, x: torch.Tensor, input_grad: bool):
-    """(bytes saved excluding the input, input saved?, output saved?, output bytes)."""
+def _saved_bytes(module: nn.Module, x: torch.Tensor, input_grad: bool, tdtype):
+    """(bytes saved excluding the input, input saved?, output saved?, output bytes).
+
+    The module runs through `torch.func.functional_call` with meta parameters of the
+    model dtype, so a caller's real model is neither moved nor cast.
+    """
     x = x.detach().requires_grad_(input_grad)
-    param_storages = {p.untyped_storage()._cdata for p in module.parameters()}
-    param_storages |= {b.untyped_storage()._cdata for b in module.buffers()}
+    state = {}
+    for n, p in module.named_parameters():
+        dt = tdtype if p.is_floating_point() else p.dtype
+        state[n] = torch.empty(p.shape, dtype=dt, device="meta").requires_grad_(p.requires_grad)
+    for n, b in module.named_buffers():
+        dt = tdtype if b.is_floating_point() else b.dtype
+        state[n] = torch.empty(b.shape, dtype=dt, device="meta")
+    param_storages = {t.untyped_storage()._cdata for t in state.values()}
     storages: dict[int, int] = {}
 
     def pack(t):
@@ -123,9 +136,16 @@ def _saved_bytes(module: nn.Module, x: torch.Tensor, input_grad: bool):
                 storages[s._cdata] = s.nbytes()
         return t
 
+    was = module.training
     module.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = module(x)
+    try:
+        with torch.device("meta"), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = torch.func.functional_call(module, state, (x,))
+    except Exception as exc:  # the model does not run on meta: no activation estimate
+        raise PerfmodelError(f"{type(module).__name__}: cannot run on the meta device to "
+                             f"measure saved activations ({str(exc).splitlines()[0]})") from None
+    finally:
+        module.train(was)
     in_id = x.untyped_storage()._cdata
     out_t = out if isinstance(out, torch.Tensor) else None
     out_id = out_t.untyped_storage()._cdata if out_t is not None else None

@@ -1,0 +1,189 @@
+"""Calibrate the sum of per-op predictions against measured blocks, and its interval.
+
+A block (or a whole model) runs more than the sum of its ops' isolated kernel times:
+per-op framework overhead (dispatch, autograd bookkeeping, allocation), glue kernels the
+op list prices as ideal memory traffic, and kernels that run faster or slower inside a
+block than alone (cache reuse, fusion). With the per-op predictions `t_i` of a block's
+ops grouped into six sums,
+
+    x = [sum t_i over matrix ops (GEMM, conv, attention) of the forward pass,
+         sum t_i over the other (vector) ops of the forward pass,
+         number of forward ops,
+         the same three for the backward pass]
+
+the calibrated time is `beta . x` with `beta >= 0` fitted by non-negative least squares
+on relative error (rows divided by the measured time) over the profile's `blocks` suite
+(phases `fwd` and `fwd_bwd`). The count terms are the per-op overheads; the sum terms
+rescale the kernels. Only the blocks suite is used: the `validation` suite (whole models)
+is the evaluation target and never enters the fit. The optimizer step's pointwise ops
+are priced with the forward vector coefficient and the forward per-op overhead.
+
+Interval: split-conformal on the blocks. Out-of-fold log residuals (5 folds, grouped by
+block shape so that a shape's dtypes and phases stay together) give quantiles `q_lo, q_hi`
+at the requested coverage, and a model's interval is `[T e^q_lo, T e^q_hi]`. Applying a
+block's relative error to a whole model assumes the errors of its blocks are perfectly
+correlated (the conservative choice: independent errors would shrink with depth).
+Coverage on the validation suite is reported by `perfmodel validate`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.errors import PerfmodelError
+
+FEATURES = ("mm_fwd", "vec_fwd", "n_fwd", "mm_bwd", "vec_bwd", "n_bwd")
+IDENTITY = (1.0, 1.0, 0.0, 1.0, 1.0, 0.0)  # uncalibrated: the plain sum of op times
+MIN_BLOCK_ROWS = 12
+FOLDS = 5
+DEFAULT_COVERAGE = 0.9
+
+
+def features(ops: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    """The six calibration features of an op table with per-op seconds `times`."""
+    from perfmodel.predict.optimes import is_tensor
+
+    if not len(ops):
+        return np.zeros(len(FEATURES))
+    t = np.asarray(times, dtype=float)
+    tensor = is_tensor(ops["op"])
+    bwd = (ops["phase"].astype(str) == "bwd").to_numpy()
+    fwd = ~bwd
+    return np.array([
+        t[fwd & tensor].sum(), t[fwd & ~tensor].sum(), float(fwd.sum()),
+        t[bwd & tensor].sum(), t[bwd & ~tensor].sum(), float(bwd.sum()),
+    ])
+
+
+@dataclass
+class Calibration:
+    """Coefficients of `beta . x`, conformal log-residual quantiles and fit statistics."""
+
+    beta: tuple[float, ...] = IDENTITY
+    q_lo: float = float("nan")
+    q_hi: float = float("nan")
+    coverage: float = DEFAULT_COVERAGE
+    rows: int = 0
+    power_w: float = float("nan")  # mean measured power over the blocks (NaN: none)
+    cv_median_ape: float = float("nan")  # out-of-fold median |error| on the blocks
+    source: str = "none"  # "blocks" | "none"
+    info: dict = field(default_factory=dict)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.source == "blocks"
+
+    def time(self, x: np.ndarray) -> float:
+        """Calibrated seconds for features `x`."""
+        return float(np.dot(self.beta, x))
+
+    def interval(self, t: float) -> tuple[float, float]:
+        """(lo, hi) seconds around a calibrated time (NaN when not calibrated)."""
+        if not np.isfinite(self.q_lo):
+            return float("nan"), float("nan")
+        return t * float(np.exp(self.q_lo)), t * float(np.exp(self.q_hi))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        d = dict(d)
+        d["beta"] = tuple(d["beta"])
+        return cls(**d)
+
+
+@dataclass
+class Calibrations:
+    """One `Calibration` per dtype measured in the blocks suite, and one over all of them."""
+
+    by_dtype: dict[str, Calibration] = field(default_factory=dict)
+    pooled: Calibration = field(default_factory=Calibration)
+
+    def get(self, dtype: str) -> Calibration:
+        """The dtype's own calibration when it has one, else the pooled one."""
+        return self.by_dtype.get(dtype, self.pooled)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.pooled.calibrated or any(c.calibrated for c in self.by_dtype.values())
+
+    @property
+    def rows(self) -> int:
+        return self.pooled.rows
+
+    @property
+    def power_w(self) -> float:
+        return self.pooled.power_w
+
+    def to_json(self) -> str:
+        return json.dumps({"pooled": self.pooled.to_dict(),
+                           "by_dtype": {k: v.to_dict() for k, v in self.by_dtype.items()}})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Calibrations":
+        d = json.loads(text)
+        return cls({k: Calibration.from_dict(v) for k, v in d["by_dtype"].items()},
+                   Calibration.from_dict(d["pooled"]))
+
+
+def fit_calibration(X: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                    coverage: float = DEFAULT_COVERAGE, seed: int = 0) -> Calibration:
+    """NNLS fit of `beta` on relative error, with grouped K-fold conformal quantiles."""
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    ok = np.isfinite(X).all(axis=1) & np.isfinite(y) & (y > 0)
+    X, y, groups = X[ok], y[ok], np.asarray(groups)[ok]
+    if len(y) < MIN_BLOCK_ROWS:
+        raise PerfmodelError(f"{len(y)} usable block measurements; calibration needs "
+                             f"{MIN_BLOCK_ROWS}")
+    beta = _nnls_relative(X, y)
+    uniq = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(rng.permutation(uniq), np.arange(len(uniq)) % FOLDS))
+    folds = np.array([fold_of[g] for g in groups])
+    oof = np.full(len(y), np.nan)
+    for f in range(min(FOLDS, len(uniq))):
+        test = folds == f
+        if test.all() or not test.any():
+            continue
+        b = _nnls_relative(X[~test], y[~test])
+        oof[test] = X[test] @ b
+    good = np.isfinite(oof) & (oof > 0)
+    r = np.log(y[good] / oof[good])
+    alpha = 1.0 - coverage
+    n = len(r)
+    # finite-sample split-conformal levels for each tail
+    lo_level = max(0.0, np.floor(alpha / 2 * (n + 1)) / n)
+    hi_level = min(1.0, np.ceil((1 - alpha / 2) * (n + 1)) / n)
+    q_lo = float(np.quantile(r, lo_level)) if n else float("nan")
+    q_hi = float(np.quantile(r, hi_level)) if n else float("nan")
+    ape = np.abs(oof[good] / y[good] - 1.0)
+    return Calibration(beta=tuple(float(b) for b in beta), q_lo=min(q_lo, 0.0),
+                       q_hi=max(q_hi, 0.0), coverage=coverage, rows=int(len(y)),
+                       cv_median_ape=float(np.median(ape)) if n else float("nan"),
+                       source="blocks")
+
+
+def _nnls_relative(X: np.ndarray, y: np.ndarray, iterations: int = 8) -> np.ndarray:
+    """min sum w_i (beta . x_i / y_i - 1)^2, beta >= 0, with Huber weights (IRLS).
+
+    Robust to the outliers a shared machine produces (a block slowed 100x by another
+    process must not drag the coefficients).
+    """
+    from scipy.optimize import nnls
+
+    A = X / y[:, None]
+    scale = np.where(A.max(axis=0) > 0, A.max(axis=0), 1.0)
+    A = A / scale
+    w = np.ones(len(y))
+    coef = np.zeros(A.shape[1])
+    for _ in range(iterations):
+        sw = np.sqrt(w)
+        coef, _ = nnls(A * sw[:, None], sw)
+        r = np.abs(A @ coef - 1.0)
+        k = max(1.345 * np.median(r) / 0.6745, 1e-3)
+        w = np.where(r <= k, 1.0, k / np.maximum(r, 1e-12))
+    return coef / scale

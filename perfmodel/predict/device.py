@@ -1,0 +1,287 @@
+"""What to predict with: `--device` as a profile directory, a saved predictor, or a name.
+
+- A profile directory (`metadata.json` + `measurements.parquet`, written by `profilers`):
+  a per-op predictor is fitted on its per-op suites (everything except `blocks` and
+  `validation`) when it has enough of them, else the roofline; the `blocks` suite
+  calibrates the sum of ops (`perfmodel.predict.calibration`). The `validation` suite is
+  never used for prediction.
+- A saved predictor directory (`predictor.json`, from `perfmodel fit`): its per-op models.
+- A device name (`h100`, `cpu`, ...): the shipped profile under `datasets/` that matches
+  the catalogue key (and, for a CPU, the processor name) is used as above; with none,
+  the catalogue + roofline. `Backend.description` says which, and every result carries it.
+
+Fitted predictors and calibrations are cached in memory and on disk (`PERFMODEL_CACHE`,
+default `~/.cache/perfmodel`), keyed by the SHA-256 of the profile's measurements.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.errors import PerfmodelError
+from perfmodel.predict.calibration import (MIN_BLOCK_ROWS, Calibration, Calibrations, features,
+                                          fit_calibration)
+from perfmodel.predict.optimes import OpTimes
+
+PER_OP_EXCLUDED = ("blocks", "validation")
+MIN_PER_OP_ROWS = 50
+CACHE_VERSION = 1
+
+
+def datasets_dir() -> Path:
+    """Where shipped profiles live: `$PERFMODEL_DATASETS`, else `datasets/` of the repository."""
+    env = os.environ.get("PERFMODEL_DATASETS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "datasets"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PERFMODEL_CACHE", Path.home() / ".cache" / "perfmodel"))
+
+
+@dataclass
+class Backend:
+    """A device with the means to predict on it."""
+
+    device: object  # DeviceSpec
+    optimes: OpTimes
+    calibration: Calibrations
+    kind: str  # "profile" | "predictor" | "roofline"
+    description: str
+    profile_dir: Path | None = None
+
+    @property
+    def source(self) -> str:
+        """Short name of the method: learned|roofline, + '+blocks' when calibrated."""
+        s = self.optimes.source
+        return s + ("+blocks" if self.calibration.calibrated else "")
+
+    def energy_power_w(self) -> float:
+        """Average watts for energy = power x time when no per-op energy is known."""
+        if np.isfinite(self.calibration.power_w):
+            return self.calibration.power_w
+        tdp = float(getattr(self.device, "tdp_w", float("nan")))
+        return tdp if np.isfinite(tdp) and self.device.kind != "cpu" else float("nan")
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def is_profile(path: Path) -> bool:
+    return (path / "metadata.json").is_file()
+
+
+def is_saved_predictor(path: Path) -> bool:
+    return (path / "predictor.json").is_file()
+
+
+def resolve_backend(device=None) -> Backend:
+    """The `Backend` for a profile dir, a saved predictor dir or a device name (default cpu)."""
+    key = str(device) if device is not None else "cpu"
+    hit = _BACKENDS.get(key)
+    if hit is None:
+        hit = _BACKENDS[key] = _resolve(key)
+    return hit
+
+
+def _resolve(text: str) -> Backend:
+    from perfmodel.hardware.catalogue import get_device
+
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if is_profile(path):
+            return from_profile(path)
+        if is_saved_predictor(path):
+            from perfmodel.learn.predictor import load
+
+            pred = load(path)
+            return Backend(pred.device, OpTimes(pred.device, pred), Calibrations(), "predictor",
+                           f"saved predictor {path} (learned per-op, uncalibrated sum of ops)",
+                           None)
+        raise PerfmodelError(f"{path}: neither a profile (metadata.json) nor a saved predictor "
+                             "(predictor.json)")
+    if ("/" in text or text.startswith(".")) and not path.exists():
+        raise PerfmodelError(f"{path}: no such profile or predictor directory")
+    spec = get_device(text)
+    shipped = find_shipped_profile(spec)
+    if shipped is not None:
+        b = from_profile(shipped, spec)
+        b.description = f"shipped profile {shipped} for {spec.key} ({b.description})"
+        return b
+    power = spec.tdp_w if spec.kind != "cpu" else None
+    return Backend(spec, OpTimes(spec, None, power_w=power), Calibrations(), "roofline",
+                   f"catalogue {spec.key} ({spec.name}) + roofline: no profile of this device "
+                   "under datasets/ (roofline times are optimistic lower bounds)", None)
+
+
+def find_shipped_profile(spec) -> Path | None:
+    """The shipped profile of `spec` (same catalogue key; same CPU name), newest first."""
+    root = datasets_dir()
+    if not root.is_dir():
+        return None
+    found = []
+    for meta_path in sorted(root.glob("*/metadata.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("catalogue_key") != spec.key:
+            continue
+        if spec.kind == "cpu" and meta.get("device_name") not in (None, spec.name):
+            continue
+        if not (meta_path.parent / "measurements.parquet").is_file():
+            continue
+        found.append((str(meta.get("created", "")), meta_path.parent))
+    return sorted(found)[-1][1] if found else None
+
+
+def read_profile_rows(path: Path) -> pd.DataFrame:
+    """The ok rows of a profile's measurements.parquet."""
+    file = Path(path) / "measurements.parquet"
+    if not file.is_file():
+        raise PerfmodelError(f"{path}: profile has no measurements.parquet")
+    df = pd.read_parquet(file)
+    if "status" in df.columns:
+        df = df[df["status"].astype(str) == "ok"]
+    return df.reset_index(drop=True)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256((Path(path) / "measurements.parquet").read_bytes())
+    h.update(f"v{CACHE_VERSION}".encode())
+    return h.hexdigest()[:16]
+
+
+def from_profile(path: Path, spec=None) -> Backend:
+    """Backend of a profile directory: per-op predictor (or roofline) + blocks calibration."""
+    from perfmodel.hardware.catalogue import get_device
+
+    path = Path(path)
+    meta = json.loads((path / "metadata.json").read_text())
+    if spec is None:
+        spec = get_device(meta.get("catalogue_key") or meta.get("device_name") or "cpu")
+    rows = read_profile_rows(path)
+    digest = _digest(path)
+    per_op = rows[~rows["suite"].astype(str).isin(PER_OP_EXCLUDED)]
+    predictor, how = None, "roofline per op"
+    if len(per_op) >= MIN_PER_OP_ROWS:
+        predictor = _cached_predictor(per_op, spec, digest)
+        how = f"learned per-op predictor on {len(per_op)} per-op rows"
+    optimes = OpTimes(spec, predictor)
+    blocks = rows[rows["suite"].astype(str) == "blocks"]
+    calibration = _cached_calibration(blocks, optimes, digest)
+    optimes.power_w = calibration.power_w if np.isfinite(calibration.power_w) else None
+    cal = (f"sum of ops calibrated on {calibration.rows} block measurements"
+           if calibration.calibrated else "no block measurements: uncalibrated sum of ops")
+    return Backend(spec, optimes, calibration, "profile", f"profile {path}: {how}; {cal}", path)
+
+
+def _cached_predictor(per_op: pd.DataFrame, spec, digest: str):
+    from perfmodel.learn.predictor import fit, load
+
+    where = cache_dir() / f"predictor-{digest}"
+    if (where / "predictor.json").is_file():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return load(where)
+        except PerfmodelError:
+            pass
+    pred = fit(per_op, spec)
+    try:
+        pred.save(where)
+    except OSError:
+        pass
+    return pred
+
+
+def _cached_calibration(blocks: pd.DataFrame, optimes: OpTimes, digest: str) -> Calibrations:
+    where = cache_dir() / f"calibration-{digest}-{optimes.source}.json"
+    if where.is_file():
+        try:
+            return Calibrations.from_json(where.read_text())
+        except (ValueError, TypeError, KeyError):
+            pass
+    cal = calibrate_on_blocks(blocks, optimes)
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_text(cal.to_json())
+    except OSError:
+        pass
+    return cal
+
+
+def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
+    """Fit calibrations on a profile's `blocks` rows (identity where there are too few)."""
+    if len(blocks) < 1:
+        return Calibrations()
+    X, y, groups, power, dtypes = [], [], [], [], []
+    for _, row in blocks.iterrows():
+        try:
+            ops = block_ops(row)
+        except PerfmodelError:
+            continue
+        t = optimes.predict(ops)["time_s"].to_numpy()
+        X.append(features(ops, t))
+        y.append(float(row["time_s"]))
+        p = json.loads(row["params"]) if isinstance(row.get("params"), str) else {}
+        groups.append(json.dumps({k: v for k, v in sorted(p.items())}, default=str)
+                      + str(row["op"]))
+        e = row.get("energy_j")
+        power.append(float(e) / float(row["time_s"]) if e is not None and pd.notna(e) else np.nan)
+        dtypes.append(str(row["dtype"]))
+    if len(y) < MIN_BLOCK_ROWS:
+        return Calibrations(pooled=Calibration(info={"reason": f"only {len(y)} block rows"}))
+    X, y, groups, dtypes = np.array(X), np.array(y), np.array(groups), np.array(dtypes)
+    pw = np.array(power, dtype=float)
+    out = Calibrations(pooled=fit_calibration(X, y, groups))
+    for dt in np.unique(dtypes):
+        sel = dtypes == dt
+        if sel.sum() >= MIN_BLOCK_ROWS:
+            out.by_dtype[str(dt)] = fit_calibration(X[sel], y[sel], groups[sel])
+            if np.isfinite(pw[sel]).sum() >= 3:
+                out.by_dtype[str(dt)].power_w = float(np.nanmedian(pw[sel]))
+    if np.isfinite(pw).sum() >= 3:
+        out.pooled.power_w = float(np.nanmedian(pw))
+    return out
+
+
+def block_ops(row) -> pd.DataFrame:
+    """The counted op table of one `blocks` measurement (perfmodel's own block classes)."""
+    import torch
+
+    from perfmodel.counting.counter import count_model
+    from perfmodel.predict.counts import InputGrad, torch_dtype
+
+    try:
+        from profilers.suites.blocks import TRANSFORMER_BLOCKS, build_block
+    except ImportError as exc:
+        raise PerfmodelError(f"cannot rebuild blocks without profilers: {exc}") from None
+    p = json.loads(row["params"])
+    op, phase, dtype = str(row["op"]), str(row["phase"]), str(row["dtype"])
+    tdtype = torch_dtype(dtype)
+    try:
+        with torch.device("meta"):
+            module = build_block(op, p)
+    except Exception as exc:  # an unknown block name or bad parameters
+        raise PerfmodelError(f"block {op}: {exc}") from None
+    module = module.to(dtype=tdtype)
+    if op in TRANSFORMER_BLOCKS:
+        shape = (p["batch"], p["seq_q"], p["d_model"])
+    else:
+        shape = (p["batch"], p["c_in"], p["h"], p["w"])
+    x = torch.empty(shape, dtype=tdtype, device="meta")
+    train = phase == "fwd_bwd"
+    m = InputGrad(module) if train else module.eval()
+    try:
+        return count_model(m, inputs=(x,), dtype=dtype, backward=train).to_frame()
+    except PerfmodelError:
+        raise
+    except Exception as exc:
+        raise PerfmodelError(f"block {op}: {exc}") from None

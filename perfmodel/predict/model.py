@@ -1,0 +1,266 @@
+"""Whole-model prediction: time, energy and peak memory of a training step or an inference.
+
+    from perfmodel.predict import predict_model
+    p = predict_model("RegNetX-400MF", batch=8, factor=4, strategy="dw", device="cpu")
+    p.time.value, p.time.lo, p.time.hi, p.forward, p.backward, p.optimizer, p.memory.peak
+    p.by_module            # one row per part (stem, blocks, head, loss, optimizer)
+
+Pipeline: the model's parts (`parts.py`) are counted on the meta device (`counts.py`,
+once per distinct part), each op is priced by the backend's per-op predictor or roofline
+(`optimes.py`), and the six calibration sums of the whole step go through the backend's
+block calibration (`calibration.py`). The training step is forward (train mode) + loss +
+backward + the optimizer's pointwise updates (`optimizer.py`); inference is the forward
+in eval mode. Phase times are the calibrated contributions of their ops, so
+forward + backward + optimizer == total exactly, and so do the per-part rows.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from perfmodel.dtypes import canonical_dtype
+from perfmodel.errors import PerfmodelError
+from perfmodel.predict.calibration import FEATURES, features
+from perfmodel.predict.counts import PartCount, assemble_saved_bytes, count_part
+from perfmodel.predict.device import Backend, resolve_backend
+from perfmodel.predict.memory import MemoryEstimate, memory_estimate
+from perfmodel.predict.optimizer import default_optimizer, optimizer_ops
+from perfmodel.predict.parts import Part, model_parts, parts_of
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A predicted value with its interval (`lo`/`hi` NaN when unknown)."""
+
+    value: float
+    lo: float = float("nan")
+    hi: float = float("nan")
+
+    def to_dict(self, prefix: str) -> dict:
+        return {prefix: _num(self.value), f"{prefix}_lo": _num(self.lo),
+                f"{prefix}_hi": _num(self.hi)}
+
+    def __str__(self) -> str:
+        if math.isfinite(self.lo) and math.isfinite(self.hi):
+            return f"{self.value:.4g} [{self.lo:.4g}, {self.hi:.4g}]"
+        return f"{self.value:.4g}"
+
+
+def _num(v):
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class ModelPrediction:
+    """Predicted step of one model on one device (times in s, energy in J, memory in B)."""
+
+    name: str
+    batch: int
+    dtype: str
+    train: bool
+    optimizer: str
+    params: int
+    flops: float  # forward FLOPs (2 x MACs) per sample
+    acts: int  # pycls activations per sample
+    step_flops: float  # every counted FLOP of the step (vector ops included)
+    time: Estimate
+    forward: Estimate
+    backward: Estimate
+    optimizer_time: Estimate
+    energy: Estimate
+    memory: MemoryEstimate
+    by_module: pd.DataFrame
+    device: str
+    backend: str  # how it was predicted (profile / predictor / roofline, calibration)
+    source: str  # short: learned|roofline[+blocks]
+    samples: int = 0  # samples (images or sequences) per step
+    tokens: int = 0  # tokens per step for sequence models (0 for images)
+    ops: pd.DataFrame = field(default=None, repr=False)
+
+    @property
+    def throughput(self) -> float:
+        """Samples per second (sequences for a transformer)."""
+        return self.samples / self.time.value if self.time.value > 0 else float("nan")
+
+    def to_dict(self) -> dict:
+        d = {"model": self.name, "batch": self.batch, "dtype": self.dtype,
+             "mode": "train" if self.train else "infer", "optimizer": self.optimizer,
+             "params": self.params, "flops": self.flops, "acts": self.acts,
+             "step_flops": self.step_flops}
+        d.update(self.time.to_dict("pred_time_s"))
+        d.update(self.forward.to_dict("pred_forward_s"))
+        d.update(self.backward.to_dict("pred_backward_s"))
+        d.update(self.optimizer_time.to_dict("pred_optimizer_s"))
+        d.update(self.energy.to_dict("pred_energy_j"))
+        d["throughput"] = _num(self.throughput)
+        if self.tokens:
+            d["tokens_per_s"] = _num(self.tokens / self.time.value)
+        d.update(self.memory.to_dict())
+        d.update(device=self.device, backend=self.backend, source=self.source)
+        return d
+
+
+def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool):
+    """(name, parts, is transformer) for a name, a params dataclass or an nn.Module."""
+    if isinstance(model, nn.Module):
+        if factor not in (None, 1.0) or strategy:
+            raise PerfmodelError("scale a named model or its parameters, not a built module")
+        name = type(model).__name__
+        return name, model_parts(lambda: model, ("module", id(model)), input_shape, loss=loss), \
+            getattr(model, "cfg", None) is not None
+    if isinstance(model, str):
+        from perfmodel.models.registry import resolve
+
+        p = resolve(model, factor or 1.0, strategy or None, **(overrides or {}))
+    else:
+        from perfmodel.models.scaling import scale_params
+
+        p = scale_params(model, float(factor or 1.0), strategy or None)
+    from perfmodel.models.transformer_config import TransformerConfig
+
+    name = getattr(p, "name", str(model))
+    return name, parts_of(p, loss=loss), isinstance(p, TransformerConfig)
+
+
+def predict_model(model, batch: int = 1, *, dtype: str = "float32", train: bool = True,
+                  device=None, factor: float | None = None, strategy: str | None = None,
+                  overrides: dict | None = None, optimizer: str | None = None,
+                  input_shape: tuple | None = None, keep_ops: bool = False) -> ModelPrediction:
+    """Predict one training step (`train=True`) or one inference of `batch` samples.
+
+    `model`: a registry name (with optional `factor`, `strategy`, `overrides`), a model
+    parameter dataclass, or any `nn.Module` (with `input_shape` of one sample if it has no
+    `input_size`). `device`: profile dir, saved predictor dir, device name or a `Backend`.
+    `optimizer`: `sgd-momentum` (CNN default), `adamw` (transformer default), `adam`,
+    `sgd` or `none`.
+    """
+    batch = int(batch)
+    if batch < 1:
+        raise PerfmodelError(f"batch must be >= 1, got {batch}")
+    dt = canonical_dtype(dtype)
+    backend = device if isinstance(device, Backend) else resolve_backend(device)
+    name, parts, is_seq = _resolve_parts(model, factor, strategy, overrides, input_shape, train)
+    opt = (optimizer or default_optimizer(is_seq)) if train else "none"
+    counts = [count_part(p, batch, dt, train) for p in parts]
+    return assemble(name, parts, counts, batch, dt, train, opt, backend, is_seq, keep_ops)
+
+
+def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, dtype: str,
+             train: bool, optimizer: str, backend: Backend, is_seq: bool = False,
+             keep_ops: bool = False) -> ModelPrediction:
+    """Put counted parts together: per-op times, calibration, phases, energy, memory."""
+    cal = backend.calibration.get(dtype)
+    beta = np.asarray(cal.beta)
+    rows, x_total, e_raw, t_raw = [], np.zeros(len(FEATURES)), 0.0, 0.0
+    op_frames = []
+    numels = []
+    for part, c in zip(parts, counts):
+        pred = backend.optimes.predict(c.ops)
+        t = pred["time_s"].to_numpy()
+        x = features(c.ops, t)
+        x_total += x
+        e_raw += np.nansum(pred["energy_j"].to_numpy())
+        t_raw += t.sum()
+        rows.append(_part_row(part, c, x, beta))
+        numels.extend(c.param_numels)
+        if keep_ops and len(c.ops):
+            f = c.ops.copy()
+            f["module"] = [_join(part.path, m) for m in f["module"]]
+            f["pred_time_s"] = t
+            op_frames.append(f)
+    opt_ops = optimizer_ops(optimizer, numels, dtype) if train else None
+    x_opt = np.zeros(len(FEATURES))
+    if opt_ops is not None and len(opt_ops):
+        t = backend.optimes.predict(opt_ops)["time_s"].to_numpy()
+        x_opt = features(opt_ops, t)
+        rows.append({"module": "optimizer", "group": "optimizer", "params": 0, "flops": 0.0,
+                     "ops": len(opt_ops), "time_s": float(beta @ x_opt)})
+        if keep_ops:
+            f = opt_ops.copy()
+            f["pred_time_s"] = t
+            op_frames.append(f)
+    x_all = x_total + x_opt
+    total = float(beta @ x_all)
+    fwd = float(beta[:3] @ x_total[:3])
+    bwd = float(beta[3:] @ x_total[3:])
+    opt_t = float(beta @ x_opt)
+    ratio = cal.interval(1.0)
+    if not cal.calibrated:  # per-op learned intervals summed comonotonically, or the roofline bound
+        ratio = _uncalibrated_ratio(backend, parts, counts)
+    est = lambda v: Estimate(v, v * ratio[0], v * ratio[1])  # noqa: E731
+    power = _power(backend, e_raw, t_raw)
+    energy = Estimate(total * power, total * power * ratio[0], total * power * ratio[1])
+    by_module = pd.DataFrame(rows)
+    by_module["share"] = by_module["time_s"] / total if total > 0 else np.nan
+    shared = sum(p.shared_params for p in parts)
+    size = (sum(c.param_bytes for c in counts) / max(1, sum(c.params for c in counts)))
+    mem = memory_estimate(counts, train, optimizer, assemble_saved_bytes(counts) if train else None,
+                          shared * size)
+    params = sum(c.params for c in counts) - shared
+    fwd_macs = sum(_fwd_macs(c) for c in counts)
+    acts = sum(_fwd_acts(c) for c in counts)
+    step_flops = float(sum(c.ops["flops"].sum() for c in counts if len(c.ops)))
+    seq = parts[0].input_shape[0] if is_seq and parts and parts[0].input_shape else 0
+    return ModelPrediction(
+        name=name, batch=batch, dtype=dtype, train=train, optimizer=optimizer, params=params,
+        flops=2 * fwd_macs / batch, acts=int(acts // batch), step_flops=step_flops,
+        time=est(total), forward=est(fwd), backward=est(bwd), optimizer_time=est(opt_t),
+        energy=energy, memory=mem, by_module=by_module, device=backend.device.key,
+        backend=backend.description, source=backend.source, samples=batch,
+        tokens=batch * seq if is_seq else 0,
+        ops=pd.concat(op_frames, ignore_index=True) if op_frames else None)
+
+
+def _join(prefix: str, path) -> str:
+    path = "" if path is None or (isinstance(path, float) and path != path) else str(path)
+    return ".".join(p for p in (prefix, path) if p)
+
+
+def _part_row(part: Part, c: PartCount, x: np.ndarray, beta: np.ndarray) -> dict:
+    return {"module": part.path or "model", "group": part.group,
+            "params": c.params - part.shared_params, "flops": 2 * _fwd_macs(c),
+            "ops": len(c.ops), "time_s": float(beta @ x)}
+
+
+def _fwd_macs(c: PartCount) -> float:
+    if not len(c.ops):
+        return 0.0
+    return float(c.ops.loc[c.ops["phase"] == "fwd", "macs"].sum())
+
+
+def _fwd_acts(c: PartCount) -> float:
+    if not len(c.ops):
+        return 0.0
+    return float(c.ops.loc[c.ops["phase"] == "fwd", "acts"].sum())
+
+
+def _power(backend: Backend, e_raw: float, t_raw: float) -> float:
+    """Average watts: per-op energy over per-op time, else the backend's power figure."""
+    if t_raw > 0 and e_raw > 0:
+        return e_raw / t_raw
+    return backend.energy_power_w()
+
+
+def _uncalibrated_ratio(backend: Backend, parts, counts) -> tuple[float, float]:
+    """Interval ratios without a block calibration.
+
+    Learned per-op intervals are summed as if their errors were perfectly correlated
+    (lo = sum of lower bounds, hi = sum of upper bounds: the widest consistent interval,
+    not a naive independent sum); the roofline alone gives a lower bound and no upper one.
+    """
+    t = lo = hi = 0.0
+    for c in counts:
+        if not len(c.ops):
+            continue
+        pred = backend.optimes.predict(c.ops)
+        t += float(pred["time_s"].to_numpy().sum())
+        lo += float(pred["time_lo_s"].to_numpy().sum())
+        hi += float(pred["time_hi_s"].to_numpy().sum())  # NaN (unknown) propagates
+    if t <= 0:
+        return float("nan"), float("nan")
+    return lo / t, (hi / t if math.isfinite(hi) else float("nan"))

@@ -1,0 +1,123 @@
+"""Per-op predicted time and energy of an op table, cached per distinct op.
+
+Two sources: a learned `perfmodel.learn` Predictor (per-op xgboost models, roofline for
+the kinds it has no model of), or the device's roofline (`perfmodel.ops.roofline`: FLOPs
+at the dtype's peak, vector ops at the FP32 SIMT peak, bytes at the memory bandwidth,
+plus the documented launch overhead). The counter's `direction` is the kernel that runs
+(a backward GEMM is a forward GEMM kernel), so it is what the learned models see as phase.
+Predictions are cached by (op, direction, dtype, shape parameters): a candidate that
+shares blocks with one already ranked costs a dictionary lookup.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.dtypes import canonical_dtype
+from perfmodel.ops.registry import is_tensor_op
+from perfmodel.ops.roofline import LAUNCH_OVERHEAD_S, VECTOR_MATH
+
+TENSOR_KINDS = frozenset({"gemm", "bmm", "linear", "conv2d", "conv3d", "attention"})
+# Shape columns that identify an op for the cache (those the counter writes).
+KEY_COLUMNS = ("op", "direction", "dtype", "m", "n", "k", "b", "bias", "batch", "c_in", "d",
+               "h", "w", "c_out", "kernel_d", "kernel_h", "kernel_w", "stride", "padding",
+               "dilation", "groups", "transposed", "heads", "kv_heads", "seq_q", "seq_k",
+               "head_dim", "head_dim_v", "causal", "numel", "inputs", "features", "channels",
+               "tokens", "vocab", "flops", "bytes")
+OUT = ("time_s", "time_lo_s", "time_hi_s", "energy_j")
+
+
+def is_tensor(kinds) -> np.ndarray:
+    """Whether each op kind runs on matrix units (GEMM, conv, attention)."""
+    kinds = pd.Series(kinds, dtype=object)
+    uniq = {k: _tensor_kind(k) for k in pd.unique(kinds)}
+    return kinds.map(uniq).to_numpy(dtype=bool)
+
+
+def _tensor_kind(kind) -> bool:
+    try:
+        return is_tensor_op(str(kind))
+    except Exception:  # a kind the registry does not know (a block name): not a matrix op
+        return str(kind) in TENSOR_KINDS
+
+
+class OpTimes:
+    """Predicts per-op seconds (and joules) for op tables on one device."""
+
+    def __init__(self, device, predictor=None, power_w: float | None = None):
+        self.device = device
+        self.predictor = predictor
+        self.power_w = power_w  # average watts when no per-op power model exists
+        self._cache: dict[tuple, tuple] = {}
+
+    @property
+    def source(self) -> str:
+        return "learned" if self.predictor is not None else "roofline"
+
+    def predict(self, ops: pd.DataFrame) -> pd.DataFrame:
+        """Columns time_s, time_lo_s, time_hi_s, energy_j (one row per op of `ops`)."""
+        if not len(ops):
+            return pd.DataFrame({c: np.zeros(0) for c in OUT})
+        cols = [c for c in KEY_COLUMNS if c in ops.columns]
+        keys = list(ops[cols].itertuples(index=False, name=None))
+        keys = [tuple(None if (isinstance(v, float) and v != v) else v for v in k) for k in keys]
+        missing = {}
+        for i, k in enumerate(keys):
+            if k not in self._cache and k not in missing:
+                missing[k] = i
+        if missing:
+            idx = list(missing.values())
+            sub = ops.iloc[idx].reset_index(drop=True)
+            pred = self._predict_rows(sub)
+            for j, k in enumerate(missing):
+                self._cache[k] = tuple(pred[c][j] for c in OUT)
+        values = np.array([self._cache[k] for k in keys], dtype=float)
+        return pd.DataFrame(values, columns=list(OUT), index=ops.index)
+
+    def _predict_rows(self, ops: pd.DataFrame) -> dict[str, np.ndarray]:
+        roof = self.roofline(ops)
+        if self.predictor is None:
+            energy = roof * self.power_w if self.power_w else np.full(len(ops), np.nan)
+            return {"time_s": roof, "time_lo_s": roof, "time_hi_s": np.full(len(ops), np.nan),
+                    "energy_j": energy}
+        frame = ops.copy()
+        if "direction" in frame.columns:
+            frame["phase"] = frame["direction"]
+        frame = frame.drop(columns=[c for c in ("shapes", "aten", "module") if c in frame.columns])
+        res = self.predictor.predict(frame, device=None)
+        t = res["pred_time_s"].to_numpy(dtype=float)
+        bad = ~np.isfinite(t) | (t <= 0)
+        t = np.where(bad, roof, t)
+        lo = np.where(bad, roof, res["pred_time_lo_s"].to_numpy(dtype=float))
+        hi = np.where(bad, np.nan, res["pred_time_hi_s"].to_numpy(dtype=float))
+        e = res["pred_energy_j"].to_numpy(dtype=float)
+        if self.power_w:
+            e = np.where(np.isfinite(e), e, t * self.power_w)
+        return {"time_s": t, "time_lo_s": lo, "time_hi_s": hi, "energy_j": e}
+
+    def roofline(self, ops: pd.DataFrame) -> np.ndarray:
+        """Roofline seconds per op (vectorised `perfmodel.ops.roofline`)."""
+        dev = self.device
+        flops = pd.to_numeric(ops["flops"], errors="coerce").fillna(0).to_numpy(dtype=float)
+        nbytes = pd.to_numeric(ops["bytes"], errors="coerce").fillna(0).to_numpy(dtype=float)
+        tensor = is_tensor(ops["op"])
+        dtypes = ops["dtype"].astype(str).to_numpy() if "dtype" in ops.columns else np.full(len(ops), "float32")
+        peaks = {}
+        peak = np.empty(len(ops))
+        for i, (dt, t) in enumerate(zip(dtypes, tensor)):
+            key = (dt, bool(t))
+            if key not in peaks:
+                peaks[key] = _peak(dev, dt, bool(t))
+            peak[i] = peaks[key]
+        overhead = LAUNCH_OVERHEAD_S.get(dev.kind, 0.0)
+        return np.maximum(flops / peak, nbytes / float(dev.memory_bandwidth)) + overhead
+
+
+def _peak(dev, dtype: str, tensor: bool) -> float:
+    if not tensor:
+        return dev.peak(VECTOR_MATH)
+    try:
+        dt = canonical_dtype(dtype)
+    except Exception:
+        dt = "float32"
+    return dev.peak(dt) if dev.supports(dt) else dev.peak(VECTOR_MATH)
