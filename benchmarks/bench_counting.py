@@ -14,6 +14,7 @@ Target: ours faster than flop_counter and under 1 s on the 7B transformer.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import sys
 import time
@@ -100,11 +101,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     counters = {"ours": ours, "flop_counter": flop_counter}
-    try:
-        import fvcore  # noqa: F401
-
+    if importlib.util.find_spec("fvcore") is not None:
         counters["fvcore"] = fvcore_counter
-    except ImportError:
+    else:
         print("fvcore not installed: skipped")
 
     rows = []

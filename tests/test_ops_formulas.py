@@ -173,6 +173,8 @@ def test_pooling_by_hand():
 
 
 def test_memory_ops_and_embedding():
+    gather = op_cost("memory", read_numel=10, write_numel=4, dtype="float32")
+    assert (gather.flops, gather.bytes_read, gather.bytes_written) == (0, 40, 16)
     e = op_cost("embedding", tokens=10, features=4, vocab=100, dtype="float32")
     assert (e.flops, e.bytes_read, e.bytes_written) == (0, 160 + 80, 160)
     eb = op_cost("embedding", tokens=10, features=4, vocab=100, dtype="float32", phase="bwd")
@@ -208,6 +210,7 @@ def test_every_kind_has_forward_and_backward():
         "avg_pool2d": dict(batch=1, channels=1, h=4, w=4, kernel_h=2, kernel_w=2),
         "adaptive_avg_pool2d": dict(batch=1, channels=1, h=4, w=4),
         "embedding": dict(tokens=3, features=2, vocab=5), "reduction": dict(numel=8),
+        "memory": dict(read_numel=8, write_numel=4),
     }
     for kind in list_op_kinds():
         f = get_formula(kind)

@@ -229,14 +229,14 @@ def _batch_norm_backward(args, kwargs, out):
 
 @handles(aten.native_group_norm)
 def _group_norm(args, kwargs, out):
-    x, weight, n, c, _hw, groups = args[0], args[1], args[3], args[4], args[5], args[6]
+    x, weight, n, c, groups = args[0], args[1], args[3], args[4], args[6]
     return OpSpec("group_norm", {"numel": x.numel(), "channels": c, "groups": groups, "batch": n,
                                  "affine": weight is not None}, "fwd", x)
 
 
 @handles(aten.native_group_norm_backward)
 def _group_norm_backward(args, kwargs, out):
-    x, weight, n, c, _hw, groups = args[1], args[4], args[5], args[6], args[7], args[8]
+    x, weight, n, c, groups = args[1], args[4], args[5], args[6], args[8]
     return OpSpec("group_norm", {"numel": x.numel(), "channels": c, "groups": groups, "batch": n,
                                  "affine": weight is not None}, "bwd", x)
 

@@ -36,7 +36,6 @@ _FUSED_SDPA = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_c
 
 # Cost dtype for storage types the formulas do not know, by element size.
 _SIZE_FALLBACK = {1: "int8", 2: "float16", 4: "float32", 8: "float64", 16: "float64"}
-_TENSOR_KINDS = {"gemm", "bmm", "conv2d", "conv3d", "attention"}
 
 
 def _dtype_names(dtype: torch.dtype) -> tuple[str, str]:
@@ -162,11 +161,12 @@ class CountingMode(TorchDispatchMode):
         if names is None:
             names = self._dtypes[tdt] = _dtype_names(tdt)
         name, cost_dtype = names
-        if self.tf32 and name == "float32" and kind in _TENSOR_KINDS:
+        formula = get_formula(kind)
+        if self.tf32 and name == "float32" and formula.tensor:
             name = "tf32"
         if kind == "attention" and self.causal_flops != "full":
             params["causal_flops"] = self.causal_flops
-        cost = get_formula(kind)(phase=spec.direction, dtype=cost_dtype, **params)
+        cost = formula(phase=spec.direction, dtype=cost_dtype, **params)
         if phase == "bwd" and cost.acts:  # gradients are not activations
             cost = replace(cost, acts=0)
         shapes = tuple(_shape(a) for a in args
@@ -194,7 +194,7 @@ def _key(args) -> tuple:
     out = []
     for a in args:
         if isinstance(a, torch.Tensor):
-            if not a.is_meta:
+            if not a.is_meta or a.layout is not torch.strided:
                 raise _Unkeyable
             out.append((a.shape, a.stride(), a.dtype, a.storage_offset()))
         elif isinstance(a, bool):
