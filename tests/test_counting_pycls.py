@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from perfmodel.counting import count_model
-from perfmodel.models.registry import build_model
+from perfmodel.models.cnn_configs import CNN_CONFIGS
+from perfmodel.models.registry import build_model, complexity
 
 # (MACs, params, acts) at 224x224, batch 1, as computed by pycls's complexity code
 # (facebookresearch/pycls dev/model_complexity.json; pycls calls MACs "flops").
@@ -31,3 +32,11 @@ def test_batch_scales_macs_and_acts_not_params():
     macs, params, acts = PYCLS["RegNetX-200MF"]
     assert (c.macs, c.params, c.acts) == (3 * macs, params, 3 * acts)
     assert c.input_shapes == ((3, 3, 224, 224),)
+
+
+@pytest.mark.parametrize("name", list(CNN_CONFIGS))
+def test_all_36_baselines_match_the_analytic_complexity(name):
+    # perfmodel.models' closed forms equal pycls's published figures (tests/test_models_pycls.py)
+    c = count_model(build_model(name, device="meta"))
+    cx = complexity(name)
+    assert (c.macs, c.params, c.acts) == (cx.macs, cx.params, cx.acts)
