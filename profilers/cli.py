@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", action="store_true", help="also write measurements.csv")
     parser.add_argument("--output", help="export: CSV path (default DIR/measurements.csv)")
     parser.add_argument("--flush-l2", action="store_true", help="flush the GPU L2 before every sample")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--progress", choices=("auto", "plain", "none"), default="auto")
 
 
@@ -59,7 +60,8 @@ def run(args) -> int:
     if not suites:
         raise PerfmodelError("--suite names no suite")
     config = ProfileConfig(out=Path(args.out), device=args.device, suites=suites,
-                           budget_s=parse_duration(args.budget), flush_l2=args.flush_l2)
+                           budget_s=parse_duration(args.budget), flush_l2=args.flush_l2,
+                           threads=args.threads)
     result = run_profile(config, progress=args.progress)
     print(result.summary())
     if args.csv:

@@ -28,10 +28,11 @@ class ProfileConfig:
     suites: tuple[str, ...] = ("gemm", "conv", "blocks", "validation")
     budget_s: float = 600.0
     flush_l2: bool = False
+    threads: int | None = None  # torch CPU threads (None: torch's default)
 
     def key(self) -> dict:
         return {"device": self.device, "suites": list(self.suites), "budget_s": self.budget_s,
-                "flush_l2": self.flush_l2}
+                "flush_l2": self.flush_l2, "threads": self.threads}
 
 
 @dataclass
@@ -128,6 +129,12 @@ def run_profile(config: ProfileConfig, progress: str = "auto") -> ProfileResult:
         if meta.get("complete"):
             frame = read_profile(out)
             return ProfileResult(out, frame, meta, [SuiteState(**s) for s in meta["suite_state"]], True)
+    if config.threads is not None:
+        import torch
+
+        if config.threads < 1:
+            raise PerfmodelError(f"--threads must be at least 1, got {config.threads}")
+        torch.set_num_threads(config.threads)
     device = open_device(config.device)
     try:
         out.mkdir(parents=True, exist_ok=True)
