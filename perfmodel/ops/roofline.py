@@ -66,7 +66,7 @@ def roofline(cost: OpCost, device, dtype="float16", *, vector: bool = False,
     memory_s = cost.bytes / bw
     return RooflineEstimate(
         time_s=max(compute_s, memory_s) + overhead_s,
-        bound="compute" if compute_s >= memory_s else "memory",
+        bound="compute" if compute_s > memory_s else "memory",
         compute_s=compute_s, memory_s=memory_s, overhead_s=overhead_s,
         intensity=cost.intensity, ridge=peak / bw, peak_flops=peak, bandwidth=bw,
     )
