@@ -1,0 +1,91 @@
+"""`perfmodel rank BASE --factor S`: rank scaling strategies by predicted step time."""
+from __future__ import annotations
+
+import json
+
+from perfmodel.errors import PerfmodelError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "rank", help="rank the scaled variants of a model by predicted time, energy, memory",
+        description="Scale BASE by FACTOR with each strategy, predict one training step (or "
+                    "inference) of every candidate, and rank them by predicted time. The "
+                    "device is a profile directory, a saved predictor directory or a device "
+                    "name (its shipped profile under datasets/, else catalogue + roofline); "
+                    "the output says which was used.")
+    p.add_argument("base", help="model name, e.g. RegNetX-400MF, EN-B0, gpt2")
+    p.add_argument("--factor", type=float, required=True, help="FLOPs multiplier s")
+    p.add_argument("--strategies", default=None,
+                   help="comma-separated strategies (default: all of the family: CNN "
+                        "d,w,r,dw,dr,wr,dwr,d1_w8_g8_r1; transformer d,w,s,dw,ds,ws,dws)")
+    p.add_argument("--batch", type=int, default=1, help="samples per step (default 1)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--train", dest="train", action="store_true", default=True,
+                      help="predict a training step (default)")
+    mode.add_argument("--infer", dest="train", action="store_false", help="predict inference")
+    p.add_argument("--device", default="cpu", help="PROFILE dir | saved MODEL dir | GPU name | cpu")
+    p.add_argument("--dtype", default="float32", help="float32, tf32, bfloat16, float16")
+    p.add_argument("--optimizer", default=None,
+                   help="sgd-momentum (CNN default), adamw (transformer default), adam, sgd, none")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a base parameter before scaling (e.g. resolution=64)")
+    p.add_argument("--base-row", action="store_true", help="also list the unscaled base")
+    p.add_argument("--json", action="store_true", help="a JSON list of candidates on stdout")
+    p.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="plot time vs energy (or peak memory) with the Pareto front")
+    p.set_defaults(func=run)
+
+
+def parse_overrides(items) -> dict:
+    """KEY=VALUE strings as a dict (values as JSON when they parse, else strings)."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise PerfmodelError(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except ValueError:
+            out[k.strip()] = v
+    return out
+
+
+def run(args) -> int:
+    from perfmodel.predict.rank import rank_candidates
+
+    strategies = None
+    if args.strategies:
+        strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    r = rank_candidates(args.base, args.factor, strategies, batch=args.batch, train=args.train,
+                        dtype=args.dtype, device=args.device,
+                        overrides=parse_overrides(args.set), include_base=args.base_row,
+                        optimizer=args.optimizer)
+    if args.plot:
+        r.plot(args.plot)
+    if args.json:
+        print(json.dumps(r.to_records(), indent=1))
+        return 0
+    df = r.to_frame()
+    unit = "seqs/s" if "tokens_per_s" in df and df["tokens_per_s"].notna().any() else "samples/s"
+    print(f"{r.base} x{r.factor:g}, batch {r.batch}, "
+          f"{'training step' if r.train else 'inference'}, {args.dtype}")
+    print(f"predicted with: {r.backend}")
+    head = (f"{'rank':>4}  {'strategy':<12} {'params':>9} {'GFLOPs':>8} {'acts(M)':>8} "
+            f"{'time s [interval]':>28} {unit:>12} {'energy J':>9} {'peak MiB':>9}  pareto")
+    print(head)
+    for row in df.itertuples(index=False):
+        iv = f"[{_g(row.pred_time_s_lo)}, {_g(row.pred_time_s_hi)}]"
+        t = f"{_g(row.pred_time_s)} {iv}"
+        print(f"{row.rank:>4}  {row.strategy:<12} {row.params / 1e6:>8.2f}M "
+              f"{row.flops / 1e9:>8.3f} {row.acts / 1e6:>8.2f} {t:>28} {_g(row.throughput):>12} "
+              f"{_g(row.pred_energy_j):>9} {row.pred_peak_bytes / 2**20:>9.1f}  "
+              f"{'*' if row.pareto else ''}")
+    if args.plot:
+        print(f"wrote {args.plot} (time vs {r.pareto_axis.replace('pred_', '')})")
+    return 0
+
+
+def _g(v) -> str:
+    """4 significant digits, '-' for a missing value."""
+    return "-" if v is None or v != v else f"{v:.4g}"

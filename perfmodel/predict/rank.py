@@ -1,0 +1,148 @@
+"""Rank the scaled variants of a base model by predicted step time; Pareto front; plot.
+
+    r = rank_candidates("RegNetX-400MF", factor=4, strategies=["d", "w", "r", "dw"], batch=8)
+    r.to_frame(); r.to_records(); r.plot("rank.png")
+
+One candidate per strategy (and, with `include_base`, the unscaled base). Candidates share
+the backend (per-op predictions cached per distinct op) and the part counts (cached per
+distinct part), so a strategy that reuses blocks costs little. Rank 1 = fastest step.
+The Pareto front is over (predicted time, predicted energy), or (time, peak memory) when
+the backend has no energy figure (a CPU without power measurements).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.errors import PerfmodelError
+from perfmodel.predict.device import Backend, resolve_backend
+from perfmodel.predict.model import ModelPrediction, predict_model
+
+CNN_DEFAULT = ("d", "w", "r", "dw", "dr", "wr", "dwr", "d1_w8_g8_r1")
+TRANSFORMER_DEFAULT = ("d", "w", "s", "dw", "ds", "ws", "dws")
+JSON_KEYS = ("rank", "strategy", "factor", "params", "flops", "acts", "pred_time_s",
+             "pred_time_s_lo", "pred_time_s_hi", "throughput", "pred_energy_j",
+             "pred_energy_j_lo", "pred_energy_j_hi", "pred_peak_bytes", "pareto")
+
+
+def default_strategies(base: str, overrides: dict | None = None) -> tuple[str, ...]:
+    """The strategy letters that apply to a base model's family."""
+    from perfmodel.models.registry import resolve
+    from perfmodel.models.transformer_config import TransformerConfig
+
+    p = resolve(base, 1.0, None, **(overrides or {}))
+    return TRANSFORMER_DEFAULT if isinstance(p, TransformerConfig) else CNN_DEFAULT
+
+
+def pareto_front(x, y) -> np.ndarray:
+    """Boolean mask of the points no other point beats in both (lower is better)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n = len(x)
+    mask = np.ones(n, bool)
+    for i in range(n):
+        if not (np.isfinite(x[i]) and np.isfinite(y[i])):
+            mask[i] = False
+            continue
+        dominated = (x <= x[i]) & (y <= y[i]) & ((x < x[i]) | (y < y[i]))
+        mask[i] = not dominated.any()
+    return mask
+
+
+@dataclass
+class Ranking:
+    """The candidates' predictions, in rank order, and what the front was computed on."""
+
+    base: str
+    factor: float
+    batch: int
+    train: bool
+    predictions: list[ModelPrediction]
+    strategies: list[str]
+    backend: str
+    pareto_axis: str  # "pred_energy_j" | "pred_peak_bytes"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per candidate, rank order."""
+        rows = []
+        for strategy, p in zip(self.strategies, self.predictions):
+            d = p.to_dict()
+            d["strategy"] = strategy or "base"
+            d["factor"] = self.factor if strategy else 1.0
+            rows.append(d)
+        df = pd.DataFrame(rows)
+        df["rank"] = df["pred_time_s"].rank(method="min").astype(int)
+        y = df[self.pareto_axis].astype(float).to_numpy()
+        df["pareto"] = pareto_front(df["pred_time_s"].astype(float).to_numpy(), y)
+        first = [c for c in JSON_KEYS if c in df.columns]
+        return df[first + [c for c in df.columns if c not in first]].sort_values(
+            ["rank", "strategy"], ignore_index=True)
+
+    def to_records(self) -> list[dict]:
+        """JSON-friendly list of objects (NaN as None)."""
+        out = []
+        for r in self.to_frame().to_dict("records"):
+            out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else
+                            v.item() if hasattr(v, "item") else v) for k, v in r.items()})
+        return out
+
+    def plot(self, path) -> None:
+        """Time against energy (or peak memory) per strategy, Pareto front drawn (PNG)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        df = self.to_frame()
+        x = df["pred_time_s"].astype(float).to_numpy()
+        y = df[self.pareto_axis].astype(float).to_numpy()
+        energy = self.pareto_axis == "pred_energy_j"
+        fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
+        lo, hi = df["pred_time_s_lo"].astype(float), df["pred_time_s_hi"].astype(float)
+        if np.isfinite(lo).all() and np.isfinite(hi).all():
+            ax.errorbar(x, y if energy or True else y, xerr=[x - lo, hi - x], fmt="none",
+                        ecolor="0.7", elinewidth=1, capsize=2, zorder=1)
+        front = df["pareto"].to_numpy()
+        ax.scatter(x[~front], y[~front], c="tab:blue", zorder=2, label="candidate")
+        ax.scatter(x[front], y[front], c="tab:red", zorder=3, label="Pareto front")
+        order = np.argsort(x[front])
+        ax.plot(x[front][order], y[front][order], c="tab:red", lw=1, zorder=2)
+        for xi, yi, s in zip(x, y, df["strategy"]):
+            ax.annotate(s, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel("predicted step time (s)" if self.train else "predicted inference time (s)")
+        ax.set_ylabel("predicted energy per step (J)" if energy else
+                      "predicted peak memory (bytes) - no energy figure for this device")
+        ax.set_title(f"{self.base} x{self.factor:g}, batch {self.batch}", fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.text(0.01, 0.005, self.backend[:110], fontsize=6, color="0.4")
+        fig.tight_layout(rect=(0, 0.02, 1, 1))
+        fig.savefig(path)
+        plt.close(fig)
+
+
+def rank_candidates(base: str, factor: float, strategies=None, *, batch: int = 1,
+                    train: bool = True, dtype: str = "float32", device=None,
+                    overrides: dict | None = None, include_base: bool = False,
+                    optimizer: str | None = None) -> Ranking:
+    """Predict every `strategy` of `base` scaled by `factor` and rank them."""
+    factor = float(factor)
+    if not factor > 0:
+        raise PerfmodelError(f"--factor must be positive, got {factor}")
+    strategies = list(strategies or default_strategies(base, overrides))
+    if not strategies:
+        raise PerfmodelError("no strategies to rank")
+    if len(set(strategies)) != len(strategies):
+        raise PerfmodelError("a strategy is listed twice")
+    backend = device if isinstance(device, Backend) else resolve_backend(device)
+    names = ([""] if include_base else []) + strategies
+    preds = []
+    for s in names:
+        preds.append(predict_model(base, batch, dtype=dtype, train=train, device=backend,
+                                   factor=factor if s else 1.0, strategy=s or None,
+                                   overrides=overrides, optimizer=optimizer))
+    energy = [p.energy.value for p in preds]
+    axis = "pred_energy_j" if all(np.isfinite(energy)) else "pred_peak_bytes"
+    return Ranking(base, factor, batch, train, preds, names, backend.description, axis)
