@@ -1,0 +1,31 @@
+"""`perfmodel validate`: whole-model predictions against the measured validation sets."""
+from __future__ import annotations
+
+import json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "validate", help="compare whole-model predictions with measured models in datasets/",
+        description="Predict every whole model measured by the profilers' validation suite "
+                    "(in the profile given, or in every profile under datasets/) with that "
+                    "profile's own per-op predictor and block calibration, and print the "
+                    "error table: measured, predicted (interval), error per candidate; "
+                    "median |error|, Spearman and top-1 agreement per group.")
+    p.add_argument("--profile", default=None, help="one profile directory (default: datasets/*)")
+    p.add_argument("--phase", choices=["train_step", "inference", "all"], default="all",
+                   help="which measured phase to validate (default all)")
+    p.add_argument("--json", action="store_true", help="table and summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from perfmodel.predict.validate import validate
+
+    phases = ("train_step", "inference") if args.phase == "all" else (args.phase,)
+    report = validate(args.profile, phases=phases)
+    if args.json:
+        print(json.dumps(report.to_records(), indent=1))
+    else:
+        print(report.format())
+    return 0

@@ -1,0 +1,162 @@
+"""Validate whole-model predictions against measured whole models (`validation` suite).
+
+Each profile under `datasets/` (or the one given) is its own backend: per-op predictor from
+its per-op suites, calibration on its `blocks` suite. Its `validation` rows (whole-model
+`train_step` / `inference` of scaled candidates) are only ever predicted, never fitted on.
+
+`ValidationReport.table`: one row per measured candidate: measured and predicted time (with
+the interval and whether it covers the measurement), relative error, measured vs predicted
+activation bytes and energy where measured. `ValidationReport.summary`: per (profile,
+model, phase, batch, dtype) group: candidates, median |error|, Spearman rank correlation
+of predicted vs measured time across the candidates, top-1 agreement (the fastest
+candidate predicted is the fastest measured) and interval coverage.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.errors import PerfmodelError
+from perfmodel.predict.device import (datasets_dir, from_profile, is_profile,
+                                      read_profile_rows)
+from perfmodel.predict.model import predict_model
+
+GROUP = ["profile", "model", "phase", "batch", "dtype"]
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN below 3 points."""
+    a, b = pd.Series(np.asarray(a, float)), pd.Series(np.asarray(b, float))
+    if len(a) < 3:
+        return float("nan")
+    return float(a.rank().corr(b.rank()))
+
+
+def validation_profiles(profile=None) -> list[Path]:
+    """The profile given, or every profile under datasets/ with validation rows."""
+    if profile is not None:
+        p = Path(profile)
+        if not p.is_dir() or not is_profile(p):
+            raise PerfmodelError(f"{p}: not a profile directory (no metadata.json)")
+        return [p]
+    root = datasets_dir()
+    found = [m.parent for m in sorted(root.glob("*/metadata.json"))
+             if (m.parent / "measurements.parquet").is_file()] if root.is_dir() else []
+    return found
+
+
+@dataclass
+class ValidationReport:
+    """Per-candidate error table and per-group summary."""
+
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    backends: dict
+
+    def format(self) -> str:
+        """The error table and the summary as text."""
+        if self.table.empty:
+            return "no validation measurements found"
+        lines = []
+        for prof, desc in self.backends.items():
+            lines.append(f"profile {prof}: {desc}")
+        t = self.table
+        head = (f"{'model':<14} {'phase':<10} {'batch':>5} {'factor':>6} {'strategy':<12} "
+                f"{'measured s':>11} {'predicted s [interval]':>32} {'error':>8} {'in':>3}")
+        lines.append(head)
+        for r in t.itertuples(index=False):
+            iv = f"[{r.pred_lo_s:.4g}, {r.pred_hi_s:.4g}]" if np.isfinite(r.pred_lo_s) else ""
+            lines.append(f"{r.model:<14} {r.phase:<10} {r.batch:>5} {r.factor:>6g} "
+                         f"{r.strategy or 'base':<12} {r.measured_s:>11.4g} "
+                         f"{f'{r.pred_s:.4g} {iv}':>32} {100 * r.error:>+7.1f}% "
+                         f"{'y' if r.in_interval else 'n':>3}")
+        lines.append("")
+        lines.append(f"{'model':<14} {'phase':<10} {'batch':>5} {'dtype':<9} {'n':>3} "
+                     f"{'median |err|':>12} {'Spearman':>9} {'top-1':>6} {'coverage':>9}")
+        for r in self.summary.itertuples(index=False):
+            lines.append(f"{r.model:<14} {r.phase:<10} {r.batch:>5} {r.dtype:<9} "
+                         f"{r.candidates:>3} {100 * r.median_abs_error:>11.1f}% "
+                         f"{r.spearman:>9.3f} {'yes' if r.top1 else 'no':>6} "
+                         f"{100 * r.coverage:>8.0f}%")
+        all_err = np.abs(t["error"].to_numpy())
+        lines.append(f"all: {len(t)} measurements, median |error| {100 * np.median(all_err):.1f}%, "
+                     f"interval coverage {100 * t['in_interval'].mean():.0f}%")
+        return "\n".join(lines)
+
+    def to_records(self) -> dict:
+        clean = lambda df: json.loads(df.to_json(orient="records"))  # noqa: E731
+        return {"table": clean(self.table), "summary": clean(self.summary),
+                "backends": self.backends}
+
+
+def validate(profile=None, *, phases=("train_step", "inference"),
+             models: list[str] | None = None) -> ValidationReport:
+    """Predict every measured whole model of the profile(s) and compare."""
+    rows, backends = [], {}
+    for prof in validation_profiles(profile):
+        data = read_profile_rows(prof)
+        val = data[data["suite"].astype(str) == "validation"]
+        val = val[val["phase"].astype(str).isin(phases)]
+        if models:
+            val = val[val["op"].astype(str).isin(models)]
+        if val.empty:
+            continue
+        backend = from_profile(prof)
+        backends[str(prof)] = backend.description
+        for _, r in val.iterrows():
+            rows.append(_compare(prof, r, backend))
+    if not rows and profile is not None:
+        raise PerfmodelError(f"{profile}: no validation measurements (run the profilers' "
+                             "validation suite)")
+    table = pd.DataFrame(rows)
+    return ValidationReport(table, summarize(table), backends)
+
+
+def _compare(prof: Path, r, backend) -> dict:
+    p = json.loads(r["params"]) if isinstance(r.get("params"), str) else {}
+    overrides = p.get("overrides", {})
+    if isinstance(overrides, str):
+        overrides = json.loads(overrides)
+    strategy = p.get("strategy") or None
+    factor = float(p.get("factor", 1.0))
+    train = str(r["phase"]) == "train_step"
+    pred = predict_model(str(r["op"]), int(p.get("batch", r.get("batch", 1))),
+                         dtype=str(r["dtype"]), train=train, device=backend,
+                         factor=factor if strategy else 1.0, strategy=strategy,
+                         overrides=overrides)
+    measured = float(r["time_s"])
+    lo, hi = pred.time.lo, pred.time.hi
+    inside = bool(np.isfinite(lo) and np.isfinite(hi) and lo <= measured <= hi)
+    e_meas = r.get("energy_j")
+    e_meas = float(e_meas) if e_meas is not None and pd.notna(e_meas) else float("nan")
+    a_meas = r.get("act_bytes")
+    a_meas = float(a_meas) if a_meas is not None and pd.notna(a_meas) else float("nan")
+    return {
+        "profile": prof.name, "model": str(r["op"]), "phase": str(r["phase"]),
+        "dtype": str(r["dtype"]), "batch": pred.batch, "factor": factor,
+        "strategy": strategy or "", "measured_s": measured, "pred_s": pred.time.value,
+        "pred_lo_s": lo, "pred_hi_s": hi, "error": pred.time.value / measured - 1.0,
+        "in_interval": inside, "measured_energy_j": e_meas,
+        "pred_energy_j": pred.energy.value,
+        "measured_act_bytes": a_meas, "pred_act_bytes": pred.memory.activations,
+        "source": pred.source,
+    }
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-group median |error|, Spearman, top-1 agreement and coverage."""
+    cols = GROUP + ["candidates", "median_abs_error", "spearman", "top1", "coverage"]
+    if table.empty:
+        return pd.DataFrame(columns=cols)
+    out = []
+    for key, g in table.groupby(GROUP, sort=True):
+        top1 = g["measured_s"].idxmin() == g["pred_s"].idxmin()
+        out.append(dict(zip(GROUP, key), candidates=len(g),
+                        median_abs_error=float(np.median(np.abs(g["error"]))),
+                        spearman=spearman(g["pred_s"], g["measured_s"]), top1=bool(top1),
+                        coverage=float(g["in_interval"].mean())))
+    return pd.DataFrame(out, columns=cols)
