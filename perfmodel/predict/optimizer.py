@@ -45,9 +45,15 @@ def default_optimizer(sequence_model: bool) -> str:
     return "adamw" if sequence_model else "sgd-momentum"
 
 
-def optimizer_ops(optimizer: str, numels, dtype: str) -> pd.DataFrame:
-    """One `elementwise` row per kernel per parameter tensor (phase `optimizer`)."""
+def optimizer_ops(optimizer: str, numels, dtype: str, master_cast: bool = False) -> pd.DataFrame:
+    """One `elementwise` row per kernel per parameter tensor (phase `optimizer`).
+
+    `master_cast`: mixed precision, one more kernel per tensor copies the updated float32
+    master weights into the half-precision model weights.
+    """
     kernels = KERNELS[canonical_optimizer(optimizer)]
+    if master_cast:
+        kernels = kernels + ((1, 1),)
     rows = []
     for numel in numels:
         for inputs, fpe in kernels:
