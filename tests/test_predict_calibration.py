@@ -1,0 +1,60 @@
+"""Block calibration: NNLS recovers known coefficients, conformal intervals cover, round trip."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perfmodel.errors import PerfmodelError
+from perfmodel.predict.calibration import (Calibration, Calibrations, features,
+                                           fit_calibration)
+
+
+def synthetic(n, rng, beta, noise=0.05):
+    X = np.column_stack([rng.uniform(1e-4, 1e-2, n), rng.uniform(1e-5, 1e-3, n),
+                         rng.integers(5, 40, n), rng.uniform(0, 2e-2, n),
+                         rng.uniform(0, 2e-3, n), rng.integers(0, 80, n)]).astype(float)
+    y = X @ beta * np.exp(rng.normal(0, noise, n))
+    return X, y
+
+
+def test_nnls_recovers_coefficients_and_resists_outliers():
+    rng = np.random.default_rng(1)
+    beta = np.array([1.5, 3.0, 2e-5, 1.2, 4.0, 3e-5])
+    X, y = synthetic(300, rng, beta, noise=0.02)
+    y[:10] *= 50  # a few blocks slowed down by another process
+    cal = fit_calibration(X, y, np.arange(len(y)))
+    assert np.allclose(cal.beta, beta, rtol=0.1)
+    assert cal.cv_median_ape < 0.05 and cal.calibrated
+
+
+def test_conformal_interval_covers_held_out_blocks():
+    rng = np.random.default_rng(2)
+    beta = np.array([2.0, 1.0, 1e-5, 2.5, 1.0, 1e-5])
+    X, y = synthetic(400, rng, beta, noise=0.1)
+    cal = fit_calibration(X, y, np.arange(len(y)) // 2, coverage=0.9)
+    Xt, yt = synthetic(2000, rng, beta, noise=0.1)
+    pred = Xt @ np.asarray(cal.beta)
+    lo, hi = cal.interval(1.0)
+    inside = (pred * lo <= yt) & (yt <= pred * hi)
+    assert 0.85 <= inside.mean() <= 0.97
+    assert lo < 1.0 < hi
+
+
+def test_too_few_blocks_and_json_round_trip():
+    with pytest.raises(PerfmodelError, match="calibration needs"):
+        fit_calibration(np.ones((3, 6)), np.ones(3), np.arange(3))
+    c = Calibrations({"float32": Calibration(beta=(1, 2, 3, 4, 5, 6), q_lo=-0.1, q_hi=0.2,
+                                             rows=40, source="blocks")})
+    back = Calibrations.from_json(c.to_json())
+    assert back.get("float32").beta == (1, 2, 3, 4, 5, 6)
+    assert back.get("bfloat16") is back.pooled and not back.pooled.calibrated
+    assert Calibration().time(np.array([1.0, 2.0, 5, 3.0, 4.0, 7])) == pytest.approx(10.0)
+
+
+def test_features_split_phases_and_matrix_ops():
+    import pandas as pd
+
+    ops = pd.DataFrame({"op": ["conv2d", "relu", "conv2d", "batch_norm"],
+                        "phase": ["fwd", "fwd", "bwd", "bwd"]})
+    x = features(ops, np.array([1.0, 2.0, 3.0, 4.0]))
+    assert x.tolist() == [1.0, 2.0, 2.0, 3.0, 4.0, 2.0]

@@ -1,0 +1,80 @@
+"""Ranking: Pareto front, JSON keys, plot, CLI errors as one line."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from perfmodel.cli import main
+from perfmodel.predict import device as device_mod
+from perfmodel.predict.rank import pareto_front, rank_candidates
+
+JSON_REQUIRED = {"strategy", "params", "flops", "acts", "pred_time_s", "pred_energy_j",
+                 "pred_peak_bytes", "rank", "pareto", "pred_time_s_lo", "pred_time_s_hi"}
+
+
+@pytest.fixture(autouse=True)
+def no_shipped_profiles(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERFMODEL_DATASETS", str(tmp_path / "no-datasets"))
+    monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "cache"))
+    device_mod._BACKENDS.clear()
+    yield
+    device_mod._BACKENDS.clear()
+
+
+def test_pareto_front_by_hand():
+    t = [1.0, 2.0, 3.0, 1.5, 2.5, 1.0]
+    e = [5.0, 3.0, 1.0, 6.0, 3.0, 5.0]
+    # (1,5) twice: neither beats the other; (2,3) beats (2.5,3); (1.5,6) is beaten by (1,5)
+    assert pareto_front(t, e).tolist() == [True, True, True, False, False, True]
+    assert pareto_front([1.0, np.nan], [1.0, 0.0]).tolist() == [True, False]
+
+
+def test_rank_json_keys_and_order(capsys):
+    rc = main(["rank", "RegNetX-200MF", "--factor", "2", "--strategies", "d,w,r",
+               "--batch", "2", "--device", "h100", "--set", "resolution=32", "--json"])
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["strategy"] for r in rows] != [] and len(rows) == 3
+    for r in rows:
+        assert JSON_REQUIRED <= set(r)
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    times = [r["pred_time_s"] for r in rows]
+    assert times == sorted(times)
+    assert rows[0]["pareto"]  # the fastest candidate is always on the front
+    assert all(r["backend"].startswith("catalogue h100-sxm") for r in rows)
+
+
+def test_rank_transformer_table_and_plot(tmp_path, capsys):
+    png = tmp_path / "rank.png"
+    over = ["--set", "n_layers=2", "--set", "d_model=64", "--set", "n_heads=2",
+            "--set", "d_ff=256", "--set", "seq_len=32", "--set", "vocab_size=128"]
+    rc = main(["rank", "gpt2", "--factor", "4", "--strategies", "d,w,s,dws", "--batch", "2",
+               "--device", "h100", "--plot", str(png), *over])
+    out = capsys.readouterr().out
+    assert rc == 0 and "predicted with: catalogue h100-sxm" in out
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    r = rank_candidates("gpt2", 4, ["d", "w", "s"], batch=2, device="h100",
+                        overrides=dict(n_layers=2, d_model=64, n_heads=2, d_ff=256, seq_len=32,
+                                       vocab_size=128), include_base=True)
+    df = r.to_frame()
+    assert set(df["strategy"]) == {"base", "d", "w", "s"}
+    base = df[df["strategy"] == "base"].iloc[0]
+    assert (df.loc[df["strategy"] != "base", "flops"] > 2.5 * base["flops"]).all()
+    assert r.pareto_axis == "pred_energy_j"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["rank", "RegNetX-200MF", "--factor", "2", "--strategies", "dq", "--device", "h100"],
+     "bad scaling strategy"),
+    (["rank", "no-such-model", "--factor", "2", "--device", "h100"], "unknown model"),
+    (["rank", "RegNetX-200MF", "--factor", "-1", "--device", "h100"], "factor"),
+    (["rank", "RegNetX-200MF", "--factor", "2", "--device", "./nowhere/prof"], "no such profile"),
+    (["rank", "RegNetX-200MF", "--factor", "2", "--device", "h100", "--set", "oops"], "KEY=VALUE"),
+    (["validate", "--profile", "/nonexistent/profile"], "not a profile directory"),
+])
+def test_cli_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
