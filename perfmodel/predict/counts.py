@@ -3,8 +3,8 @@
 The op list comes from `perfmodel.counting.count_model` (meta device). A part whose input
 is an activation is wrapped so that its input requires grad: backward then computes the
 input gradient as it does inside the whole model. The bytes saved for backward are
-measured on the meta device with `torch.autograd.graph.saved_tensors_hooks`: every
-tensor autograd packs, shared storages once, parameters excluded; whether the part's
+measured in the same meta pass with `torch.autograd.graph.saved_tensors_hooks`: every
+tensor autograd packs, shared storages once, parameters and buffers excluded; whether the part's
 input and output are among them is kept too, so that a tensor saved on both sides of a
 part boundary is counted once when parts are put together (`assemble_saved_bytes`).
 """
@@ -37,6 +37,33 @@ class InputGrad(nn.Module):
         return self.inner(x)
 
 
+class Probe(nn.Module):
+    """Wraps a part for counting: input grad on demand, and records the storages of the
+    parameters, buffers, input and output it sees inside `functional_call` (the counter's
+    meta tensors), so saved-for-backward bytes come from the same pass as the op list."""
+
+    def __init__(self, inner: nn.Module, input_grad: bool):
+        super().__init__()
+        self.inner = inner
+        self.input_grad = input_grad
+        self.state: set[int] = set()
+        self.input_id = self.output_id = None
+        self.output_bytes = 0.0
+
+    def forward(self, x):
+        if (self.input_grad and isinstance(x, torch.Tensor) and x.is_floating_point()
+                and not x.requires_grad):
+            x.requires_grad_(True)
+        self.state = {t.untyped_storage()._cdata for t in self.inner.parameters()}
+        self.state |= {t.untyped_storage()._cdata for t in self.inner.buffers()}
+        self.input_id = x.untyped_storage()._cdata
+        out = self.inner(x)
+        if isinstance(out, torch.Tensor):
+            self.output_id = out.untyped_storage()._cdata
+            self.output_bytes = float(out.numel() * out.element_size())
+        return out
+
+
 @dataclass(frozen=True)
 class PartCount:
     """What one part costs at one batch size: ops (a frame), params and saved bytes."""
@@ -53,6 +80,9 @@ class PartCount:
     macs: float
     acts: int
     max_op_bytes: float  # largest single op output (workspace estimate)
+    fwd_macs: float = 0.0  # forward-pass MACs of the whole batch
+    fwd_acts: float = 0.0  # forward-pass pycls activations of the whole batch
+    all_flops: float = 0.0  # every counted FLOP (vector ops and backward included)
 
 
 def torch_dtype(dtype: str) -> torch.dtype:
@@ -85,75 +115,51 @@ _CACHE: dict[tuple, PartCount] = {}
 def _count(part: Part, batch: int, dtype: str, train: bool) -> PartCount:
     from perfmodel.counting.counter import count_model
 
-    kind, input_grad = part.input_kind, part.input_grad
     tdtype = torch_dtype(dtype)
     with torch.device("meta"):
         module = part.build()
     x = _input(part, batch, tdtype)
-    wrapped = InputGrad(module) if (train and input_grad and kind == "float") else module
-    c = count_model(wrapped, inputs=(x,), dtype=dtype, backward=train)
-    ops = c.to_frame()
-    if wrapped is not module and len(ops):
-        ops["module"] = ops["module"].str.replace(r"^inner\.?", "", regex=True)
-    saved, in_saved, out_saved, out_bytes = (0.0, False, False, 0.0)
-    if train:
-        saved, in_saved, out_saved, out_bytes = _saved_bytes(module, x, input_grad and kind == "float",
-                                                             tdtype)
-    params = list({id(p): p for p in module.parameters()}.values())
-    n_params = sum(p.numel() for p in params)
-    size = torch.empty((), dtype=tdtype, device="meta").element_size()
-    written = ops["bytes_written"] if len(ops) else pd.Series([0.0])
-    return PartCount(
-        ops=ops, params=n_params, param_bytes=float(n_params * size),
-        param_numels=tuple(p.numel() for p in params if p.requires_grad),
-        saved_bytes=saved, input_saved=in_saved, input_bytes=float(x.numel() * x.element_size()),
-        output_saved=out_saved, output_bytes=out_bytes, macs=c.total().macs, acts=c.acts,
-        max_op_bytes=float(written.max()),
-    )
-
-
-def _saved_bytes(module: nn.Module, x: torch.Tensor, input_grad: bool, tdtype):
-    """(bytes saved excluding the input, input saved?, output saved?, output bytes).
-
-    The module runs through `torch.func.functional_call` with meta parameters of the
-    model dtype, so a caller's real model is neither moved nor cast.
-    """
-    x = x.detach().requires_grad_(input_grad)
-    state = {}
-    for n, p in module.named_parameters():
-        dt = tdtype if p.is_floating_point() else p.dtype
-        state[n] = torch.empty(p.shape, dtype=dt, device="meta").requires_grad_(p.requires_grad)
-    for n, b in module.named_buffers():
-        dt = tdtype if b.is_floating_point() else b.dtype
-        state[n] = torch.empty(b.shape, dtype=dt, device="meta")
-    param_storages = {t.untyped_storage()._cdata for t in state.values()}
+    probe = Probe(module, train and part.input_grad and part.input_kind == "float")
     storages: dict[int, int] = {}
 
     def pack(t):
         if isinstance(t, torch.Tensor) and t.device.type == "meta":
             s = t.untyped_storage()
-            if s._cdata not in param_storages:
-                storages[s._cdata] = s.nbytes()
+            storages[s._cdata] = s.nbytes()
         return t
 
     was = module.training
-    module.train()
+    module.train(train)
     try:
-        with torch.device("meta"), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = torch.func.functional_call(module, state, (x,))
-    except Exception as exc:  # the model does not run on meta: no activation estimate
-        raise PerfmodelError(f"{type(module).__name__}: cannot run on the meta device to "
-                             f"measure saved activations ({str(exc).splitlines()[0]})") from None
+        if train:
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                c = count_model(probe, inputs=(x,), dtype=dtype, backward=True)
+        else:
+            c = count_model(probe, inputs=(x,), dtype=dtype, backward=False)
     finally:
         module.train(was)
-    in_id = x.untyped_storage()._cdata
-    out_t = out if isinstance(out, torch.Tensor) else None
-    out_id = out_t.untyped_storage()._cdata if out_t is not None else None
-    in_saved = in_id in storages
-    out_saved = out_id in storages if out_id is not None else False
-    total = sum(v for k, v in storages.items() if k != in_id)
-    out_bytes = float(out_t.numel() * out_t.element_size()) if out_t is not None else 0.0
-    return float(total), in_saved, out_saved, out_bytes
+    ops = c.to_frame()
+    if len(ops):
+        ops["module"] = ops["module"].str.replace(r"^inner\.?", "", regex=True)
+    saved = {k: v for k, v in storages.items() if k not in probe.state}
+    in_saved = probe.input_id in saved
+    out_saved = probe.output_id in saved
+    saved_bytes = float(sum(v for k, v in saved.items() if k != probe.input_id))
+    params = list({id(p): p for p in module.parameters()}.values())
+    n_params = sum(p.numel() for p in params)
+    size = torch.empty((), dtype=tdtype, device="meta").element_size()
+    written = ops["bytes_written"] if len(ops) else pd.Series([0.0])
+    fwd = ops[ops["phase"] == "fwd"] if len(ops) else ops
+    return PartCount(
+        ops=ops, params=n_params, param_bytes=float(n_params * size),
+        param_numels=tuple(p.numel() for p in params if p.requires_grad),
+        saved_bytes=saved_bytes, input_saved=in_saved,
+        input_bytes=float(x.numel() * x.element_size()), output_saved=out_saved,
+        output_bytes=probe.output_bytes, macs=c.total().macs, acts=c.acts,
+        max_op_bytes=float(written.max()), fwd_macs=fwd["macs"].sum() if len(ops) else 0.0,
+        fwd_acts=fwd["acts"].sum() if len(ops) else 0.0,
+        all_flops=float(ops["flops"].sum()) if len(ops) else 0.0,
+    )
 
 
 def assemble_saved_bytes(counts: list[PartCount]) -> list[float]:

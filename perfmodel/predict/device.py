@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,34 @@ class Backend:
     kind: str  # "profile" | "predictor" | "roofline"
     description: str
     profile_dir: Path | None = None
+    _parts: dict = field(default_factory=dict, repr=False)
+
+    def part_features(self, part, count, batch: int, dtype: str, train: bool):
+        """(calibration features, summed per-op energy, time, lower and upper time) of a
+        counted part, cached per distinct part: ranking re-uses every block it has priced."""
+        key = (part.key, part.input_shape, part.input_kind, part.input_grad, batch, dtype, train)
+        hit = self._parts.get(key)
+        if hit is None:
+            pred = self.optimes.predict(count.ops)
+            t = pred["time_s"].to_numpy()
+            hit = (features(count.ops, t), float(np.nansum(pred["energy_j"].to_numpy())),
+                   float(t.sum()), float(pred["time_lo_s"].to_numpy().sum()),
+                   float(pred["time_hi_s"].to_numpy().sum()))  # NaN (unknown) propagates
+            self._parts[key] = hit
+        return hit
+
+    def optimizer_features(self, part, count, optimizer: str, dtype: str) -> np.ndarray:
+        """Calibration features of the optimizer kernels over a part's parameters (cached)."""
+        from perfmodel.predict.optimizer import optimizer_ops
+
+        key = ("optimizer", optimizer, dtype, count.param_numels)
+        hit = self._parts.get(key)
+        if hit is None:
+            ops = optimizer_ops(optimizer, count.param_numels, dtype)
+            hit = (features(ops, self.optimes.predict(ops)["time_s"].to_numpy()) if len(ops)
+                   else np.zeros(6))
+            self._parts[key] = hit
+        return hit
 
     @property
     def source(self) -> str:

@@ -159,30 +159,31 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     rows, x_total, e_raw, t_raw = [], np.zeros(len(FEATURES)), 0.0, 0.0
     op_frames = []
     numels = []
-    for part, c in zip(parts, counts):
-        pred = backend.optimes.predict(c.ops)
-        t = pred["time_s"].to_numpy()
-        x = features(c.ops, t)
+    saved = assemble_saved_bytes(counts) if train else [0.0] * len(counts)
+    t_lo = t_hi = 0.0
+    for part, c, sv in zip(parts, counts, saved):
+        x, e, t_sum, lo_sum, hi_sum = backend.part_features(part, c, batch, dtype, train)
+        t_lo += lo_sum
+        t_hi += hi_sum
         x_total += x
-        e_raw += np.nansum(pred["energy_j"].to_numpy())
-        t_raw += t.sum()
-        rows.append(_part_row(part, c, x, beta))
+        e_raw += e
+        t_raw += t_sum
+        rows.append(_part_row(part, c, x, beta, sv))
         numels.extend(c.param_numels)
         if keep_ops and len(c.ops):
             f = c.ops.copy()
             f["module"] = [_join(part.path, m) for m in f["module"]]
-            f["pred_time_s"] = t
+            f["pred_time_s"] = backend.optimes.predict(c.ops)["time_s"].to_numpy()
             op_frames.append(f)
-    opt_ops = optimizer_ops(optimizer, numels, dtype) if train else None
     x_opt = np.zeros(len(FEATURES))
-    if opt_ops is not None and len(opt_ops):
-        t = backend.optimes.predict(opt_ops)["time_s"].to_numpy()
-        x_opt = features(opt_ops, t)
+    if train and optimizer != "none":
+        for part, c in zip(parts, counts):
+            x_opt += backend.optimizer_features(part, c, optimizer, dtype)
         rows.append({"module": "optimizer", "group": "optimizer", "params": 0, "flops": 0.0,
-                     "ops": len(opt_ops), "time_s": float(beta @ x_opt)})
+                     "ops": int(x_opt[2]), "act_bytes": 0.0, "time_s": float(beta @ x_opt)})
         if keep_ops:
-            f = opt_ops.copy()
-            f["pred_time_s"] = t
+            f = optimizer_ops(optimizer, numels, dtype)
+            f["pred_time_s"] = backend.optimes.predict(f)["time_s"].to_numpy()
             op_frames.append(f)
     x_all = x_total + x_opt
     total = float(beta @ x_all)
@@ -190,8 +191,11 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     bwd = float(beta[3:] @ x_total[3:])
     opt_t = float(beta @ x_opt)
     ratio = cal.interval(1.0)
-    if not cal.calibrated:  # per-op learned intervals summed comonotonically, or the roofline bound
-        ratio = _uncalibrated_ratio(backend, parts, counts)
+    if not cal.calibrated:
+        # Learned per-op intervals summed as if their errors were perfectly correlated
+        # (sum of lower bounds, sum of upper bounds: the widest consistent interval, not a
+        # naive independent sum); the roofline alone gives a lower bound and no upper one.
+        ratio = ((t_lo / t_raw, t_hi / t_raw) if t_raw > 0 else (float("nan"), float("nan")))
     est = lambda v: Estimate(v, v * ratio[0], v * ratio[1])  # noqa: E731
     power = _power(backend, e_raw, t_raw)
     energy = Estimate(total * power, total * power * ratio[0], total * power * ratio[1])
@@ -199,12 +203,11 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     by_module["share"] = by_module["time_s"] / total if total > 0 else np.nan
     shared = sum(p.shared_params for p in parts)
     size = (sum(c.param_bytes for c in counts) / max(1, sum(c.params for c in counts)))
-    mem = memory_estimate(counts, train, optimizer, assemble_saved_bytes(counts) if train else None,
-                          shared * size)
+    mem = memory_estimate(counts, train, optimizer, saved if train else None, shared * size)
     params = sum(c.params for c in counts) - shared
     fwd_macs = sum(_fwd_macs(c) for c in counts)
     acts = sum(_fwd_acts(c) for c in counts)
-    step_flops = float(sum(c.ops["flops"].sum() for c in counts if len(c.ops)))
+    step_flops = float(sum(c.all_flops for c in counts))
     seq = parts[0].input_shape[0] if is_seq and parts and parts[0].input_shape else 0
     return ModelPrediction(
         name=name, batch=batch, dtype=dtype, train=train, optimizer=optimizer, params=params,
@@ -221,22 +224,18 @@ def _join(prefix: str, path) -> str:
     return ".".join(p for p in (prefix, path) if p)
 
 
-def _part_row(part: Part, c: PartCount, x: np.ndarray, beta: np.ndarray) -> dict:
+def _part_row(part: Part, c: PartCount, x: np.ndarray, beta: np.ndarray, saved: float) -> dict:
     return {"module": part.path or "model", "group": part.group,
             "params": c.params - part.shared_params, "flops": 2 * _fwd_macs(c),
-            "ops": len(c.ops), "time_s": float(beta @ x)}
+            "ops": len(c.ops), "act_bytes": saved, "time_s": float(beta @ x)}
 
 
 def _fwd_macs(c: PartCount) -> float:
-    if not len(c.ops):
-        return 0.0
-    return float(c.ops.loc[c.ops["phase"] == "fwd", "macs"].sum())
+    return float(c.fwd_macs)
 
 
 def _fwd_acts(c: PartCount) -> float:
-    if not len(c.ops):
-        return 0.0
-    return float(c.ops.loc[c.ops["phase"] == "fwd", "acts"].sum())
+    return float(c.fwd_acts)
 
 
 def _power(backend: Backend, e_raw: float, t_raw: float) -> float:
@@ -244,23 +243,3 @@ def _power(backend: Backend, e_raw: float, t_raw: float) -> float:
     if t_raw > 0 and e_raw > 0:
         return e_raw / t_raw
     return backend.energy_power_w()
-
-
-def _uncalibrated_ratio(backend: Backend, parts, counts) -> tuple[float, float]:
-    """Interval ratios without a block calibration.
-
-    Learned per-op intervals are summed as if their errors were perfectly correlated
-    (lo = sum of lower bounds, hi = sum of upper bounds: the widest consistent interval,
-    not a naive independent sum); the roofline alone gives a lower bound and no upper one.
-    """
-    t = lo = hi = 0.0
-    for c in counts:
-        if not len(c.ops):
-            continue
-        pred = backend.optimes.predict(c.ops)
-        t += float(pred["time_s"].to_numpy().sum())
-        lo += float(pred["time_lo_s"].to_numpy().sum())
-        hi += float(pred["time_hi_s"].to_numpy().sum())  # NaN (unknown) propagates
-    if t <= 0:
-        return float("nan"), float("nan")
-    return lo / t, (hi / t if math.isfinite(hi) else float("nan"))

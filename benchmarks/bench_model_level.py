@@ -1,0 +1,182 @@
+"""Model-level targets of issue 5: whole-model step time against measured models, and speed.
+
+Rows:
+- CPU: RegNetX-400MF and a GPT-style base (gpt2 shrunk for CPU, `perfmodel/predict/
+  targets.py`), each scaled x4 by >= 6 strategies; predicted against measured training-step
+  time of the shipped CPU profile's `validation` suite (never used for fitting; the per-op
+  predictor comes from its per-op suites, the calibration from its `blocks` suite).
+  Targets: median |error| <= 10 %, Spearman >= 0.9 across the candidates (per family and
+  pooled), the same fastest candidate. Interval coverage is reported alongside.
+- GPU: the same on a shipped GPU profile with a validation suite (median step-time error
+  <= 8 %, energy <= 10 %), or a line saying none exists.
+- Speed: ranking 100 candidates (RegNetX-400MF 8 strategies x 8 factors + the CPU gpt2
+  6 strategies x 6 factors), cold (nothing counted yet in this process) and warm (blocks
+  already counted and priced: what a second ranking on the same device costs).
+  Target: < 1 s.
+
+Run: python3 benchmarks/bench_model_level.py [--profile DIR] [--gpu-profile DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from perfmodel.predict.device import datasets_dir, resolve_backend  # noqa: E402
+from perfmodel.predict.targets import (CNN_BASE, CPU_OVERRIDES, GPT_BASE,  # noqa: E402
+                                       MIN_STRATEGIES, TARGET_FACTOR, target_rows)
+from perfmodel.predict.validate import spearman, validate  # noqa: E402
+
+CPU_TARGETS = dict(median_error=0.10, spearman=0.9)
+GPU_TARGETS = dict(median_error=0.08, energy_error=0.10)
+RANK_TARGET_S = 1.0
+
+
+def find_profiles(kind: str) -> list[Path]:
+    """Shipped profiles whose catalogue key is `cpu` (kind cpu) or anything else (gpu)."""
+    out = []
+    root = datasets_dir()
+    for meta in sorted(root.glob("*/metadata.json")) if root.is_dir() else []:
+        try:
+            m = json.loads(meta.read_text())
+        except ValueError:
+            continue
+        is_cpu = m.get("catalogue_key") == "cpu" or m.get("device_kind") == "cpu"
+        if (kind == "cpu") == is_cpu and (meta.parent / "measurements.parquet").is_file():
+            out.append(meta.parent)
+    return out
+
+
+def family_rows(table: pd.DataFrame, suffix: str) -> list[tuple[str, pd.DataFrame]]:
+    """(label, rows) per family of the target, then pooled."""
+    out = [(f"{m}{suffix}", g) for m, g in table.groupby("model")]
+    if table["model"].nunique() > 1:
+        out.append(("pooled", table))
+    return out
+
+
+def score(rows: pd.DataFrame) -> dict:
+    err = np.abs(rows["error"].to_numpy())
+    groups = rows.groupby(["model", "batch"])
+    top1 = all(g["measured_s"].idxmin() == g["pred_s"].idxmin() for _, g in groups)
+    rho = [r for r in (spearman(g["pred_s"], g["measured_s"]) for _, g in groups)
+           if np.isfinite(r)]
+    return dict(n=len(rows), strategies=rows["strategy"].nunique(),
+                median_error=float(np.median(err)), spearman=float(np.nanmin(rho)) if rho else np.nan,
+                spearman_all=spearman(rows["pred_s"], rows["measured_s"]), top1=top1,
+                coverage=float(rows["in_interval"].mean()))
+
+
+def accuracy_section(label: str, profile: Path, targets: dict) -> list[str]:
+    lines = [f"{label}: profile {profile}"]
+    rep = validate(profile, phases=("train_step",))
+    for prof, desc in rep.backends.items():
+        lines.append(f"  predicted with: {desc}")
+    table = rep.table
+    if table.empty:
+        return lines + ["  no train_step rows in its validation suite"]
+    sel = target_rows(table.assign(phase="train_step"))
+    suffix = f" x{TARGET_FACTOR:g}"
+    if sel.empty:
+        suffix = " (all)"
+        lines.append(f"  the validation suite has no x{TARGET_FACTOR:g} candidates of the "
+                     f"target strategies: scoring every measured candidate instead")
+        sel = table
+    head = (f"  {'family':<22} {'n':>3} {'strat':>5} {'median |err|':>12} {'Spearman':>9} "
+            f"{'top-1':>6} {'coverage':>9}   verdict")
+    lines.append(head)
+    for name, rows in family_rows(sel, suffix):
+        s = score(rows)
+        ok = (s["median_error"] <= targets["median_error"]
+              and (not np.isfinite(s["spearman"]) or s["spearman"] >= targets.get("spearman", -1))
+              and s["top1"] and s["strategies"] >= MIN_STRATEGIES)
+        lines.append(f"  {name:<22} {s['n']:>3} {s['strategies']:>5} "
+                     f"{100 * s['median_error']:>11.1f}% {s['spearman']:>9.3f} "
+                     f"{'same' if s['top1'] else 'diff':>6} {100 * s['coverage']:>8.0f}%   "
+                     f"{'PASS' if ok else 'FAIL'}"
+                     + ("" if s["strategies"] >= MIN_STRATEGIES else
+                        f" (only {s['strategies']} strategies measured)"))
+    lines.append("  per candidate (measured vs predicted training-step time):")
+    for r in sel.sort_values(["model", "batch", "measured_s"]).itertuples(index=False):
+        lines.append(f"    {r.model:<14} b{r.batch:<3} {r.strategy or 'base':<12} "
+                     f"{r.measured_s:9.4g} s  {r.pred_s:9.4g} s [{r.pred_lo_s:.4g}, "
+                     f"{r.pred_hi_s:.4g}]  {100 * r.error:+6.1f}%")
+    if "measured_energy_j" in sel and sel["measured_energy_j"].notna().any():
+        e = sel.dropna(subset=["measured_energy_j"])
+        ee = np.abs(e["pred_energy_j"] / e["measured_energy_j"] - 1)
+        lines.append(f"  energy: median |error| {100 * np.median(ee):.1f}% over {len(e)} rows")
+    return lines
+
+
+def rank_speed(device) -> list[str]:
+    from perfmodel.predict import counts
+    from perfmodel.predict.rank import rank_candidates
+
+    backend = resolve_backend(device)
+    cnn = (["d", "w", "r", "dw", "dr", "wr", "dwr", "d1_w8_g8_r1"], (1.5, 2, 3, 4, 6, 8, 12, 16))
+    gpt = (["d", "w", "s", "dw", "ds", "ws"], (1.5, 2, 3, 4, 6, 8))
+    lines = [f"Ranking 100 candidates on {backend.device.key} ({backend.source}):"]
+
+    def run() -> tuple[int, float]:
+        t0, n = time.perf_counter(), 0
+        for base, (strategies, factors), batch in ((CNN_BASE, cnn, 8), (GPT_BASE, gpt, 4)):
+            for f in factors:
+                r = rank_candidates(base, f, strategies, batch=batch, device=backend,
+                                    overrides=CPU_OVERRIDES[base])
+                n += len(r.predictions)
+        return n, time.perf_counter() - t0
+
+    counts._CACHE.clear()
+    backend._parts.clear()
+    n, cold = run()
+    n2, warm = run()
+    lines.append(f"  cold (count + price every distinct block): {n} candidates in {cold:.2f} s "
+                 f"{'PASS' if cold < RANK_TARGET_S else 'FAIL'}")
+    lines.append(f"  warm (blocks counted and priced once):     {n2} candidates in {warm:.2f} s "
+                 f"{'PASS' if warm < RANK_TARGET_S else 'FAIL'}")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", help="CPU profile with blocks + validation suites (default: "
+                                      "the shipped one under datasets/)")
+    ap.add_argument("--gpu-profile", help="GPU profile with a validation suite")
+    ap.add_argument("--skip-speed", action="store_true")
+    args = ap.parse_args()
+    out = ["Model-level targets (issue 5)", ""]
+    cpu = [Path(args.profile)] if args.profile else find_profiles("cpu")
+    if not cpu:
+        out.append("CPU: no CPU validation set in datasets/ (run the profilers' blocks and "
+                   "validation suites on this machine)")
+    for prof in cpu:
+        out += accuracy_section("CPU", prof, CPU_TARGETS)
+    out.append("")
+    gpu = [Path(args.gpu_profile)] if args.gpu_profile else find_profiles("gpu")
+    gpu = [g for g in gpu if _has_validation(g)]
+    if not gpu:
+        out.append("GPU: no GPU validation set in datasets/ (targets: median step-time error "
+                   "<= 8 %, energy <= 10 %)")
+    for prof in gpu:
+        out += accuracy_section("GPU", prof, GPU_TARGETS)
+    out.append("")
+    if not args.skip_speed:
+        out += rank_speed(str(cpu[0]) if cpu else "cpu")
+    print("\n".join(out))
+    return 0
+
+
+def _has_validation(profile: Path) -> bool:
+    df = pd.read_parquet(profile / "measurements.parquet", columns=["suite"])
+    return bool((df["suite"] == "validation").any())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
