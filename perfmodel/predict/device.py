@@ -75,10 +75,13 @@ class Backend:
         """Calibration features of the optimizer kernels over a part's parameters (cached)."""
         from perfmodel.predict.optimizer import optimizer_ops
 
-        key = ("optimizer", optimizer, dtype, count.param_numels)
+        numels = list(count.param_numels)
+        if part.shared_params in numels:  # a tied weight is updated once, by its owner
+            numels.remove(part.shared_params)
+        key = ("optimizer", optimizer, dtype, tuple(numels))
         hit = self._parts.get(key)
         if hit is None:
-            ops = optimizer_ops(optimizer, count.param_numels, dtype)
+            ops = optimizer_ops(optimizer, numels, dtype)
             hit = (features(ops, self.optimes.predict(ops)["time_s"].to_numpy()) if len(ops)
                    else np.zeros(6))
             self._parts[key] = hit
