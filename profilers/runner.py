@@ -77,6 +77,16 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+def _load_average() -> list[float] | None:
+    """The host's 1/5/15-minute load averages: other work on the machine skews timings."""
+    import os
+
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def catalogue_key(device: Device, meta: dict) -> str | None:
     """The perfmodel hardware catalogue key of this device, when the catalogue knows it."""
     try:
@@ -102,6 +112,7 @@ def collect_metadata(device: Device, config: ProfileConfig) -> dict:
             "suites": list(config.suites), "budget_s": config.budget_s}
     meta.update(device.metadata())
     meta["catalogue_key"] = catalogue_key(device, meta)
+    meta["load_average_start"] = _load_average()
     meta.update(torch=torch.__version__, numpy=numpy.__version__, pandas=pd.__version__,
                 python=platform.python_version(), perfmodel=perfmodel.__version__,
                 os=f"{platform.system()} {platform.release()}")
@@ -173,7 +184,8 @@ def _run(config, device, meta, journal, out, progress, resumed) -> ProfileResult
             states.append(state)
     frame = dedupe(read_profile(out))
     write_measurements(frame, out)
-    meta.update(complete=True, finished=_now(), suite_state=[asdict(s) for s in states])
+    meta.update(complete=True, finished=_now(), load_average_end=_load_average(),
+                suite_state=[asdict(s) for s in states])
     write_metadata(meta, out)
     journal.remove()
     return ProfileResult(out, frame, meta, states, resumed)
