@@ -42,20 +42,23 @@ FOLDS = 5
 DEFAULT_COVERAGE = 0.9
 
 
-def features(ops: pd.DataFrame, times: np.ndarray) -> np.ndarray:
-    """The six calibration features of an op table with per-op seconds `times`."""
+def feature_columns(ops: pd.DataFrame, times: np.ndarray) -> list[np.ndarray]:
+    """Per-op contributions to the six features (summing them gives `features`)."""
     from perfmodel.predict.optimes import is_tensor
 
-    if not len(ops):
-        return np.zeros(len(FEATURES))
     t = np.asarray(times, dtype=float)
     tensor = is_tensor(ops["op"])
     bwd = (ops["phase"].astype(str) == "bwd").to_numpy()
     fwd = ~bwd
-    return np.array([
-        t[fwd & tensor].sum(), t[fwd & ~tensor].sum(), float(fwd.sum()),
-        t[bwd & tensor].sum(), t[bwd & ~tensor].sum(), float(bwd.sum()),
-    ])
+    return [t * (fwd & tensor), t * (fwd & ~tensor), fwd.astype(float),
+            t * (bwd & tensor), t * (bwd & ~tensor), bwd.astype(float)]
+
+
+def features(ops: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    """The six calibration features of an op table with per-op seconds `times`."""
+    if not len(ops):
+        return np.zeros(len(FEATURES))
+    return np.array([c.sum() for c in feature_columns(ops, times)])
 
 
 @dataclass

@@ -10,7 +10,6 @@ part boundary is counted once when parts are put together (`assemble_saved_bytes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import pandas as pd
 import torch
 from torch import nn
@@ -64,25 +63,33 @@ class Probe(nn.Module):
         return out
 
 
-@dataclass(frozen=True)
 class PartCount:
-    """What one part costs at one batch size: ops (a frame), params and saved bytes."""
+    """What one part costs at one batch size: ops (a frame), params and saved bytes.
 
-    ops: pd.DataFrame  # perfmodel.counting op table; `module` relative to the part
-    params: int
-    param_bytes: float
-    param_numels: tuple  # numel of each trainable parameter tensor (optimizer ops)
-    saved_bytes: float  # saved for backward, excluding the part's input
-    input_saved: bool
-    input_bytes: float
-    output_saved: bool
-    output_bytes: float
-    macs: float
-    acts: int
-    max_op_bytes: float  # largest single op output (workspace estimate)
-    fwd_macs: float = 0.0  # forward-pass MACs of the whole batch
-    fwd_acts: float = 0.0  # forward-pass pycls activations of the whole batch
-    all_flops: float = 0.0  # every counted FLOP (vector ops and backward included)
+    `ops` is built lazily from `rows` for closed-form parts (`analytic.py`), so ranking
+    many candidates never builds a frame per part.
+    """
+
+    def __init__(self, ops, params, param_bytes, param_numels, saved_bytes, input_saved,
+                 input_bytes, output_saved, output_bytes, macs, acts, max_op_bytes,
+                 fwd_macs=0.0, fwd_acts=0.0, all_flops=0.0, rows=None):
+        self._ops, self.rows = ops, rows
+        self.params, self.param_bytes, self.param_numels = params, param_bytes, param_numels
+        self.saved_bytes, self.input_saved, self.input_bytes = saved_bytes, input_saved, input_bytes
+        self.output_saved, self.output_bytes = output_saved, output_bytes
+        self.macs, self.acts, self.max_op_bytes = macs, acts, max_op_bytes
+        self.fwd_macs, self.fwd_acts, self.all_flops = fwd_macs, fwd_acts, all_flops
+
+    @property
+    def ops(self) -> pd.DataFrame:
+        """The op table (perfmodel.counting layout); `module` relative to the part."""
+        if self._ops is None:
+            self._ops = pd.DataFrame(self.rows)
+        return self._ops
+
+    @property
+    def n_ops(self) -> int:
+        return len(self.rows) if self._ops is None else len(self._ops)
 
 
 def torch_dtype(dtype: str) -> torch.dtype:
@@ -99,13 +106,20 @@ def _input(part: Part, batch: int, tdtype) -> torch.Tensor:
     return torch.empty(shape, dtype=tdtype, device="meta")
 
 
-def count_part(part: Part, batch: int, dtype: str, train: bool) -> PartCount:
-    """Count `part` (cached by its key, input shape, batch, dtype and training)."""
+def count_part(part: Part, batch: int, dtype: str, train: bool, fast: bool = True) -> PartCount:
+    """Count `part` (cached by its key, input shape, batch, dtype and training).
+
+    `fast`: use the closed-form op list of `analytic.py` where one exists (the same rows
+    as the meta-device count), else count on the meta device.
+    """
     k = (part.key, part.input_shape, part.input_kind, part.input_grad, int(batch),
-         canonical_dtype(dtype), bool(train))
+         canonical_dtype(dtype), bool(train), fast)
     hit = _CACHE.get(k)
     if hit is None:
-        hit = _CACHE[k] = _count(part, int(batch), canonical_dtype(dtype), bool(train))
+        hit = _analytic(part, int(batch), canonical_dtype(dtype), bool(train)) if fast else None
+        if hit is None:
+            hit = _count(part, int(batch), canonical_dtype(dtype), bool(train))
+        _CACHE[k] = hit
     return hit
 
 
@@ -160,6 +174,36 @@ def _count(part: Part, batch: int, dtype: str, train: bool) -> PartCount:
         fwd_acts=fwd["acts"].sum() if len(ops) else 0.0,
         all_flops=float(ops["flops"].sum()) if len(ops) else 0.0,
     )
+
+
+def _analytic(part: Part, batch: int, dtype: str, train: bool) -> PartCount | None:
+    from perfmodel.predict.analytic import analytic_part
+
+    a = analytic_part(part, batch, dtype, train)
+    if a is None:
+        return None
+    size = _SIZE[dtype]
+    params = a.params
+    rows = a.rows
+    x_bytes = float(batch * _prod(part.input_shape) * (8 if part.input_kind == "long" else size))
+    return PartCount(
+        ops=None, rows=rows.rows, params=sum(params), param_bytes=float(sum(params) * size),
+        param_numels=params, saved_bytes=float(a.saved), input_saved=a.input_saved and train,
+        input_bytes=x_bytes, output_saved=a.output_saved and train,
+        output_bytes=float(a.output_numel * size), macs=rows.total("macs"),
+        acts=int(rows.total("acts")), max_op_bytes=max(r["bytes_written"] for r in rows.rows),
+        fwd_macs=rows.total("macs", "fwd"), fwd_acts=rows.total("acts", "fwd"),
+        all_flops=rows.total("flops"))
+
+
+_SIZE = {"float64": 8, "float32": 4, "tf32": 4, "float16": 2, "bfloat16": 2}
+
+
+def _prod(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
 
 
 def assemble_saved_bytes(counts: list[PartCount]) -> list[float]:

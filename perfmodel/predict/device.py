@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.errors import PerfmodelError
-from perfmodel.predict.calibration import (MIN_BLOCK_ROWS, Calibration, Calibrations, features,
-                                          fit_calibration)
+from perfmodel.predict.calibration import (FEATURES, MIN_BLOCK_ROWS, Calibration, Calibrations,
+                                          feature_columns, features, fit_calibration)
 from perfmodel.predict.optimes import OpTimes
 
 PER_OP_EXCLUDED = ("blocks", "validation")
@@ -60,32 +60,88 @@ class Backend:
     def part_features(self, part, count, batch: int, dtype: str, train: bool):
         """(calibration features, summed per-op energy, time, lower and upper time) of a
         counted part, cached per distinct part: ranking re-uses every block it has priced."""
-        key = (part.key, part.input_shape, part.input_kind, part.input_grad, batch, dtype, train)
+        key = part_key(part, batch, dtype, train)
         hit = self._parts.get(key)
         if hit is None:
-            pred = self.optimes.predict(count.ops)
-            t = pred["time_s"].to_numpy()
-            hit = (features(count.ops, t), float(np.nansum(pred["energy_j"].to_numpy())),
-                   float(t.sum()), float(pred["time_lo_s"].to_numpy().sum()),
-                   float(pred["time_hi_s"].to_numpy().sum()))  # NaN (unknown) propagates
-            self._parts[key] = hit
+            self.price_parts([(part, count, batch, dtype, train)])
+            hit = self._parts[key]
         return hit
+
+    def price_parts(self, items) -> None:
+        """Price many counted parts with one per-op prediction over all their new ops.
+
+        `items`: (part, PartCount, batch, dtype, train) tuples; results land in the cache.
+        """
+        todo: dict[tuple, object] = {}
+        for part, count, batch, dtype, train in items:
+            key = part_key(part, batch, dtype, train)
+            if key not in self._parts and key not in todo:
+                todo[key] = count
+        if not todo:
+            return
+        rows, row_idx, frames, frame_idx = [], [], [], []
+        for i, count in enumerate(todo.values()):
+            if count.rows is not None:
+                rows.extend(count.rows)
+                row_idx.append(np.full(len(count.rows), i))
+            elif count.n_ops:
+                frames.append(count.ops)
+                frame_idx.append(np.full(count.n_ops, i))
+        pieces = ([pd.DataFrame(rows)] if rows else []) + frames
+        empty = (np.zeros(len(FEATURES)), 0.0, 0.0, 0.0, 0.0)
+        if not pieces:
+            for key in todo:
+                self._parts[key] = empty
+            return
+        big = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
+        idx = np.concatenate(row_idx + frame_idx)
+        pred = self.optimes.predict(big)
+        t = pred["time_s"].to_numpy()
+        n = len(todo)
+        cols = feature_columns(big, t)
+        x = np.column_stack([np.bincount(idx, weights=c, minlength=n) for c in cols])
+        e = np.bincount(idx, weights=np.nan_to_num(pred["energy_j"].to_numpy()), minlength=n)
+        ts = np.bincount(idx, weights=t, minlength=n)
+        lo = np.bincount(idx, weights=pred["time_lo_s"].to_numpy(), minlength=n)
+        hi = np.bincount(idx, weights=pred["time_hi_s"].to_numpy(), minlength=n)  # NaN stays
+        for i, key in enumerate(todo):
+            self._parts[key] = (x[i], float(e[i]), float(ts[i]), float(lo[i]), float(hi[i]))
 
     def optimizer_features(self, part, count, optimizer: str, dtype: str) -> np.ndarray:
         """Calibration features of the optimizer kernels over a part's parameters (cached)."""
-        from perfmodel.predict.optimizer import optimizer_ops
-
         numels = list(count.param_numels)
         if part.shared_params in numels:  # a tied weight is updated once, by its owner
             numels.remove(part.shared_params)
         key = ("optimizer", optimizer, dtype, tuple(numels))
         hit = self._parts.get(key)
         if hit is None:
-            ops = optimizer_ops(optimizer, numels, dtype)
-            hit = (features(ops, self.optimes.predict(ops)["time_s"].to_numpy()) if len(ops)
-                   else np.zeros(6))
+            self.price_tensors(optimizer, dtype, numels)
+            hit = np.zeros(len(FEATURES))
+            for n in numels:
+                hit = hit + self._parts[("optimizer-tensor", optimizer, dtype, n)]
             self._parts[key] = hit
         return hit
+
+    def price_tensors(self, optimizer: str, dtype: str, numels) -> None:
+        """Price the optimizer kernels of parameter tensors of the given sizes (cached)."""
+        from perfmodel.predict.optimizer import KERNELS, canonical_optimizer, optimizer_ops
+
+        new = sorted({int(n) for n in numels
+                      if ("optimizer-tensor", optimizer, dtype, int(n)) not in self._parts})
+        if not new:
+            return
+        per = len(KERNELS[canonical_optimizer(optimizer)])
+        ops = optimizer_ops(optimizer, new, dtype)
+        if not len(ops):
+            for n in new:
+                self._parts[("optimizer-tensor", optimizer, dtype, n)] = np.zeros(len(FEATURES))
+            return
+        t = self.optimes.predict(ops)["time_s"].to_numpy()
+        idx = np.repeat(np.arange(len(new)), per)
+        cols = feature_columns(ops, t)
+        x = np.column_stack([np.bincount(idx, weights=c, minlength=len(new)) for c in cols])
+        for i, n in enumerate(new):
+            self._parts[("optimizer-tensor", optimizer, dtype, n)] = x[i]
 
     @property
     def source(self) -> str:
@@ -99,6 +155,11 @@ class Backend:
             return self.calibration.power_w
         tdp = float(getattr(self.device, "tdp_w", float("nan")))
         return tdp if np.isfinite(tdp) and self.device.kind != "cpu" else float("nan")
+
+
+def part_key(part, batch: int, dtype: str, train: bool) -> tuple:
+    """Cache key of a priced part."""
+    return (part.key, part.input_shape, part.input_kind, part.input_grad, batch, dtype, train)
 
 
 _BACKENDS: dict[str, Backend] = {}

@@ -139,15 +139,53 @@ def predict_model(model, batch: int = 1, *, dtype: str = "float32", train: bool 
     `optimizer`: `sgd-momentum` (CNN default), `adamw` (transformer default), `adam`,
     `sgd` or `none`.
     """
+    prep = prepare(model, batch, dtype=dtype, train=train, factor=factor, strategy=strategy,
+                   overrides=overrides, optimizer=optimizer, input_shape=input_shape)
+    backend = device if isinstance(device, Backend) else resolve_backend(device)
+    return prep.assemble(backend, keep_ops)
+
+
+@dataclass
+class Prepared:
+    """A model counted part by part at one batch size, ready to be priced on any backend."""
+
+    name: str
+    parts: list
+    counts: list
+    batch: int
+    dtype: str
+    train: bool
+    optimizer: str
+    is_seq: bool
+
+    def price(self, backend: Backend) -> None:
+        """Price every part (and the optimizer's tensors) in batched calls."""
+        backend.price_parts([(p, c, self.batch, self.dtype, self.train)
+                             for p, c in zip(self.parts, self.counts)])
+        if self.train and self.optimizer != "none":
+            backend.price_tensors(self.optimizer, self.dtype,
+                                  [n for c in self.counts for n in c.param_numels])
+
+    def assemble(self, backend: Backend, keep_ops: bool = False) -> "ModelPrediction":
+        return assemble(self.name, self.parts, self.counts, self.batch, self.dtype, self.train,
+                        self.optimizer, backend, self.is_seq, keep_ops)
+
+
+def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True,
+            factor: float | None = None, strategy: str | None = None,
+            overrides: dict | None = None, optimizer: str | None = None,
+            input_shape: tuple | None = None) -> Prepared:
+    """Decompose and count a model (see `predict_model` for the arguments)."""
+    from perfmodel.predict.optimizer import canonical_optimizer
+
     batch = int(batch)
     if batch < 1:
         raise PerfmodelError(f"batch must be >= 1, got {batch}")
     dt = canonical_dtype(dtype)
-    backend = device if isinstance(device, Backend) else resolve_backend(device)
     name, parts, is_seq = _resolve_parts(model, factor, strategy, overrides, input_shape, train)
-    opt = (optimizer or default_optimizer(is_seq)) if train else "none"
+    opt = canonical_optimizer(optimizer or default_optimizer(is_seq)) if train else "none"
     counts = [count_part(p, batch, dt, train) for p in parts]
-    return assemble(name, parts, counts, batch, dt, train, opt, backend, is_seq, keep_ops)
+    return Prepared(name, parts, counts, batch, dt, train, opt, is_seq)
 
 
 def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, dtype: str,
@@ -170,7 +208,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         t_raw += t_sum
         rows.append(_part_row(part, c, x, beta, sv))
         numels.extend(c.param_numels)
-        if keep_ops and len(c.ops):
+        if keep_ops and c.n_ops:
             f = c.ops.copy()
             f["module"] = [_join(part.path, m) for m in f["module"]]
             f["pred_time_s"] = backend.optimes.predict(c.ops)["time_s"].to_numpy()
@@ -227,7 +265,7 @@ def _join(prefix: str, path) -> str:
 def _part_row(part: Part, c: PartCount, x: np.ndarray, beta: np.ndarray, saved: float) -> dict:
     return {"module": part.path or "model", "group": part.group,
             "params": c.params - part.shared_params, "flops": 2 * _fwd_macs(c),
-            "ops": len(c.ops), "act_bytes": saved, "time_s": float(beta @ x)}
+            "ops": c.n_ops, "act_bytes": saved, "time_s": float(beta @ x)}
 
 
 def _fwd_macs(c: PartCount) -> float:

@@ -161,6 +161,11 @@ def _loss_shape(module, shape, kind, classes) -> tuple:
     return (classes,)
 
 
+def _out(h: int, stride: int) -> int:
+    """Spatial size after a block: its strided conv is k x k with "same" padding (k odd)."""
+    return (h - 1) // stride + 1
+
+
 def _cx(h: int):
     from perfmodel.models.complexity import Complexity
 
@@ -184,7 +189,7 @@ def _anynet_parts(p) -> list[Part]:
             args = (w_in, w, stride, bm, gw, p.se_r, act)
             parts.append(Part(f"s{i + 1}.b{j + 1}", (p.block_type, args, h),
                               (lambda a=args: block_cls(*a)), (w_in, h, h), group=p.block_type))
-            h = block_cls.complexity(_cx(h), w_in, w, stride, bm, gw, p.se_r).h
+            h = _out(h, stride)
             w_in, stride = w, 1
         w_prev = w
     head = (w_prev, p.head_w, p.num_classes, act)
@@ -210,7 +215,7 @@ def _effnet_parts(p) -> list[Part]:
             args = (w_in, e, k, stride, p.se_r, w, act)
             parts.append(Part(f"s{i + 1}.b{j + 1}", ("mbconv", args, h),
                               (lambda a=args: MBConv(*a)), (w_in, h, h), group="mbconv"))
-            h = MBConv.complexity(_cx(h), w_in, e, k, stride, p.se_r, w).h
+            h = _out(h, stride)
             w_in, stride = w, 1
         w_prev = w
     head = (w_prev, p.head_w, p.num_classes, act)

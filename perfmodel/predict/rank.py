@@ -19,7 +19,7 @@ import pandas as pd
 
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict.device import Backend, resolve_backend
-from perfmodel.predict.model import ModelPrediction, predict_model
+from perfmodel.predict.model import ModelPrediction, prepare
 
 CNN_DEFAULT = ("d", "w", "r", "dw", "dr", "wr", "dwr", "d1_w8_g8_r1")
 TRANSFORMER_DEFAULT = ("d", "w", "s", "dw", "ds", "ws", "dws")
@@ -123,6 +123,19 @@ class Ranking:
         plt.close(fig)
 
 
+def price_all(preps, backend: Backend) -> None:
+    """Price the parts of many prepared candidates in one batched per-op prediction."""
+    items, tensors = [], {}
+    for p in preps:
+        items += [(q, c, p.batch, p.dtype, p.train) for q, c in zip(p.parts, p.counts)]
+        if p.train and p.optimizer != "none":
+            tensors.setdefault((p.optimizer, p.dtype), []).extend(
+                n for c in p.counts for n in c.param_numels)
+    backend.price_parts(items)
+    for (opt, dt), numels in tensors.items():
+        backend.price_tensors(opt, dt, numels)
+
+
 def rank_candidates(base: str, factor: float, strategies=None, *, batch: int = 1,
                     train: bool = True, dtype: str = "float32", device=None,
                     overrides: dict | None = None, include_base: bool = False,
@@ -138,11 +151,11 @@ def rank_candidates(base: str, factor: float, strategies=None, *, batch: int = 1
         raise PerfmodelError("a strategy is listed twice")
     backend = device if isinstance(device, Backend) else resolve_backend(device)
     names = ([""] if include_base else []) + strategies
-    preds = []
-    for s in names:
-        preds.append(predict_model(base, batch, dtype=dtype, train=train, device=backend,
-                                   factor=factor if s else 1.0, strategy=s or None,
-                                   overrides=overrides, optimizer=optimizer))
+    preps = [prepare(base, batch, dtype=dtype, train=train, factor=factor if s else 1.0,
+                     strategy=s or None, overrides=overrides, optimizer=optimizer)
+             for s in names]
+    price_all(preps, backend)
+    preds = [p.assemble(backend) for p in preps]
     energy = [p.energy.value for p in preds]
     axis = "pred_energy_j" if all(np.isfinite(energy)) else "pred_peak_bytes"
     return Ranking(base, factor, batch, train, preds, names, backend.description, axis)
