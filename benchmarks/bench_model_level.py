@@ -64,7 +64,7 @@ def family_rows(table: pd.DataFrame, suffix: str) -> list[tuple[str, pd.DataFram
 
 def score(rows: pd.DataFrame) -> dict:
     err = np.abs(rows["error"].to_numpy())
-    groups = rows.groupby(["model", "batch"])
+    groups = rows.groupby(["model", "batch", "factor"])  # candidates of one base and factor
     top1 = all(g["measured_s"].idxmin() == g["pred_s"].idxmin() for _, g in groups)
     rho = [r for r in (spearman(g["pred_s"], g["measured_s"]) for _, g in groups)
            if np.isfinite(r)]
@@ -104,8 +104,8 @@ def accuracy_section(label: str, profile: Path, targets: dict) -> list[str]:
                      + ("" if s["strategies"] >= MIN_STRATEGIES else
                         f" (only {s['strategies']} strategies measured)"))
     lines.append("  per candidate (measured vs predicted training-step time):")
-    for r in sel.sort_values(["model", "batch", "measured_s"]).itertuples(index=False):
-        lines.append(f"    {r.model:<14} b{r.batch:<3} {r.strategy or 'base':<12} "
+    for r in sel.sort_values(["model", "batch", "factor", "measured_s"]).itertuples(index=False):
+        lines.append(f"    {r.model:<14} b{r.batch:<3} x{r.factor:<4g} {r.strategy or 'base':<12} "
                      f"{r.measured_s:9.4g} s  {r.pred_s:9.4g} s [{r.pred_lo_s:.4g}, "
                      f"{r.pred_hi_s:.4g}]  {100 * r.error:+6.1f}%")
     if "measured_energy_j" in sel and sel["measured_energy_j"].notna().any():
