@@ -85,6 +85,7 @@ class OpTimes:
             frame["phase"] = frame["direction"]
         frame = frame.drop(columns=[c for c in ("shapes", "aten", "module") if c in frame.columns])
         res = self.predictor.predict(frame, device=None)
+        res = self._backward_as_difference(frame, res, roof)
         t = res["pred_time_s"].to_numpy(dtype=float)
         bad = ~np.isfinite(t) | (t <= 0)
         t = np.where(bad, roof, t)
@@ -94,6 +95,35 @@ class OpTimes:
         if self.power_w:
             e = np.where(np.isfinite(e), e, t * self.power_w)
         return {"time_s": t, "time_lo_s": lo, "time_hi_s": hi, "energy_j": e}
+
+    def _backward_as_difference(self, frame: pd.DataFrame, res: pd.DataFrame,
+                                roof: np.ndarray) -> pd.DataFrame:
+        """Backward kernels of learned kinds: t(fwd_bwd) - t(fwd) of the same shape.
+
+        Profiles measure a layer's backward as `fwd_bwd` (forward + backward) next to `fwd`;
+        a learned model has seen those phases, not a lone backward, so the backward time is
+        their difference (at least the backward's own roofline time).
+        """
+        from perfmodel.learn.kinds import op_kind
+
+        learned = set(self.predictor.kinds)
+        sel = np.flatnonzero((frame["phase"].astype(str) == "bwd").to_numpy()
+                             & np.array([op_kind(o) in learned for o in frame["op"]], bool))
+        if not len(sel):
+            return res
+        sub = frame.iloc[sel].drop(columns=[c for c in ("flops", "bytes", "bytes_read",
+                                                         "bytes_written", "macs", "acts")
+                                            if c in frame.columns])
+        both = self.predictor.predict(sub.assign(phase="fwd_bwd"), device=None)
+        fwd = self.predictor.predict(sub.assign(phase="fwd"), device=None)
+        res = res.copy()
+        t_both = both["pred_time_s"].to_numpy(dtype=float)
+        d = np.maximum(t_both - fwd["pred_time_s"].to_numpy(dtype=float), roof[sel])
+        # the interval and energy of the difference scale like those of the fwd_bwd call
+        for col in ("pred_time_s", "pred_time_lo_s", "pred_time_hi_s", "pred_energy_j"):
+            ratio = both[col].to_numpy(dtype=float) / t_both
+            res.iloc[sel, res.columns.get_loc(col)] = d * ratio
+        return res
 
     def roofline(self, ops: pd.DataFrame) -> np.ndarray:
         """Roofline seconds per op (vectorised `perfmodel.ops.roofline`)."""

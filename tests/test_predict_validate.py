@@ -1,0 +1,78 @@
+"""Validation against the shipped CPU profile (skipped until one is in datasets/)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perfmodel.predict import device as device_mod
+from perfmodel.predict.device import datasets_dir, from_profile
+from perfmodel.predict.validate import spearman, summarize, validate
+
+
+def shipped_cpu_profile():
+    root = datasets_dir()
+    for meta in sorted(root.glob("*/metadata.json")) if root.is_dir() else []:
+        m = json.loads(meta.read_text())
+        rows = meta.parent / "measurements.parquet"
+        if m.get("catalogue_key") == "cpu" and rows.is_file():
+            suites = set(pd.read_parquet(rows, columns=["suite"])["suite"])
+            if {"blocks", "validation"} <= suites:
+                return meta.parent
+    return None
+
+
+@pytest.fixture
+def small_profile(tmp_path, monkeypatch):
+    """The shipped CPU profile's blocks and validation rows (no per-op suites: roofline per op)."""
+    prof = shipped_cpu_profile()
+    if prof is None:
+        pytest.skip("no CPU profile with blocks and validation suites under datasets/")
+    monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "cache"))
+    device_mod._BACKENDS.clear()
+    out = tmp_path / "prof"
+    out.mkdir()
+    shutil.copy(prof / "metadata.json", out / "metadata.json")
+    df = pd.read_parquet(prof / "measurements.parquet")
+    df = df[df["suite"].isin(["blocks", "validation"])]
+    val = df[(df["suite"] == "validation") & (df["phase"] == "train_step")]
+    keep = val.groupby("op").head(4).index  # a few models per family keep the test fast
+    df = pd.concat([df[df["suite"] == "blocks"], df.loc[keep]])
+    df.to_parquet(out / "measurements.parquet")
+    yield out
+    device_mod._BACKENDS.clear()
+
+
+def test_validate_reports_errors_on_the_shipped_profile(small_profile):
+    rep = validate(small_profile, phases=("train_step",))
+    t = rep.table
+    assert len(t) >= 2 and set(t["phase"]) == {"train_step"}
+    assert np.allclose(t["error"], t["pred_s"] / t["measured_s"] - 1)
+    assert (t["pred_s"] > 0).all() and t["source"].str.contains("blocks").all()
+    text = rep.format()
+    assert "median |err|" in text and "calibrated on" in text
+
+
+def test_validation_rows_never_enter_the_calibration(small_profile):
+    before = from_profile(small_profile).calibration.pooled
+    df = pd.read_parquet(small_profile / "measurements.parquet")
+    df.loc[df["suite"] == "validation", "time_s"] *= 100.0
+    df.to_parquet(small_profile / "measurements.parquet")
+    device_mod._BACKENDS.clear()
+    after = from_profile(small_profile).calibration.pooled
+    assert after.beta == pytest.approx(before.beta)
+
+
+def test_summary_metrics_by_hand():
+    t = pd.DataFrame({"profile": "p", "model": "m", "phase": "train_step", "batch": 1,
+                      "dtype": "float32", "measured_s": [1.0, 2.0, 3.0, 4.0],
+                      "pred_s": [1.1, 1.9, 3.5, 3.9], "error": [0.1, -0.05, 1 / 6, -0.025],
+                      "in_interval": [True, True, False, True]})
+    s = summarize(t).iloc[0]
+    assert s["candidates"] == 4 and s["top1"] and s["spearman"] == pytest.approx(1.0)
+    assert s["median_abs_error"] == pytest.approx(np.median([0.1, 0.05, 1 / 6, 0.025]))
+    assert s["coverage"] == pytest.approx(0.75)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
