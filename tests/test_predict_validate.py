@@ -76,3 +76,18 @@ def test_summary_metrics_by_hand():
     assert s["median_abs_error"] == pytest.approx(np.median([0.1, 0.05, 1 / 6, 0.025]))
     assert s["coverage"] == pytest.approx(0.75)
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_device_name_uses_the_matching_shipped_profile(small_profile, tmp_path, monkeypatch):
+    from perfmodel.predict import resolve_backend
+
+    root = tmp_path / "datasets"
+    root.mkdir()
+    shutil.copytree(small_profile, root / "cpu-test")
+    monkeypatch.setenv("PERFMODEL_DATASETS", str(root))
+    device_mod._BACKENDS.clear()
+    b = resolve_backend("cpu")
+    assert b.kind == "profile" and "shipped profile" in b.description
+    assert str(root / "cpu-test") in b.description and b.calibration.calibrated
+    device_mod._BACKENDS.clear()
+    assert resolve_backend("h100").kind == "roofline"  # no GPU profile shipped here

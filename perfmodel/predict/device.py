@@ -201,10 +201,11 @@ def _resolve(text: str) -> Backend:
     if ("/" in text or text.startswith(".")) and not path.exists():
         raise PerfmodelError(f"{path}: no such profile or predictor directory")
     spec = get_device(text)
-    shipped = find_shipped_profile(spec)
+    shipped, exact = find_shipped_profile(spec)
     if shipped is not None:
         b = from_profile(shipped, spec)
-        b.description = f"shipped profile {shipped} for {spec.key} ({b.description})"
+        other = "" if exact else ", measured on another CPU model"
+        b.description = f"shipped profile {shipped} for {spec.key}{other} ({b.description})"
         return b
     power = spec.tdp_w if spec.kind != "cpu" else None
     return Backend(spec, OpTimes(spec, None, power_w=power), Calibrations(), "roofline",
@@ -212,11 +213,15 @@ def _resolve(text: str) -> Backend:
                    "under datasets/ (roofline times are optimistic lower bounds)", None)
 
 
-def find_shipped_profile(spec) -> Path | None:
-    """The shipped profile of `spec` (same catalogue key; same CPU name), newest first."""
+def find_shipped_profile(spec) -> tuple[Path | None, bool]:
+    """(the shipped profile that best matches `spec`, whether it matches exactly).
+
+    Same catalogue key; for a CPU the same processor name first, else another CPU's
+    profile (its calibration still beats the bare roofline); newest first.
+    """
     root = datasets_dir()
     if not root.is_dir():
-        return None
+        return None, False
     found = []
     for meta_path in sorted(root.glob("*/metadata.json")):
         try:
@@ -225,12 +230,14 @@ def find_shipped_profile(spec) -> Path | None:
             continue
         if meta.get("catalogue_key") != spec.key:
             continue
-        if spec.kind == "cpu" and meta.get("device_name") not in (None, spec.name):
-            continue
         if not (meta_path.parent / "measurements.parquet").is_file():
             continue
-        found.append((str(meta.get("created", "")), meta_path.parent))
-    return sorted(found)[-1][1] if found else None
+        exact = spec.kind != "cpu" or meta.get("device_name") in (None, spec.name)
+        found.append((exact, str(meta.get("created", "")), meta_path.parent))
+    if not found:
+        return None, False
+    exact, _, path = sorted(found)[-1]
+    return path, exact
 
 
 def read_profile_rows(path: Path) -> pd.DataFrame:
