@@ -82,7 +82,9 @@ def test_memory_of_a_hand_checked_mlp():
     params = 16 * 32 + 32 + 32 * 4 + 4
     assert p.params == params
     assert p.memory.weights == p.memory.gradients == p.memory.optimizer_states == params * 4
-    adam = predict_model(mlp(), 8, input_shape=(16,), device="h100", optimizer="adamw")
+    m = mlp()
+    adam = predict_model(m, 8, input_shape=(16,), device="h100", optimizer="adamw")
+    assert next(m.parameters()).device.type == "cpu"  # the caller's model is left alone
     assert adam.memory.optimizer_states == 2 * params * 4
     # the loss part adds its log-softmax output (8x4 float32), target ids and a weight total
     assert p.memory.activations >= (8 * 16 + 8 * 32) * 4 + 8 * 4 * 4

@@ -143,12 +143,14 @@ def model_parts(build: Callable[[], nn.Module], key, input_shape=None, input_kin
 
 
 def _output_features(module: nn.Module, shape: tuple, kind: str) -> int | None:
+    """Size of the output's last dimension (the classes), run on meta copies of the state."""
     try:
         x = (torch.zeros((1,) + shape, dtype=torch.long, device="meta") if kind == "long"
              else torch.empty((1,) + shape, device="meta"))
-        module = module.to("meta")
-        with torch.no_grad():
-            out = module(x)
+        state = {n: torch.empty(t.shape, dtype=t.dtype, device="meta")
+                 for n, t in list(module.named_parameters()) + list(module.named_buffers())}
+        with torch.no_grad(), torch.device("meta"):
+            out = torch.func.functional_call(module, state, (x,))
         return int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() >= 2 else None
     except Exception:  # a model that cannot run on meta gets no loss part
         return None
