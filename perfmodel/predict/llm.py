@@ -149,6 +149,11 @@ def step_time_hook(cfg, *, batch, seq_len, gpus, micro_batch, precision, device,
                                  recompute=recompute, parallel=parallel).step_s
 
 
+def backend_description(device) -> str:
+    """Which profile / predictor / roofline the predicted mode uses for a catalogue device."""
+    return resolve_backend(getattr(device, "key", device) or "h100-sxm").description
+
+
 def register() -> None:
     """Install `step_time_hook` as the predicted mode of `perfmodel mfu`."""
     from perfmodel.llm.mfu import register_step_time_predictor
