@@ -97,13 +97,17 @@ class Ranking:
 
         df = self.to_frame()
         x = df["pred_time_s"].astype(float).to_numpy()
-        y = df[self.pareto_axis].astype(float).to_numpy()
         energy = self.pareto_axis == "pred_energy_j"
+        y = df[self.pareto_axis].astype(float).to_numpy() / (1.0 if energy else 2**20)
         fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
         lo, hi = df["pred_time_s_lo"].astype(float), df["pred_time_s_hi"].astype(float)
         if np.isfinite(lo).all() and np.isfinite(hi).all():
-            ax.errorbar(x, y if energy or True else y, xerr=[x - lo, hi - x], fmt="none",
-                        ecolor="0.7", elinewidth=1, capsize=2, zorder=1)
+            ax.errorbar(x, y, xerr=[x - lo, hi - x], fmt="none", ecolor="0.7", elinewidth=1,
+                        capsize=2, zorder=1, label="time interval")
+            span = x.max() - x.min() or x.max()
+            # keep the candidates readable when intervals are much wider than their spread
+            ax.set_xlim(max(0.0, min(lo.min(), x.min() - 0.3 * span)),
+                        min(hi.max(), x.max() + 0.3 * span) * 1.02)
         front = df["pareto"].to_numpy()
         ax.scatter(x[~front], y[~front], c="tab:blue", zorder=2, label="candidate")
         ax.scatter(x[front], y[front], c="tab:red", zorder=3, label="Pareto front")
@@ -113,7 +117,7 @@ class Ranking:
             ax.annotate(s, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel("predicted step time (s)" if self.train else "predicted inference time (s)")
         ax.set_ylabel("predicted energy per step (J)" if energy else
-                      "predicted peak memory (bytes) - no energy figure for this device")
+                      "predicted peak memory (MiB)\n(no energy figure for this device)")
         ax.set_title(f"{self.base} x{self.factor:g}, batch {self.batch}", fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
