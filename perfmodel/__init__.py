@@ -24,6 +24,8 @@ _API = {
     "count_model": ("perfmodel.counting.counter", "count_model"),
     "fit": ("perfmodel.learn.predictor", "fit"),
     "load": ("perfmodel.learn.predictor", "load"),
+    "predict_model": ("perfmodel.predict.model", "predict_model"),
+    "rank_candidates": ("perfmodel.predict.rank", "rank_candidates"),
 }
 
 __all__ = sorted(_API) + ["__version__"]
