@@ -1,0 +1,43 @@
+"""`perfmodel evaluate`: grouped cross-validation of the learned model and the baselines."""
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="grouped cross-validation: learned model vs roofline, linear, random forest",
+        description="Hold out whole groups (--group-by columns) in turn, fit every method on the rest "
+                    "and score the held-out rows: MAPE, median/p90 APE, share within +-10%%, R2 (log "
+                    "time; linear power/energy), Spearman, interval coverage.")
+    p.add_argument("profiles", nargs="+", metavar="PROFILE", help="profile dir, .parquet or .csv")
+    p.add_argument("--device", help="device the measurements come from (default: the profile's metadata)")
+    p.add_argument("--group-by", metavar="COLS", help="comma-separated columns defining the groups")
+    p.add_argument("--folds", type=int, default=5, help="folds (leave-one-group-out with fewer groups)")
+    p.add_argument("--coverage", type=float, default=0.9, help="interval coverage (default 0.9)")
+    p.add_argument("--csv", metavar="PATH", help="also write the table to this CSV")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from perfmodel.learn.evaluate import evaluate
+
+    table = evaluate(args.profiles, device=args.device, group_by=args.group_by,
+                     n_folds=args.folds, coverage=args.coverage)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    print(format_table(table))
+    return 0
+
+
+def format_table(table) -> str:
+    """Plain-text table of `evaluate`'s scores."""
+    cols = ["method", "target", "n", "mape", "median_ape", "p90_ape", "within_10", "r2", "r2_on", "spearman", "coverage"]
+    head = ["method", "target", "n", "MAPE%", "medAPE%", "p90APE%", "<=10%", "R2", "R2 on", "Spearman", "cover%"]
+    rows = [head]
+    for _, r in table[cols].iterrows():
+        rows.append([
+            r["method"], r["target"], str(int(r["n"])), f"{r['mape']:.2f}", f"{r['median_ape']:.2f}",
+            f"{r['p90_ape']:.2f}", f"{r['within_10']:.1f}", f"{r['r2']:.3f}", r["r2_on"],
+            f"{r['spearman']:.3f}", "-" if r["coverage"] != r["coverage"] else f"{r['coverage']:.1f}",
+        ])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows)

@@ -1,0 +1,31 @@
+"""`perfmodel fit`: learn runtime/power predictors from profiles or plain CSVs."""
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "fit", help="fit a runtime/power/energy predictor on measurements",
+        description="Fit one xgboost model per op kind on profile directories, .parquet or plain "
+                    "CSV files (op, m, n, k, b, dtype, time_s[, energy_j, power_w]) and save it "
+                    "as a directory of JSON files (no pickle).")
+    p.add_argument("profiles", nargs="+", metavar="PROFILE", help="profile dir, .parquet or .csv")
+    p.add_argument("--device", help="device the measurements come from (default: the profile's metadata)")
+    p.add_argument("--out", required=True, metavar="MODEL", help="directory to save the predictor to")
+    p.add_argument("--group-by", metavar="COLS",
+                   help="comma-separated columns whose rows stay together when calibrating intervals "
+                        "(default: a `group` column, else the op's shape)")
+    p.add_argument("--coverage", type=float, default=0.9, help="interval coverage (default 0.9)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from perfmodel.learn.predictor import fit
+
+    pred = fit(args.profiles, device=args.device, group_by=args.group_by, coverage=args.coverage)
+    path = pred.save(args.out)
+    kinds = ", ".join(f"{k} ({m.rows} rows)" for k, m in sorted(pred.models.items())) or "none"
+    print(f"fitted on {pred.info['rows']} rows for {pred.device.key}: learned op kinds {kinds}")
+    if pred.info.get("roofline_kinds"):
+        print(f"too few rows, roofline fallback: {', '.join(pred.info['roofline_kinds'])}")
+    print(f"saved to {path}")
+    return 0

@@ -1,0 +1,134 @@
+"""Honest evaluation: grouped cross-validation of the learned model and every baseline.
+
+Rows of one group (the `group_by` columns: an LLM, a shape family, a GPU ...) are always
+all in the training or all in the test part, never split. With at most `n_folds` groups
+every group is held out once (leave-one-group-out); with more, groups are dealt into
+`n_folds` folds of similar size. Each fold fits the learned model (xgboost, with its
+intervals calibrated inside the training part only), the linear baseline and the GPPerf-style
+random forest on the training part; all methods predict the same held-out rows. Op kinds a
+fold's training part lacks fall back to the roofline for every method.
+
+Scores (see `metrics.py`): MAPE, median and p90 APE, share within +-10%, R2 (on log time;
+on linear watts / joules for power and energy), Spearman, interval coverage.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.errors import PerfmodelError
+from perfmodel.learn.baselines import ForestBaseline, rf_matrix
+from perfmodel.learn.features import build_features, kinds_of
+from perfmodel.learn.metrics import score
+from perfmodel.learn.predictor import DEFAULT_COVERAGE, MIN_ROWS, _power, fit, group_folds, group_ids
+from perfmodel.learn.schema import read_measurements, validate_measurements
+
+METHODS = ("xgboost", "roofline", "linear", "random_forest")
+
+
+def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
+            coverage: float = DEFAULT_COVERAGE, params: dict | None = None,
+            methods=METHODS, seed: int = 0) -> pd.DataFrame:
+    """Fit every method on `train`, predict `test`: one row per test row, columns per method.
+
+    Columns: `time_s`, `power_w`, `energy_j` (measured) and, per method, `<method>_time_s`,
+    `<method>_lo_s`, `<method>_hi_s`, `<method>_power_w`, `<method>_energy_j`.
+    """
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise PerfmodelError(f"unknown method(s) {', '.join(sorted(unknown))}; expected {', '.join(METHODS)}")
+    pred = fit(train, device=device, group_by=group_by, coverage=coverage, params=params, seed=seed)
+    out = pd.DataFrame(index=test.index)
+    out["time_s"] = test["time_s"].to_numpy(dtype=float)
+    out["power_w"] = _power(test)
+    out["energy_j"] = out["power_w"] * out["time_s"]
+    nan = np.full(len(test), np.nan)
+    for m in methods:
+        for c in ("time_s", "lo_s", "hi_s", "power_w", "energy_j"):
+            out[f"{m}_{c}"] = nan
+    if "xgboost" in methods:
+        res = pred.predict(test, device=device)
+        out["xgboost_time_s"] = res["pred_time_s"].to_numpy()
+        out["xgboost_lo_s"] = res["pred_time_lo_s"].to_numpy()
+        out["xgboost_hi_s"] = res["pred_time_hi_s"].to_numpy()
+        out["xgboost_power_w"] = res["pred_power_w"].to_numpy()
+        out["xgboost_energy_j"] = res["pred_energy_j"].to_numpy()
+    roof = pred.predict_baseline(test, "roofline", device=device)
+    if "roofline" in methods:
+        out["roofline_time_s"] = roof
+    if "linear" in methods:
+        lin = pred.predict_baseline(test, "linear", device=device)
+        out["linear_time_s"] = np.where(np.isfinite(lin), lin, roof)
+    if "random_forest" in methods:
+        out["random_forest_time_s"] = roof
+        _forest(train, test, pred.device, out, seed)
+    return out
+
+
+def _forest(train, test, device, out, seed) -> None:
+    """GPPerf-style forest per op kind fitted on `train`, written into `out` for `test` rows."""
+    k_tr, k_te = kinds_of(train), kinds_of(test)
+    p_tr = _power(train)
+    for kind in pd.unique(k_te):
+        tr = np.flatnonzero(k_tr == kind)
+        te = np.flatnonzero(k_te == kind)
+        if len(tr) < MIN_ROWS:
+            continue
+        f_tr, _ = build_features(train.iloc[tr], kind, device)
+        f_te, _ = build_features(test.iloc[te], kind, device)
+        X_tr = rf_matrix(train.iloc[tr], *_fb(f_tr))
+        X_te = rf_matrix(test.iloc[te], *_fb(f_te))
+        power = p_tr[tr] if np.isfinite(p_tr[tr]).all() else None
+        rf = ForestBaseline(seed=seed).fit(X_tr, train["time_s"].to_numpy(dtype=float)[tr], power)
+        t, p = rf.predict(X_te)
+        out.iloc[te, out.columns.get_loc("random_forest_time_s")] = t
+        out.iloc[te, out.columns.get_loc("random_forest_power_w")] = p
+        out.iloc[te, out.columns.get_loc("random_forest_energy_j")] = p * t
+
+
+def _fb(feats) -> tuple[np.ndarray, np.ndarray]:
+    return np.exp2(feats["log_flops"]), np.exp2(feats["log_bytes"])
+
+
+def cross_validate(data, device=None, *, group_by=None, n_folds: int = 5,
+                   coverage: float = DEFAULT_COVERAGE, params: dict | None = None,
+                   methods=METHODS, seed: int = 0) -> pd.DataFrame:
+    """Out-of-fold predictions of every method under grouped cross-validation (+ `fold`)."""
+    df = validate_measurements(data, source="data") if isinstance(data, pd.DataFrame) else read_measurements(data)
+    groups = group_ids(df, group_by)
+    if len(np.unique(groups)) < 2:
+        raise PerfmodelError("grouped cross-validation needs at least two groups; choose --group-by columns with several values")
+    parts = []
+    for i, test in enumerate(group_folds(groups, n_folds, seed)):
+        tr, te = df[~test], df[test]
+        res = compare(tr, te, device, group_by=group_by, coverage=coverage, params=params, methods=methods, seed=seed)
+        res["fold"] = i
+        parts.append(res)
+    return pd.concat(parts).sort_index()
+
+
+def score_table(preds: pd.DataFrame, methods=METHODS) -> pd.DataFrame:
+    """One row per method and target (time, power, energy) with the metrics of `metrics.Scores`."""
+    rows = []
+    for target, unit, log in (("time", "s", True), ("power", "w", False), ("energy", "j", False)):
+        truth = preds[f"{target}_{unit}"].to_numpy(dtype=float)
+        if not np.isfinite(truth).any():
+            continue
+        for m in methods:
+            col = f"{m}_{target}_{unit}"
+            if col not in preds.columns or not np.isfinite(preds[col].to_numpy(dtype=float)).any():
+                continue
+            lo = preds[f"{m}_lo_s"] if target == "time" else None
+            hi = preds[f"{m}_hi_s"] if target == "time" else None
+            s = score(truth, preds[col], lo, hi, log=log)
+            rows.append({"method": m, "target": target, **s.as_dict(), "r2_on": "log" if log else "linear"})
+    return pd.DataFrame(rows)
+
+
+def evaluate(data, device=None, *, group_by=None, n_folds: int = 5,
+             coverage: float = DEFAULT_COVERAGE, params: dict | None = None,
+             methods=METHODS, seed: int = 0) -> pd.DataFrame:
+    """Grouped cross-validation scores of the learned model and every baseline, side by side."""
+    preds = cross_validate(data, device, group_by=group_by, n_folds=n_folds, coverage=coverage,
+                           params=params, methods=methods, seed=seed)
+    return score_table(preds, methods)

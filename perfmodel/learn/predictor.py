@@ -1,0 +1,482 @@
+"""The learned predictor of runtime, power and energy: `fit`, `Predictor.predict`, `save`, `load`.
+
+One xgboost model per op kind learns log(time / roofline time) from `features.py`; a second
+learns log(power) where the training data has power (or energy). Energy = power x time.
+Every prediction carries a split-conformal interval (`conformal.py`) calibrated on whole
+groups of rows the model was not fitted on, then the model is refitted on all rows. An op
+kind without a model is predicted by the roofline and marked `source = "roofline"`.
+
+A saved predictor is a directory: `predictor.json` (features, op kinds, device spec, library
+versions, conformal quantiles, linear-baseline coefficients, SHA-256 of each model file) and
+one xgboost JSON model per op kind and target. Loading executes nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import perfmodel
+from perfmodel.errors import PerfmodelError
+from perfmodel.learn.baselines import LinearBaseline
+from perfmodel.learn.conformal import Conformal, calibrate
+from perfmodel.learn.features import build_features, kinds_of
+from perfmodel.learn.schema import read_measurements, validate_measurements, validate_ops
+
+FORMAT = "perfmodel-predictor"
+FORMAT_VERSION = 1
+META_FILE = "predictor.json"
+MIN_ROWS = 20  # fewer measured rows of a kind: no model, roofline fallback
+CALIBRATION_FOLDS = 5  # group folds whose out-of-fold residuals calibrate the intervals
+DEFAULT_COVERAGE = 0.9
+PRED_COLUMNS = ("pred_time_s", "pred_time_lo_s", "pred_time_hi_s", "pred_power_w", "pred_energy_j", "source")
+
+# xgboost settings (hist): small enough to predict a million rows in well under a second.
+XGB_PARAMS = dict(
+    n_estimators=150, max_depth=7, learning_rate=0.12, subsample=0.8, colsample_bytree=0.8,
+    min_child_weight=2.0, reg_lambda=1.0, tree_method="hist", max_bin=256,
+)
+
+
+@dataclass
+class KindModel:
+    """The fitted models of one op kind."""
+
+    kind: str
+    features: tuple[str, ...]
+    time: object  # xgboost.Booster on log(time / roofline)
+    time_interval: Conformal
+    power: object | None = None  # xgboost.Booster on log(power)
+    power_interval: Conformal | None = None
+    energy_interval: Conformal | None = None
+    rows: int = 0
+    groups: int = 0
+
+
+@dataclass
+class Predictor:
+    """A fitted predictor for one device; `predict(ops)` returns times, power, energy."""
+
+    device: object  # perfmodel.hardware.DeviceSpec
+    models: dict[str, KindModel]
+    linear: LinearBaseline
+    coverage: float = DEFAULT_COVERAGE
+    info: dict = field(default_factory=dict)
+
+    @property
+    def kinds(self) -> list[str]:
+        """Op kinds with a learned model."""
+        return sorted(self.models)
+
+    def predict(self, ops: pd.DataFrame, device=None) -> pd.DataFrame:
+        """`ops` with pred_time_s, pred_time_lo_s, pred_time_hi_s, pred_power_w, pred_energy_j, source.
+
+        Interval bounds are NaN where no calibrated interval exists (a roofline row's lower
+        bound is the roofline itself); power and energy are NaN without a power model.
+        """
+        dev = self._device_for(ops, device)
+        df = validate_ops(ops, source="ops")
+        out = {c: np.full(len(df), np.nan) for c in PRED_COLUMNS[:-1]}
+        source = np.full(len(df), "roofline", dtype=object)
+        kinds = kinds_of(df)
+        for kind in pd.unique(kinds):
+            sel = np.flatnonzero(kinds == kind)
+            sub = df.iloc[sel] if len(sel) < len(df) else df
+            feats, t_r = build_features(sub, kind, dev)
+            model = self.models.get(kind)
+            if model is None:
+                out["pred_time_s"][sel] = t_r
+                out["pred_time_lo_s"][sel] = t_r
+                continue
+            X = feats.matrix(model.features)
+            log_t = np.log(t_r) + _booster_predict(model.time, X)
+            lo, hi = model.time_interval.bounds(log_t)
+            out["pred_time_s"][sel] = np.exp(log_t)
+            out["pred_time_lo_s"][sel] = np.exp(log_t + lo)
+            out["pred_time_hi_s"][sel] = np.exp(log_t + hi)
+            if model.power is not None:
+                power = np.exp(_booster_predict(model.power, X))
+                out["pred_power_w"][sel] = power
+                out["pred_energy_j"][sel] = power * np.exp(log_t)
+            source[sel] = "learned"
+        result = ops.copy() if isinstance(ops, pd.DataFrame) else df
+        for c in PRED_COLUMNS[:-1]:
+            result[c] = out[c]
+        result["source"] = source
+        return result
+
+    def predict_intervals(self, ops: pd.DataFrame, device=None) -> pd.DataFrame:
+        """Like `predict`, plus power and energy intervals (pred_power_lo_w ... pred_energy_hi_j)."""
+        res = self.predict(ops, device)
+        dev = self._device_for(ops, device, warn=False)
+        df = validate_ops(ops, source="ops")
+        for c in ("pred_power_lo_w", "pred_power_hi_w", "pred_energy_lo_j", "pred_energy_hi_j"):
+            res[c] = np.nan
+        kinds = kinds_of(df)
+        for kind, model in self.models.items():
+            sel = np.flatnonzero(kinds == kind)
+            if not len(sel) or model.power is None:
+                continue
+            p = np.log(res["pred_power_w"].to_numpy()[sel])
+            e = np.log(res["pred_energy_j"].to_numpy()[sel])
+            lo, hi = model.power_interval.bounds(p)
+            res.iloc[sel, res.columns.get_loc("pred_power_lo_w")] = np.exp(p + lo)
+            res.iloc[sel, res.columns.get_loc("pred_power_hi_w")] = np.exp(p + hi)
+            lo, hi = model.energy_interval.bounds(e)
+            res.iloc[sel, res.columns.get_loc("pred_energy_lo_j")] = np.exp(e + lo)
+            res.iloc[sel, res.columns.get_loc("pred_energy_hi_j")] = np.exp(e + hi)
+        del dev
+        return res
+
+    def predict_baseline(self, ops: pd.DataFrame, method: str = "roofline", device=None) -> np.ndarray:
+        """Seconds predicted by a saved baseline: `roofline` or `linear` (NaN for unfitted kinds)."""
+        dev = self._device_for(ops, device, warn=False)
+        df = validate_ops(ops, source="ops")
+        kinds = kinds_of(df)
+        out = np.full(len(df), np.nan)
+        for kind in pd.unique(kinds):
+            sel = np.flatnonzero(kinds == kind)
+            feats, t_r = build_features(df.iloc[sel], kind, dev)
+            if method == "roofline":
+                out[sel] = t_r
+            elif method == "linear":
+                flops, bytes_ = np.exp2(feats["log_flops"]), np.exp2(feats["log_bytes"])
+                out[sel] = self.linear.predict(kinds[sel], df["dtype"].to_numpy()[sel], flops, bytes_)
+            else:
+                raise PerfmodelError(f"unknown baseline {method!r}; expected roofline or linear")
+        return out
+
+    def _device_for(self, ops, device, warn: bool = True):
+        """The spec to predict on: `device`, else the fitted one; warns on a different device."""
+        from perfmodel.hardware.catalogue import get_device
+
+        asked = device
+        if asked is None and isinstance(ops, pd.DataFrame) and "device" in ops.columns:
+            names = pd.unique(ops["device"].dropna().astype(str))
+            if len(names) > 1:
+                raise PerfmodelError(f"ops name several devices ({', '.join(names[:4])}); predict one device at a time")
+            asked = names[0] if len(names) else None
+        if asked is None:
+            return self.device
+        spec = get_device(asked)
+        if spec.key != self.device.key:
+            if warn:
+                warnings.warn(
+                    f"predictor was fitted on {self.device.key}, asked to predict for {spec.key}: "
+                    "only the roofline features follow the device, expect larger errors",
+                    stacklevel=3,
+                )
+            return spec
+        return self.device
+
+    # ---- persistence ----
+    def save(self, path) -> Path:
+        """Save to directory `path` (created): JSON metadata + xgboost JSON models, no pickle."""
+        import sklearn
+        import xgboost
+
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise PerfmodelError(f"{path}: exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        kinds = {}
+        for kind, m in self.models.items():
+            entry = {
+                "features": list(m.features), "rows": m.rows, "groups": m.groups,
+                "time_interval": m.time_interval.to_dict(),
+            }
+            files = {"time": m.time}
+            if m.power is not None:
+                files["power"] = m.power
+                entry["power_interval"] = m.power_interval.to_dict()
+                entry["energy_interval"] = m.energy_interval.to_dict()
+            for target, booster in files.items():
+                name = f"{target}_{_safe(kind)}.json"
+                booster.save_model(str(path / name))
+                entry[f"{target}_file"] = name
+                entry[f"{target}_sha256"] = _sha256(path / name)
+            kinds[kind] = entry
+        meta = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "versions": {"perfmodel": perfmodel.__version__, "xgboost": xgboost.__version__,
+                         "sklearn": sklearn.__version__, "numpy": np.__version__},
+            "device": self.device.to_dict(), "coverage": self.coverage,
+            "kinds": kinds, "linear_baseline": self.linear.to_dict(), "info": self.info,
+        }
+        (path / META_FILE).write_text(json.dumps(meta, indent=1, default=_json_default))
+        return path
+
+
+def _safe(kind: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in kind)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    return str(o)
+
+
+def _booster_predict(booster, X: np.ndarray) -> np.ndarray:
+    return booster.inplace_predict(X).astype(float)
+
+
+# ---- fitting ----
+def _power(df: pd.DataFrame) -> np.ndarray:
+    """Measured watts per row: `power_w`, else `energy_j / time_s`, else NaN."""
+    p = df["power_w"].to_numpy(dtype=float) if "power_w" in df.columns else np.full(len(df), np.nan)
+    if "energy_j" in df.columns:
+        e = df["energy_j"].to_numpy(dtype=float) / df["time_s"].to_numpy(dtype=float)
+        p = np.where(np.isfinite(p), p, e)
+    return p
+
+
+def group_ids(df: pd.DataFrame, group_by=None) -> np.ndarray:
+    """Integer group of each row: by the `group_by` columns, else a `group` column, else shape.
+
+    Rows of one group are never split between fitting and calibration (or train and test).
+    """
+    if isinstance(group_by, str):
+        group_by = [c.strip() for c in group_by.split(",") if c.strip()]
+    if not group_by:
+        group_by = ["group"] if "group" in df.columns else [
+            c for c in ("op", "m", "n", "k", "b", "batch", "c_in", "h", "w", "c_out", "kernel_h",
+                        "stride", "heads", "seq_q", "seq_k", "head_dim", "numel", "rows", "cols")
+            if c in df.columns
+        ]
+    missing = [c for c in group_by if c not in df.columns]
+    if missing:
+        raise PerfmodelError(f"group-by column(s) {', '.join(missing)} not in the data (have: {', '.join(map(str, df.columns))})")
+    keys = df[list(group_by)].astype(str).agg("|".join, axis=1) if len(group_by) > 1 else df[group_by[0]].astype(str)
+    return pd.factorize(keys)[0]
+
+
+def group_folds(groups: np.ndarray, n_folds: int, seed: int = 0) -> list[np.ndarray]:
+    """Boolean test masks of up to `n_folds` folds made of whole groups, balanced by rows."""
+    uniq, sizes = np.unique(groups, return_counts=True)
+    n_folds = min(n_folds, len(uniq))
+    if n_folds < 2:
+        return []
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(uniq))
+    order = order[np.argsort(-sizes[order], kind="stable")]  # largest groups first
+    load = np.zeros(n_folds)
+    fold_of = np.empty(len(uniq), int)
+    for i in order:  # greedy: each group to the lightest fold
+        f = int(np.argmin(load))
+        fold_of[i] = f
+        load[f] += sizes[i]
+    row_fold = fold_of[np.searchsorted(uniq, groups)]
+    return [row_fold == f for f in range(n_folds)]
+
+
+def _train(X: np.ndarray, y: np.ndarray, params: dict, seed: int):
+    from xgboost import XGBRegressor
+
+    model = XGBRegressor(**{**XGB_PARAMS, **(params or {})}, random_state=seed, n_jobs=_threads())
+    model.fit(X, y)
+    return model.get_booster()
+
+
+def _threads() -> int:
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
+        params: dict | None = None, min_rows: int = MIN_ROWS, seed: int = 0) -> Predictor:
+    """Fit a predictor on measurements (a DataFrame, or profile dirs / .parquet / .csv paths).
+
+    `device`: the catalogue name of the measured device (default: the `device` column or the
+    profile's metadata). `group_by`: columns whose rows stay together when holding out
+    calibration rows (default: a `group` column, else the op's shape). `coverage`: target
+    share of measurements inside the intervals.
+    """
+    from perfmodel.hardware.catalogue import get_device
+
+    if isinstance(data, pd.DataFrame):
+        df = validate_measurements(data, source="data")
+    else:
+        df = read_measurements(data)
+    if not 0.0 < coverage < 1.0:
+        raise PerfmodelError(f"coverage must be between 0 and 1, got {coverage}")
+    if device is None:
+        names = pd.unique(df["device"].dropna().astype(str)) if "device" in df.columns else []
+        if len(names) != 1:
+            raise PerfmodelError("say which device the measurements come from (device=... / --device)")
+        device = names[0]
+    spec = get_device(device)
+    if "device" in df.columns:
+        others = {str(d) for d in pd.unique(df["device"].dropna())} - {spec.key}
+        others = {d for d in others if get_device(d).key != spec.key}
+        if others:
+            raise PerfmodelError(f"measurements from {', '.join(sorted(others))} mixed with {spec.key}; fit one device at a time")
+    groups = group_ids(df, group_by)
+    power = _power(df)
+    time = df["time_s"].to_numpy(dtype=float)
+    kinds = kinds_of(df)
+    models: dict[str, KindModel] = {}
+    all_flops = np.full(len(df), np.nan)
+    all_bytes = np.full(len(df), np.nan)
+    for kind in pd.unique(kinds):
+        sel = np.flatnonzero(kinds == kind)
+        sub = df.iloc[sel]
+        feats, t_r = build_features(sub, kind, spec)
+        all_flops[sel] = np.exp2(feats["log_flops"])
+        all_bytes[sel] = np.exp2(feats["log_bytes"])
+        if len(sel) < min_rows:
+            continue
+        models[kind] = _fit_kind(kind, feats, t_r, time[sel], power[sel], groups[sel], coverage, params, seed)
+    linear = LinearBaseline().fit(kinds, df["dtype"].to_numpy(), all_flops, all_bytes, time)
+    info = {
+        "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rows": int(len(df)), "group_by": group_by if group_by else "default",
+        "xgb_params": {**XGB_PARAMS, **(params or {})}, "min_rows": min_rows,
+        "roofline_kinds": sorted(set(map(str, pd.unique(kinds))) - set(models)),
+    }
+    return Predictor(device=spec, models=models, linear=linear, coverage=coverage, info=info)
+
+
+def _fit_kind(kind, feats, t_r, time, power, groups, coverage, params, seed) -> KindModel:
+    """Cross-fit on group folds for out-of-fold residuals (the intervals), then fit on all rows."""
+    names = feats.names
+    X = np.ascontiguousarray(feats.matrix())
+    y = np.log(time) - np.log(t_r)
+    has_p = np.isfinite(power) & (power > 0)
+    fit_power = has_p.sum() >= MIN_ROWS
+    folds = group_folds(groups, CALIBRATION_FOLDS, seed)
+    if len(folds) < 2 or min(f.sum() for f in folds) < 1:
+        folds = group_folds(np.arange(len(y)), CALIBRATION_FOLDS, seed)  # one group: rows
+    oof_t = np.full(len(y), np.nan)
+    oof_p = np.full(len(y), np.nan)
+    for test in folds:
+        oof_t[test] = _booster_predict(_train(X[~test], y[~test], params, seed), X[test])
+        tr_p = ~test & has_p
+        if fit_power and tr_p.sum() >= 2 and (test & has_p).any():
+            oof_p[test] = _booster_predict(_train(X[tr_p], np.log(power[tr_p]), params, seed), X[test])
+    log_t = np.log(t_r) + oof_t
+    time_iv = calibrate(np.log(time) - log_t, log_t, coverage)
+    power_booster = power_iv = energy_iv = None
+    if fit_power:
+        c = has_p & np.isfinite(oof_p)
+        log_p = oof_p[c]
+        power_iv = calibrate(np.log(power[c]) - log_p, log_p, coverage)
+        log_e = log_p + log_t[c]
+        energy_iv = calibrate(np.log(power[c] * time[c]) - log_e, log_e, coverage)
+        power_booster = _train(X[has_p], np.log(power[has_p]), params, seed)
+    booster = _train(X, y, params, seed)
+    return KindModel(
+        kind=kind, features=names, time=booster, time_interval=time_iv, power=power_booster,
+        power_interval=power_iv, energy_interval=energy_iv, rows=int(len(y)),
+        groups=int(len(np.unique(groups))),
+    )
+
+
+# ---- loading ----
+def load(path) -> Predictor:
+    """Load a predictor saved by `Predictor.save`; refuses a corrupt or incomplete directory."""
+    from perfmodel.hardware.spec import DeviceSpec
+
+    path = Path(path)
+    meta_path = path / META_FILE
+    if not path.is_dir():
+        raise PerfmodelError(f"{path}: not a saved predictor (no such directory)")
+    if not meta_path.exists():
+        raise PerfmodelError(f"{path}: not a saved predictor ({META_FILE} is missing)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PerfmodelError(f"{meta_path}: corrupt ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise PerfmodelError(f"{meta_path}: not a perfmodel predictor file")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise PerfmodelError(f"{meta_path}: format version {meta.get('format_version')} is not supported (this perfmodel reads {FORMAT_VERSION})")
+    try:
+        _check_versions(meta["versions"])
+        d = dict(meta["device"])
+        device = DeviceSpec(
+            key=d["key"], name=d["name"], kind=d["kind"], sm_count=int(d["sm_count"]),
+            boost_clock_hz=_num(d["boost_clock_hz"]),
+            peak_flops={k: _num(v) for k, v in d["peak_flops"].items()},
+            memory_bytes=int(d["memory_bytes"]), memory_bandwidth=_num(d["memory_bandwidth"]),
+            l2_bytes=int(d["l2_bytes"] or 0), tdp_w=_num(d["tdp_w"]),
+            aliases=tuple(d.get("aliases", ())), source=d.get("source", ""),
+            architecture=d.get("architecture", ""), notes=d.get("notes", ""),
+        )
+        models = {kind: _load_kind(path, kind, e) for kind, e in meta["kinds"].items()}
+        linear = LinearBaseline.from_dict(meta["linear_baseline"])
+        coverage = float(meta["coverage"])
+    except PerfmodelError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PerfmodelError(f"{meta_path}: corrupt or incomplete ({type(exc).__name__}: {exc})") from None
+    return Predictor(device=device, models=models, linear=linear, coverage=coverage, info=meta.get("info", {}))
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _check_versions(saved: dict) -> None:
+    import sklearn
+    import xgboost
+
+    now = {"perfmodel": perfmodel.__version__, "xgboost": xgboost.__version__, "sklearn": sklearn.__version__}
+    diff = [f"{k} {saved.get(k)} (now {v})" for k, v in now.items() if saved.get(k) != v]
+    if diff:
+        warnings.warn(f"predictor was saved with {', '.join(diff)}; predictions may differ", stacklevel=3)
+
+
+def _load_kind(path: Path, kind: str, e: dict) -> KindModel:
+    from xgboost import Booster
+
+    boosters = {}
+    for target in ("time", "power"):
+        name = e.get(f"{target}_file")
+        if name is None:
+            continue
+        file = path / name
+        if Path(name).name != name or not file.exists():
+            raise PerfmodelError(f"{path}: model file {name!r} of op kind {kind!r} is missing")
+        if _sha256(file) != e.get(f"{target}_sha256"):
+            raise PerfmodelError(f"{file}: corrupt (checksum differs from {META_FILE})")
+        b = Booster()
+        try:
+            b.load_model(str(file))
+        except Exception as exc:  # xgboost raises its own error type
+            raise PerfmodelError(f"{file}: corrupt ({str(exc).splitlines()[0]})") from None
+        b.set_param({"nthread": _threads()})
+        boosters[target] = b
+    if "time" not in boosters:
+        raise PerfmodelError(f"{path}: op kind {kind!r} has no time model file")
+    has_power = "power" in boosters
+    return KindModel(
+        kind=kind, features=tuple(e["features"]), time=boosters["time"],
+        time_interval=Conformal.from_dict(e["time_interval"]),
+        power=boosters.get("power"),
+        power_interval=Conformal.from_dict(e["power_interval"]) if has_power else None,
+        energy_interval=Conformal.from_dict(e["energy_interval"]) if has_power else None,
+        rows=int(e.get("rows", 0)), groups=int(e.get("groups", 0)),
+    )
+
+
+def is_finite_number(v) -> bool:
+    """True for a finite int/float."""
+    return isinstance(v, (int, float)) and math.isfinite(v)

@@ -1,0 +1,191 @@
+"""Reading measurements: profile directories, parquet files and plain CSVs, read the same way.
+
+The plain schema users bring is one row per measured op with columns
+`op, m, n, k, b, dtype, time_s` and optionally `energy_j, power_w` (SI units: seconds,
+joules, watts). GEMM shape C[m,n] = A[m,k] @ B[k,n] repeated `b` times; `b` defaults to 1
+when the column is absent. Profiles written by `profilers` (a directory with
+`measurements.parquet` and `metadata.json`) carry more columns, which pass through unchanged;
+rows whose `status` is not `ok` are dropped. Every problem is a one-line `PerfmodelError`
+naming the file, the row and the column.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.dtypes import canonical_dtype
+from perfmodel.errors import PerfmodelError
+from perfmodel.learn.kinds import GEMM_PARAMS, op_kind
+
+REQUIRED = ("op", "dtype", "time_s")
+OPTIONAL_POSITIVE = ("energy_j", "power_w")
+PROFILE_FILE = "measurements.parquet"
+METADATA_FILE = "metadata.json"
+
+
+def read_measurements(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
+    """Read and validate measurements from profile dirs, .parquet or .csv files, concatenated.
+
+    Adds a `profile` column (the path each row came from) and, when a profile's
+    metadata names its device, a `device` column with the catalogue key.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    frames = [_read_one(Path(p)) for p in paths]
+    if not frames:
+        raise PerfmodelError("no measurement files given")
+    return pd.concat(frames, ignore_index=True, sort=False)
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The `metadata.json` of a profile directory ({} for a plain file)."""
+    path = Path(path)
+    meta = path / METADATA_FILE if path.is_dir() else None
+    if meta is None or not meta.exists():
+        return {}
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError) as exc:
+        raise PerfmodelError(f"{meta}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise PerfmodelError(f"{meta}: expected a JSON object")
+    return data
+
+
+def _read_one(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise PerfmodelError(f"{path}: no such file or directory")
+    meta = {}
+    if path.is_dir():
+        meta = read_metadata(path)
+        file = path / PROFILE_FILE
+        if not file.exists():
+            raise PerfmodelError(f"{path}: not a profile directory (no {PROFILE_FILE})")
+    else:
+        file = path
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            df = pd.read_parquet(file)
+        elif suffix in (".csv", ".txt"):
+            df = pd.read_csv(file, skipinitialspace=True)
+        else:
+            raise PerfmodelError(f"{file}: unsupported file type {suffix!r}; expected .csv, .parquet or a profile directory")
+    except PerfmodelError:
+        raise
+    except Exception as exc:  # parser errors of every flavour
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PerfmodelError(f"{file}: cannot read ({msg})") from None
+    if "status" in df.columns:
+        df = df[df["status"].astype(str) == "ok"].reset_index(drop=True)
+    df = validate_measurements(df, source=str(file), csv=suffix != ".parquet")
+    df["profile"] = str(path)
+    device = meta.get("catalogue_key") or meta.get("device_key")
+    if device and "device" not in df.columns:
+        df["device"] = str(device)
+    return df
+
+
+def _where(source: str, i: int, csv: bool) -> str:
+    return f"{source}: row {i + 1} (line {i + 2})" if csv else f"{source}: row {i + 1}"
+
+
+def _numeric(df: pd.DataFrame, col: str, source: str, csv: bool) -> np.ndarray:
+    """Column as float64, raising on the first entry that is not a number."""
+    values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    bad = np.isnan(values) & df[col].notna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} is not a number: {df[col].iloc[i]!r}")
+    return values
+
+
+def validate_measurements(df: pd.DataFrame, source: str = "<frame>", csv: bool = False) -> pd.DataFrame:
+    """Check and normalise a measurement table (a copy): columns, types, positivity, dtypes."""
+    df = _check_columns(df, source, need_time=True)
+    time = _numeric(df, "time_s", source, csv)
+    bad = ~(np.isfinite(time) & (time > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PerfmodelError(f"{_where(source, i, csv)}: column 'time_s' must be a positive number of seconds, got {df['time_s'].iloc[i]!r}")
+    df["time_s"] = time
+    for col in OPTIONAL_POSITIVE:
+        if col in df.columns:
+            v = _numeric(df, col, source, csv)
+            bad = ~np.isnan(v) & ~(np.isfinite(v) & (v > 0))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must be positive or empty, got {df[col].iloc[i]!r}")
+            df[col] = v
+    return _check_shapes(df, source, csv)
+
+
+def validate_ops(df: pd.DataFrame, source: str = "<frame>", csv: bool = False) -> pd.DataFrame:
+    """Check and normalise an op table to predict for (as measurements, without `time_s`)."""
+    return _check_shapes(_check_columns(df, source, need_time=False), source, csv)
+
+
+def _check_columns(df: pd.DataFrame, source: str, need_time: bool) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise PerfmodelError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
+    df = df.copy()
+    df.columns = [str(c).strip() for c in df.columns]
+    need = REQUIRED if need_time else ("op", "dtype")
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise PerfmodelError(
+            f"{source}: missing column(s) {', '.join(missing)}; the schema is op, m, n, k, b, dtype, time_s[, energy_j, power_w]"
+        )
+    if len(df) == 0:
+        raise PerfmodelError(f"{source}: no rows")
+    return df
+
+
+def _check_shapes(df: pd.DataFrame, source: str, csv: bool) -> pd.DataFrame:
+    ops = df["op"]
+    if ops.isna().any():
+        i = int(np.flatnonzero(ops.isna().to_numpy())[0])
+        raise PerfmodelError(f"{_where(source, i, csv)}: column 'op' is empty")
+    codes, uniq = pd.factorize(ops)
+    df["op"] = _take([str(o).strip().lower() for o in uniq], codes)
+    codes, uniq = pd.factorize(df["dtype"].astype(object).where(df["dtype"].notna(), "nan"))
+    names = []
+    for j, d in enumerate(uniq):
+        try:
+            names.append(canonical_dtype(d))
+        except PerfmodelError as exc:
+            i = int(np.flatnonzero(codes == j)[0])
+            raise PerfmodelError(f"{_where(source, i, csv)}: column 'dtype': {exc}") from None
+    df["dtype"] = _take(names, codes)
+    if "b" not in df.columns:
+        df["b"] = 1
+    gemm = _is_gemm(df["op"].to_numpy())
+    for col in GEMM_PARAMS:
+        if col not in df.columns:
+            if gemm.any():
+                i = int(np.flatnonzero(gemm)[0])
+                raise PerfmodelError(f"{_where(source, i, csv)}: GEMM op {df['op'].iloc[i]!r} needs column {col!r}, which is missing")
+            continue
+        v = _numeric(df, col, source, csv)
+        if col == "b":
+            v = np.where(np.isnan(v), 1.0, v)  # an empty batch means one GEMM
+        bad = gemm & ~(np.isfinite(v) & (v >= 1) & (v == np.round(v)))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must be a positive integer for GEMM op {df['op'].iloc[i]!r}, got {df[col].iloc[i]!r}")
+        df[col] = v
+    return df
+
+
+def _take(values: list, codes: np.ndarray) -> np.ndarray:
+    """values[codes] as an object array (a fast map over factorised codes)."""
+    return np.asarray(values, dtype=object)[codes]
+
+
+def _is_gemm(ops: np.ndarray) -> np.ndarray:
+    codes, uniq = pd.factorize(ops)
+    return np.array([op_kind(o) == "gemm" for o in uniq], dtype=bool)[codes] if len(uniq) else np.zeros(0, bool)
