@@ -32,7 +32,7 @@ from perfmodel.predict.optimes import OpTimes
 
 PER_OP_EXCLUDED = ("blocks", "validation")
 MIN_PER_OP_ROWS = 50
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def datasets_dir() -> Path:
@@ -270,8 +270,18 @@ def from_profile(path: Path, spec=None) -> Backend:
     per_op = rows[~rows["suite"].astype(str).isin(PER_OP_EXCLUDED)]
     predictor, how = None, "roofline per op"
     if len(per_op) >= MIN_PER_OP_ROWS:
-        predictor = _cached_predictor(per_op, spec, digest)
-        how = f"learned per-op predictor on {len(per_op)} per-op rows"
+        per_op = per_op.copy()
+        if "group" not in per_op.columns and "params" in per_op.columns:
+            # one group per measured shape: its dtypes and phases stay on one side of a split
+            per_op["group"] = per_op["op"].astype(str) + "|" + per_op["params"].astype(str)
+        # the learned predictor works out FLOPs and bytes from the shapes itself
+        per_op = per_op.drop(columns=[c for c in ("flops", "bytes") if c in per_op.columns])
+        try:
+            predictor = _cached_predictor(per_op, spec, digest)
+            how = f"learned per-op predictor on {len(per_op)} per-op rows"
+        except Exception as exc:  # noqa: BLE001  (say so and use the roofline)
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            how = f"roofline per op (fitting a per-op predictor failed: {msg})"
     optimes = OpTimes(spec, predictor)
     blocks = rows[rows["suite"].astype(str) == "blocks"]
     calibration = _cached_calibration(blocks, optimes, digest)

@@ -24,7 +24,7 @@ from torch import nn
 
 from perfmodel.dtypes import canonical_dtype
 from perfmodel.errors import PerfmodelError
-from perfmodel.predict.calibration import FEATURES, features
+from perfmodel.predict.calibration import FEATURES, HALF, features
 from perfmodel.predict.counts import PartCount, assemble_saved_bytes, count_part
 from perfmodel.predict.device import Backend, resolve_backend
 from perfmodel.predict.memory import MemoryEstimate, memory_estimate
@@ -218,15 +218,15 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         for part, c in zip(parts, counts):
             x_opt += backend.optimizer_features(part, c, optimizer, dtype)
         rows.append({"module": "optimizer", "group": "optimizer", "params": 0, "flops": 0.0,
-                     "ops": int(x_opt[2]), "act_bytes": 0.0, "time_s": float(beta @ x_opt)})
+                     "ops": int(x_opt[HALF - 1]), "act_bytes": 0.0, "time_s": float(beta @ x_opt)})
         if keep_ops:
             f = optimizer_ops(optimizer, numels, dtype)
             f["pred_time_s"] = backend.optimes.predict(f)["time_s"].to_numpy()
             op_frames.append(f)
     x_all = x_total + x_opt
     total = float(beta @ x_all)
-    fwd = float(beta[:3] @ x_total[:3])
-    bwd = float(beta[3:] @ x_total[3:])
+    fwd = float(beta[:HALF] @ x_total[:HALF])
+    bwd = float(beta[HALF:] @ x_total[HALF:])
     opt_t = float(beta @ x_opt)
     ratio = cal.interval(1.0)
     if not cal.calibrated:

@@ -83,7 +83,10 @@ class OpTimes:
         frame = ops.copy()
         if "direction" in frame.columns:
             frame["phase"] = frame["direction"]
-        frame = frame.drop(columns=[c for c in ("shapes", "aten", "module") if c in frame.columns])
+        # the learned predictor works out FLOPs and bytes from the shape parameters itself
+        frame = frame.drop(columns=[c for c in ("shapes", "aten", "module", "flops", "bytes",
+                                                 "bytes_read", "bytes_written", "macs", "acts")
+                                    if c in frame.columns])
         res = self.predictor.predict(frame, device=None)
         res = self._backward_as_difference(frame, res, roof)
         t = res["pred_time_s"].to_numpy(dtype=float)
