@@ -252,9 +252,8 @@ def read_profile_rows(path: Path) -> pd.DataFrame:
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.sha256((Path(path) / "measurements.parquet").read_bytes())
-    h.update(f"v{CACHE_VERSION}".encode())
-    return h.hexdigest()[:16]
+    """SHA-256 (16 hex digits) of a profile's measurements."""
+    return hashlib.sha256((Path(path) / "measurements.parquet").read_bytes()).hexdigest()[:16]
 
 
 def from_profile(path: Path, spec=None) -> Backend:
@@ -311,7 +310,7 @@ def _cached_predictor(per_op: pd.DataFrame, spec, digest: str):
 
 
 def _cached_calibration(blocks: pd.DataFrame, optimes: OpTimes, digest: str) -> Calibrations:
-    where = cache_dir() / f"calibration-{digest}-{optimes.source}.json"
+    where = cache_dir() / f"calibration-v{CACHE_VERSION}-{digest}-{optimes.source}.json"
     if where.is_file():
         try:
             return Calibrations.from_json(where.read_text())
