@@ -14,6 +14,16 @@ CPU) for `benchmarks/bench_model_level.py` and `perfmodel validate` to check the
 
 Other factors and batch sizes in the suite are welcome (more evaluation points); the
 target rows are selected with `target_rows`.
+
+The calibration data must cover these candidates' shapes, or the prediction extrapolates:
+RegNetX-400MF at resolution 64 ends in 4x4 and 2x2 feature maps (stages 3 and 4) with
+widths up to ~770 after x4 width scaling, where PyTorch's CPU convolution leaves oneDNN for
+its slow im2col path (`_slow_conv2d`, 3-4x slower per FLOP). The CPU `blocks` and `conv`
+suites therefore need resolutions 2 and 4 (today: 7 and up) and widths up to 1024 (today:
+256), group widths 16-32; the transformer blocks need d_model 256-1024 at seq 128-512.
+Measure with `--threads 1` (or on an otherwise idle machine): with two threads on a
+shared two-core machine, OpenMP barriers make block times swing 10-100x. The first
+points of a suite also ran 5-10x slow in a development profile (warm-up).
 """
 from __future__ import annotations
 
