@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.errors import PerfmodelError
+from perfmodel.hardware.catalogue import get_device
 from perfmodel.learn.baselines import ForestBaseline, rf_matrix
 from perfmodel.learn.features import build_features, kinds_of
 from perfmodel.learn.metrics import score
@@ -28,8 +29,11 @@ METHODS = ("xgboost", "roofline", "linear", "random_forest")
 
 def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
             coverage: float = DEFAULT_COVERAGE, params: dict | None = None,
-            methods=METHODS, seed: int = 0) -> pd.DataFrame:
+            methods=METHODS, seed: int = 0, test_device=None) -> pd.DataFrame:
     """Fit every method on `train`, predict `test`: one row per test row, columns per method.
+
+    `test_device`: the device `test` was measured on when it is not the training device
+    (the roofline and its features then follow that device's datasheet).
 
     Columns: `time_s`, `power_w`, `energy_j` (measured) and, per method, `<method>_time_s`,
     `<method>_lo_s`, `<method>_hi_s`, `<method>_power_w`, `<method>_energy_j`.
@@ -38,6 +42,7 @@ def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
     if unknown:
         raise PerfmodelError(f"unknown method(s) {', '.join(sorted(unknown))}; expected {', '.join(METHODS)}")
     pred = fit(train, device=device, group_by=group_by, coverage=coverage, params=params, seed=seed)
+    device = test_device or pred.device.key
     out = pd.DataFrame(index=test.index)
     out["time_s"] = test["time_s"].to_numpy(dtype=float)
     out["power_w"] = _power(test)
@@ -61,11 +66,11 @@ def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
         out["linear_time_s"] = np.where(np.isfinite(lin), lin, roof)
     if "random_forest" in methods:
         out["random_forest_time_s"] = roof
-        _forest(train, test, pred.device, out, seed)
+        _forest(train, test, pred.device, get_device(device), out, seed)
     return out
 
 
-def _forest(train, test, device, out, seed) -> None:
+def _forest(train, test, device, test_device, out, seed) -> None:
     """GPPerf-style forest per op kind fitted on `train`, written into `out` for `test` rows."""
     k_tr, k_te = kinds_of(train), kinds_of(test)
     p_tr = _power(train)
@@ -75,7 +80,7 @@ def _forest(train, test, device, out, seed) -> None:
         if len(tr) < MIN_ROWS:
             continue
         f_tr, _ = build_features(train.iloc[tr], kind, device)
-        f_te, _ = build_features(test.iloc[te], kind, device)
+        f_te, _ = build_features(test.iloc[te], kind, test_device)
         X_tr = rf_matrix(train.iloc[tr], *_fb(f_tr))
         X_te = rf_matrix(test.iloc[te], *_fb(f_te))
         power = p_tr[tr] if np.isfinite(p_tr[tr]).all() else None

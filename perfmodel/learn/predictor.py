@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -115,7 +114,6 @@ class Predictor:
     def predict_intervals(self, ops: pd.DataFrame, device=None) -> pd.DataFrame:
         """Like `predict`, plus power and energy intervals (pred_power_lo_w ... pred_energy_hi_j)."""
         res = self.predict(ops, device)
-        dev = self._device_for(ops, device, warn=False)
         df = validate_ops(ops, source="ops")
         for c in ("pred_power_lo_w", "pred_power_hi_w", "pred_energy_lo_j", "pred_energy_hi_j"):
             res[c] = np.nan
@@ -132,7 +130,6 @@ class Predictor:
             lo, hi = model.energy_interval.bounds(e)
             res.iloc[sel, res.columns.get_loc("pred_energy_lo_j")] = np.exp(e + lo)
             res.iloc[sel, res.columns.get_loc("pred_energy_hi_j")] = np.exp(e + hi)
-        del dev
         return res
 
     def predict_baseline(self, ops: pd.DataFrame, method: str = "roofline", device=None) -> np.ndarray:
@@ -475,8 +472,3 @@ def _load_kind(path: Path, kind: str, e: dict) -> KindModel:
         energy_interval=Conformal.from_dict(e["energy_interval"]) if has_power else None,
         rows=int(e.get("rows", 0)), groups=int(e.get("groups", 0)),
     )
-
-
-def is_finite_number(v) -> bool:
-    """True for a finite int/float."""
-    return isinstance(v, (int, float)) and math.isfinite(v)

@@ -1,0 +1,163 @@
+"""The learned predictor: features vs. the op formulas, save/load, corruption, fallback, power."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import perfmodel
+from perfmodel.errors import PerfmodelError
+from perfmodel.hardware.catalogue import get_device
+from perfmodel.learn.features import build_features
+from perfmodel.learn.predictor import PRED_COLUMNS
+from perfmodel.ops import gemm_cost, op_roofline
+
+FAST = {"n_estimators": 25, "max_depth": 4}
+
+
+def synthetic_gemms(n=400, seed=0, power=False) -> pd.DataFrame:
+    """GEMM times = H100 roofline / (tile-quantisation efficiency) x noise, grouped by n."""
+    rng = np.random.default_rng(seed)
+    dev = get_device("h100")
+    m = rng.integers(1, 4096, n)
+    nn = rng.choice([768, 1024, 3072, 4096, 5120, 11008], n)
+    k = rng.choice([768, 1024, 4096, 8192], n)
+    flops = 2.0 * m * nn * k
+    bytes_ = 2.0 * (m * k + k * nn + m * nn)
+    tiles = np.ceil(m / 128) * np.ceil(nn / 128)
+    eff = tiles / (np.ceil(tiles / dev.sm_count) * dev.sm_count)
+    t = np.maximum(flops / dev.peak("float16") / (0.7 * eff), bytes_ / dev.memory_bandwidth) + 5e-6
+    df = pd.DataFrame({"op": "gemm", "m": m, "n": nn, "k": k, "b": 1, "dtype": "float16",
+                       "time_s": t * rng.lognormal(0, 0.03, n), "group": nn.astype(str)})
+    if power:
+        df["power_w"] = 150 + 500 * eff * rng.lognormal(0, 0.02, n)
+    return df
+
+
+def test_gemm_features_match_the_op_formulas():
+    dev = get_device("h100")
+    df = pd.DataFrame({"op": ["gemm", "linear", "bmm"], "m": [4096, 7, 64], "n": [4096, 11, 64],
+                       "k": [4096, 13, 128], "b": [1, 1, 12], "dtype": ["float16", "bfloat16", "float32"]})
+    feats, t_r = build_features(df, "gemm", dev)
+    for i, r in df.iterrows():
+        cost = gemm_cost(r.m, r.n, r.k, r.b, dtype=r["dtype"])
+        assert 2 ** feats["log_flops"][i] == pytest.approx(cost.flops, rel=1e-9)
+        assert 2 ** feats["log_bytes"][i] == pytest.approx(cost.bytes, rel=1e-9)
+        ref = op_roofline("gemm", dev, dtype=r["dtype"], m=r.m, n=r.n, k=r.k, b=r.b).time_s
+        assert t_r[i] == pytest.approx(ref, rel=1e-9)
+    # one 128x128 tile per SM: a full wave; one more tile starts a second, nearly empty wave
+    one_wave = pd.DataFrame({"op": "gemm", "m": [128 * 12, 128 * 12 + 1], "n": [128 * 11] * 2,
+                             "k": [512] * 2, "b": 1, "dtype": "float16"})
+    f, _ = build_features(one_wave, "gemm", dev)
+    assert f["t128x128_wave_fill"][0] == pytest.approx(1.0)
+    assert f["t128x128_wave_fill"][1] == pytest.approx((132 + 11) / 264)
+    assert f["align_m"][0] == 7 and f["align_m"][1] == 0
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return perfmodel.fit(synthetic_gemms(power=True), device="h100", params=FAST)
+
+
+def test_predict_columns_and_sources(fitted):
+    ops = synthetic_gemms(50, seed=1).drop(columns=["time_s"])
+    res = fitted.predict(ops)
+    for c in PRED_COLUMNS:
+        assert c in res.columns
+    assert (res["source"] == "learned").all()
+    assert (res["pred_time_lo_s"] <= res["pred_time_s"]).all()
+    assert (res["pred_time_s"] <= res["pred_time_hi_s"]).all()
+    np.testing.assert_allclose(res["pred_energy_j"], res["pred_power_w"] * res["pred_time_s"])
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    ops = synthetic_gemms(200, seed=2).drop(columns=["time_s"])
+    path = fitted.save(tmp_path / "model")
+    for f in path.iterdir():  # portable: JSON only, nothing to unpickle
+        assert f.suffix == ".json"
+        json.loads(f.read_text())
+    loaded = perfmodel.load(path)
+    a, b = fitted.predict(ops), loaded.predict(ops)
+    for c in PRED_COLUMNS[:-1]:
+        np.testing.assert_array_equal(a[c].to_numpy(), b[c].to_numpy())
+    assert loaded.device == fitted.device
+
+
+def test_corrupt_or_missing_files_are_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "model")
+    booster = next(path.glob("time_*.json"))
+    booster.write_text(booster.read_text()[:-20])
+    with pytest.raises(PerfmodelError, match="corrupt"):
+        perfmodel.load(path)
+    booster.unlink()
+    with pytest.raises(PerfmodelError, match="missing"):
+        perfmodel.load(path)
+    (path / "predictor.json").write_text("{not json")
+    with pytest.raises(PerfmodelError, match="corrupt"):
+        perfmodel.load(path)
+    with pytest.raises(PerfmodelError, match="not a saved predictor"):
+        perfmodel.load(tmp_path / "elsewhere")
+
+
+def test_version_mismatch_warns(fitted, tmp_path):
+    path = fitted.save(tmp_path / "model")
+    meta = json.loads((path / "predictor.json").read_text())
+    meta["versions"]["xgboost"] = "0.0.1"
+    (path / "predictor.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="xgboost 0.0.1"):
+        perfmodel.load(path)
+
+
+def test_other_device_warns(fitted):
+    ops = synthetic_gemms(5, seed=3).drop(columns=["time_s"])
+    with pytest.warns(UserWarning, match="fitted on h100-sxm"):
+        res = fitted.predict(ops, device="a100")
+    assert np.isfinite(res["pred_time_s"]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted.predict(ops, device="NVIDIA H100 80GB HBM3")  # same device, other name: silent
+
+
+def test_unfitted_kind_falls_back_to_roofline(fitted):
+    dev = get_device("h100")
+    ops = pd.DataFrame({"op": ["layer_norm", "gemm"], "numel": [2**20, None], "features": [1024, None],
+                        "m": [None, 256], "n": [None, 256], "k": [None, 256], "dtype": "float16"})
+    res = fitted.predict(ops)
+    assert res["source"].tolist() == ["roofline", "learned"]
+    ref = op_roofline("layer_norm", dev, dtype="float16", numel=2**20, features=1024).time_s
+    assert res["pred_time_s"].iloc[0] == pytest.approx(ref, rel=1e-9)
+    assert np.isnan(res["pred_power_w"].iloc[0])
+
+
+def test_too_few_rows_of_a_kind_means_roofline():
+    df = pd.concat([synthetic_gemms(100), pd.DataFrame({
+        "op": ["softmax"] * 3, "numel": [1e6, 2e6, 4e6], "features": [1024] * 3,
+        "dtype": "float32", "time_s": [3e-5, 5e-5, 9e-5], "group": "sm"})], ignore_index=True)
+    pred = perfmodel.fit(df, device="h100", params=FAST)
+    assert pred.kinds == ["gemm"]
+    assert pred.info["roofline_kinds"] == ["elementwise"]
+
+
+def test_linear_baseline_is_saved(fitted, tmp_path):
+    ops = synthetic_gemms(20, seed=4).drop(columns=["time_s"])
+    loaded = perfmodel.load(fitted.save(tmp_path / "m"))
+    np.testing.assert_allclose(loaded.predict_baseline(ops, "linear"), fitted.predict_baseline(ops, "linear"))
+    a, b, c = loaded.linear.coef["gemm"]["float16"]
+    assert a > 0 and b >= 0 and c >= 0
+
+
+def test_fit_needs_a_device():
+    with pytest.raises(PerfmodelError, match="which device"):
+        perfmodel.fit(synthetic_gemms(30))
+
+
+def test_power_and_energy_intervals(fitted):
+    ops = synthetic_gemms(30, seed=5).drop(columns=["time_s", "power_w"], errors="ignore")
+    res = fitted.predict_intervals(ops)
+    assert (res["pred_power_lo_w"] <= res["pred_power_w"]).all()
+    assert (res["pred_power_w"] <= res["pred_power_hi_w"]).all()
+    assert (res["pred_energy_lo_j"] <= res["pred_energy_j"]).all()
+    assert (res["pred_energy_j"] <= res["pred_energy_hi_j"]).all()
