@@ -16,8 +16,9 @@ the calibrated time is `beta . x` with `beta >= 0` fitted by non-negative least 
 on relative error (rows divided by the measured time) over the profile's `blocks` suite
 (phases `fwd` and `fwd_bwd`). The count terms are the per-op overheads; the sum terms
 rescale the kernels. Only the blocks suite is used: the `validation` suite (whole models)
-is the evaluation target and never enters the fit. The optimizer step's pointwise ops
-are priced with the forward vector coefficient and the forward per-op overhead.
+is the evaluation target and never enters the fit. The optimizer step's pointwise kernels
+are not calibrated (`model.optimizer_seconds`): they stream from DRAM, unlike the
+cache-resident vector ops of a block measured in a loop.
 
 Interval: split-conformal on the blocks. Out-of-fold log residuals (5 folds, grouped by
 block shape so that a shape's dtypes and phases stay together) give quantiles `q_lo, q_hi`

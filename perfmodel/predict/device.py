@@ -32,7 +32,8 @@ from perfmodel.predict.optimes import OpTimes
 
 PER_OP_EXCLUDED = ("blocks", "validation")
 MIN_PER_OP_ROWS = 50
-CACHE_VERSION = 2
+CACHE_VERSION = 3
+MAX_REL_IQR = 0.25  # block rows whose IQR exceeds 25% of the median are not calibrated on
 
 
 def datasets_dir() -> Path:
@@ -329,6 +330,11 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
     """Fit calibrations on a profile's `blocks` rows (identity where there are too few)."""
     if len(blocks) < 1:
         return Calibrations()
+    if "time_iqr_s" in blocks.columns:  # too noisy to calibrate on (shared machine, warm-up)
+        rel = pd.to_numeric(blocks["time_iqr_s"], errors="coerce") / blocks["time_s"].astype(float)
+        steady = blocks[~(rel > MAX_REL_IQR)]
+        if len(steady) >= MIN_BLOCK_ROWS:
+            blocks = steady
     X, y, groups, power, dtypes = [], [], [], [], []
     for _, row in blocks.iterrows():
         try:

@@ -32,7 +32,7 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.predict.calibration import features
 from perfmodel.predict.counts import count_part
 from perfmodel.predict.device import Backend, resolve_backend
-from perfmodel.predict.model import assemble
+from perfmodel.predict.model import assemble, optimizer_seconds
 from perfmodel.predict.optimizer import optimizer_ops
 from perfmodel.predict.parts import parts_of
 
@@ -106,7 +106,7 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
     numels = [n for cnt in counts for n in cnt.param_numels]
     opt_dtype = "float32"
     ops = optimizer_ops("adamw", numels, opt_dtype, master_cast=dtype not in ("float32", "tf32"))
-    opt_s = price(backend, ops, opt_dtype)
+    opt_s = optimizer_seconds(features(ops, backend.optimes.predict(ops)["time_s"].to_numpy()))
     grad_bytes = pred.memory.weights  # one gradient per unique weight, in the model dtype
     ar = 0.0
     if gpus > 1:
@@ -118,14 +118,6 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
     compute = n_micro * (fwd + bwd) + opt_s
     return StepPrediction(step, n_micro, fwd, bwd, opt_s, ar, compute * r_lo + ar,
                           compute * r_hi + ar, backend.description)
-
-
-def price(backend: Backend, ops, dtype: str) -> float:
-    """Calibrated seconds of an op table on a backend."""
-    if ops is None or not len(ops):
-        return 0.0
-    t = backend.optimes.predict(ops)["time_s"].to_numpy()
-    return float(np.dot(backend.calibration.get(dtype).beta, features(ops, t)))
 
 
 def _forward_rows(backend, parts, counts, dtype, what: str):
