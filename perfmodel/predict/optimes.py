@@ -87,7 +87,7 @@ class OpTimes:
         frame = frame.drop(columns=[c for c in ("shapes", "aten", "module", "flops", "bytes",
                                                  "bytes_read", "bytes_written", "macs", "acts")
                                     if c in frame.columns])
-        res = self.predictor.predict(frame, device=None)
+        res = self._learned(frame, roof)
         res = self._backward_as_difference(frame, res, roof)
         t = res["pred_time_s"].to_numpy(dtype=float)
         bad = ~np.isfinite(t) | (t <= 0)
@@ -98,6 +98,22 @@ class OpTimes:
         if self.power_w:
             e = np.where(np.isfinite(e), e, t * self.power_w)
         return {"time_s": t, "time_lo_s": lo, "time_hi_s": hi, "energy_j": e}
+
+    def _learned(self, frame: pd.DataFrame, roof: np.ndarray) -> pd.DataFrame:
+        """Predictor output for the rows of kinds it has a model of; the roofline elsewhere
+        (what the predictor itself falls back to, without the cost of asking it)."""
+        from perfmodel.learn.kinds import op_kind
+
+        learned = set(self.predictor.kinds)
+        kinds = {o: op_kind(o) in learned for o in pd.unique(frame["op"])}
+        sel = np.flatnonzero(frame["op"].map(kinds).to_numpy(dtype=bool))
+        res = pd.DataFrame({"pred_time_s": roof, "pred_time_lo_s": roof,
+                            "pred_time_hi_s": np.nan, "pred_energy_j": np.nan})
+        if len(sel):
+            part = self.predictor.predict(frame.iloc[sel].reset_index(drop=True), device=None)
+            for c in res.columns:
+                res.iloc[sel, res.columns.get_loc(c)] = part[c].to_numpy(dtype=float)
+        return res
 
     def _backward_as_difference(self, frame: pd.DataFrame, res: pd.DataFrame,
                                 roof: np.ndarray) -> pd.DataFrame:
@@ -116,9 +132,11 @@ class OpTimes:
             return res
         sub = frame.iloc[sel].drop(columns=[c for c in ("flops", "bytes", "bytes_read",
                                                          "bytes_written", "macs", "acts")
-                                            if c in frame.columns])
-        both = self.predictor.predict(sub.assign(phase="fwd_bwd"), device=None)
-        fwd = self.predictor.predict(sub.assign(phase="fwd"), device=None)
+                                            if c in frame.columns])  # costs of these phases
+        pair = self.predictor.predict(pd.concat([sub.assign(phase="fwd_bwd"),
+                                                 sub.assign(phase="fwd")], ignore_index=True),
+                                      device=None)
+        both, fwd = pair.iloc[:len(sub)], pair.iloc[len(sub):]
         res = res.copy()
         t_both = both["pred_time_s"].to_numpy(dtype=float)
         d = np.maximum(t_both - fwd["pred_time_s"].to_numpy(dtype=float), roof[sel])
