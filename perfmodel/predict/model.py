@@ -24,7 +24,7 @@ from torch import nn
 
 from perfmodel.dtypes import canonical_dtype
 from perfmodel.errors import PerfmodelError
-from perfmodel.predict.calibration import FEATURES, HALF, IDENTITY, features
+from perfmodel.predict.calibration import FEATURES, HALF, IDENTITY
 from perfmodel.predict.counts import PartCount, assemble_saved_bytes, count_part
 from perfmodel.predict.device import Backend, resolve_backend
 from perfmodel.predict.memory import MemoryEstimate, memory_estimate
