@@ -85,6 +85,17 @@ class ValidationReport:
         all_err = np.abs(t["error"].to_numpy())
         lines.append(f"all: {len(t)} measurements, median |error| {100 * np.median(all_err):.1f}%, "
                      f"interval coverage {100 * t['in_interval'].mean():.0f}%")
+        a = t.dropna(subset=["measured_act_bytes"])
+        a = a[a["measured_act_bytes"] > 0]
+        if len(a):
+            ae = np.abs(a["pred_act_bytes"] / a["measured_act_bytes"] - 1)
+            lines.append(f"saved activations (bytes for backward): median |error| "
+                         f"{100 * np.median(ae):.2f}%, max {100 * np.max(ae):.2f}% over "
+                         f"{len(a)} models")
+        e = t.dropna(subset=["measured_energy_j", "pred_energy_j"])
+        if len(e):
+            ee = np.abs(e["pred_energy_j"] / e["measured_energy_j"] - 1)
+            lines.append(f"energy: median |error| {100 * np.median(ee):.1f}% over {len(e)} rows")
         return "\n".join(lines)
 
     def to_records(self) -> dict:
@@ -129,6 +140,8 @@ def _compare(prof: Path, r, backend) -> dict:
                          factor=factor if strategy else 1.0, strategy=strategy,
                          overrides=overrides)
     measured = float(r["time_s"])
+    acts = _model_saved_bytes(str(r["op"]), pred.batch, str(r["dtype"]), factor, strategy,
+                              overrides)
     lo, hi = pred.time.lo, pred.time.hi
     inside = bool(np.isfinite(lo) and np.isfinite(hi) and lo <= measured <= hi)
     e_meas = r.get("energy_j")
@@ -142,9 +155,21 @@ def _compare(prof: Path, r, backend) -> dict:
         "pred_lo_s": lo, "pred_hi_s": hi, "error": pred.time.value / measured - 1.0,
         "in_interval": inside, "measured_energy_j": e_meas,
         "pred_energy_j": pred.energy.value,
-        "measured_act_bytes": a_meas, "pred_act_bytes": pred.memory.activations,
+        "measured_act_bytes": a_meas, "pred_act_bytes": acts,
         "source": pred.source,
     }
+
+
+def _model_saved_bytes(model, batch, dtype, factor, strategy, overrides) -> float:
+    """Bytes a training-mode forward saves for backward, without the loss: what the
+    profilers' `act_bytes` measures (they run the model's forward alone, for both phases)."""
+    from perfmodel.predict.counts import assemble_saved_bytes
+    from perfmodel.predict.model import prepare
+
+    prep = prepare(model, batch, dtype=dtype, train=True, factor=factor if strategy else 1.0,
+                   strategy=strategy, overrides=overrides)
+    saved = assemble_saved_bytes(prep.counts)
+    return float(sum(b for p, b in zip(prep.parts, saved) if p.group != "loss"))
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
