@@ -108,3 +108,28 @@ def test_bad_input_is_one_line_error():
         resolve_backend("./missing/profile")
     with pytest.raises(PerfmodelError, match="scale a named model"):
         predict_model(mlp(), 1, input_shape=(16,), factor=2.0, strategy="d", device="h100")
+
+
+def test_a_measured_block_replaces_the_sum_of_its_ops():
+    from perfmodel.predict.measured import part_block_key
+
+    over = dict(n_layers=2, d_model=64, n_heads=1, d_ff=256, seq_len=16, vocab_size=128)
+    b = resolve_backend("h100")
+    before = predict_model("gpt2", 2, device=b, overrides=over)
+    from perfmodel.models.registry import resolve
+
+    block = [q for q in parts_of(resolve("gpt2", **over)) if q.group == "transformer_block"][0]
+    key = part_block_key(block, 2, "float32", True)
+    assert key == ("transformer", 64, 16, 2, "float32", "fwd_bwd")  # the suite's block
+    b.measured[key] = 0.5
+    try:
+        after = predict_model("gpt2", 2, device=b, overrides=over)
+    finally:
+        b.measured.clear()
+    rows = after.by_module.set_index("module")
+    assert rows.loc["blocks.0", "time_s"] == pytest.approx(0.5)
+    assert after.measured_parts == 2
+    assert after.forward.value + after.backward.value + after.optimizer_time.value == \
+        pytest.approx(after.time.value)
+    assert after.time.value == pytest.approx(before.time.value - 2 * before.by_module.set_index(
+        "module").loc["blocks.0", "time_s"] + 1.0)

@@ -56,7 +56,17 @@ class Backend:
     kind: str  # "profile" | "predictor" | "roofline"
     description: str
     profile_dir: Path | None = None
+    measured: dict = field(default_factory=dict, repr=False)  # measured.block_table
     _parts: dict = field(default_factory=dict, repr=False)
+
+    def measured_time(self, part, batch: int, dtype: str, train: bool) -> float | None:
+        """Seconds the profile measured for exactly this part, if it did."""
+        if not self.measured:
+            return None
+        from perfmodel.predict.measured import part_block_key
+
+        key = part_block_key(part, batch, dtype, train)
+        return self.measured.get(key) if key is not None else None
 
     def part_features(self, part, count, batch: int, dtype: str, train: bool):
         """(calibration features, summed per-op energy, time, lower and upper time) of a
@@ -288,7 +298,13 @@ def from_profile(path: Path, spec=None) -> Backend:
     optimes.power_w = calibration.power_w if np.isfinite(calibration.power_w) else None
     cal = (f"sum of ops calibrated on {calibration.rows} block measurements"
            if calibration.calibrated else "no block measurements: uncalibrated sum of ops")
-    return Backend(spec, optimes, calibration, "profile", f"profile {path}: {how}; {cal}", path)
+    from perfmodel.predict.measured import block_table
+
+    measured = block_table(blocks)
+    if measured:
+        cal += f"; {len(measured)} measured blocks used as they are"
+    return Backend(spec, optimes, calibration, "profile", f"profile {path}: {how}; {cal}", path,
+                   measured)
 
 
 def _cached_predictor(per_op: pd.DataFrame, spec, digest: str):

@@ -79,6 +79,7 @@ class ModelPrediction:
     backend: str  # how it was predicted (profile / predictor / roofline, calibration)
     source: str  # short: learned|roofline[+blocks]
     samples: int = 0  # samples (images or sequences) per step
+    measured_parts: int = 0  # parts whose time is the profile's own block measurement
     tokens: int = 0  # tokens per step for sequence models (0 for images)
     ops: pd.DataFrame = field(default=None, repr=False)
 
@@ -101,7 +102,8 @@ class ModelPrediction:
         if self.tokens:
             d["tokens_per_s"] = _num(self.tokens / self.time.value)
         d.update(self.memory.to_dict())
-        d.update(device=self.device, backend=self.backend, source=self.source)
+        d.update(device=self.device, backend=self.backend, source=self.source,
+                 measured_parts=self.measured_parts)
         return d
 
 
@@ -199,8 +201,13 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     numels = []
     saved = assemble_saved_bytes(counts) if train else [0.0] * len(counts)
     t_lo = t_hi = 0.0
+    n_measured = 0
     for part, c, sv in zip(parts, counts, saved):
         x, e, t_sum, lo_sum, hi_sum = backend.part_features(part, c, batch, dtype, train)
+        m = backend.measured_time(part, batch, dtype, train)
+        if m is not None and beta @ x > 0:  # a measured block beats a sum of ops
+            x = x * (m / float(beta @ x))
+            n_measured += 1
         t_lo += lo_sum
         t_hi += hi_sum
         x_total += x
@@ -253,7 +260,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         time=est(total), forward=est(fwd), backward=est(bwd), optimizer_time=est(opt_t),
         energy=energy, memory=mem, by_module=by_module, device=backend.device.key,
         backend=backend.description, source=backend.source, samples=batch,
-        tokens=batch * seq if is_seq else 0,
+        measured_parts=n_measured, tokens=batch * seq if is_seq else 0,
         ops=pd.concat(op_frames, ignore_index=True) if op_frames else None)
 
 
