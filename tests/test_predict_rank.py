@@ -63,6 +63,12 @@ def test_rank_transformer_table_and_plot(tmp_path, capsys):
     base = df[df["strategy"] == "base"].iloc[0]
     assert (df.loc[df["strategy"] != "base", "flops"] > 2.5 * base["flops"]).all()
     assert r.pareto_axis == "pred_energy_j"
+    several = rank_candidates("gpt2", [2, 4], ["d", "w"], batch=2, device="h100",
+                              overrides=dict(n_layers=2, d_model=64, n_heads=2, d_ff=256,
+                                             seq_len=32, vocab_size=128)).to_frame()
+    assert sorted(zip(several["strategy"], several["factor"])) == [
+        ("d", 2.0), ("d", 4.0), ("w", 2.0), ("w", 4.0)]
+    assert sorted(several["rank"]) == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -70,6 +76,7 @@ def test_rank_transformer_table_and_plot(tmp_path, capsys):
      "bad scaling strategy"),
     (["rank", "no-such-model", "--factor", "2", "--device", "h100"], "unknown model"),
     (["rank", "RegNetX-200MF", "--factor", "-1", "--device", "h100"], "factor"),
+    (["rank", "RegNetX-200MF", "--factor", "2,x", "--device", "h100"], "--factor expects"),
     (["rank", "RegNetX-200MF", "--factor", "2", "--device", "./nowhere/prof"], "no such profile"),
     (["rank", "RegNetX-200MF", "--factor", "2", "--device", "h100", "--set", "oops"], "KEY=VALUE"),
     (["validate", "--profile", "/nonexistent/profile"], "not a profile directory"),

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
                     "name (its shipped profile under datasets/, else catalogue + roofline); "
                     "the output says which was used.")
     p.add_argument("base", help="model name, e.g. RegNetX-400MF, EN-B0, gpt2")
-    p.add_argument("--factor", type=float, required=True, help="FLOPs multiplier s")
+    p.add_argument("--factor", required=True,
+                   help="FLOPs multiplier s, or several (2,4,8): every strategy at each")
     p.add_argument("--strategies", default=None,
                    help="comma-separated strategies (default: all of the family: CNN "
                         "d,w,r,dw,dr,wr,dwr,d1_w8_g8_r1; transformer d,w,s,dw,ds,ws,dws)")
@@ -57,7 +58,11 @@ def run(args) -> int:
     strategies = None
     if args.strategies:
         strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    r = rank_candidates(args.base, args.factor, strategies, batch=args.batch, train=args.train,
+    try:
+        factors = [float(f) for f in str(args.factor).split(",") if f.strip()]
+    except ValueError:
+        raise PerfmodelError(f"--factor expects numbers, got {args.factor!r}") from None
+    r = rank_candidates(args.base, factors, strategies, batch=args.batch, train=args.train,
                         dtype=args.dtype, device=args.device,
                         overrides=parse_overrides(args.set), include_base=args.base_row,
                         optimizer=args.optimizer)
@@ -68,11 +73,13 @@ def run(args) -> int:
         return 0
     df = r.to_frame()
     unit = "seqs/s" if "tokens_per_s" in df and df["tokens_per_s"].notna().any() else "samples/s"
-    print(f"{r.base} x{r.factor:g}, batch {r.batch}, "
+    scale = ", ".join(f"x{f:g}" for f in sorted({f for s, f in r.candidates if s}))
+    print(f"{r.base} {scale}, batch {r.batch}, "
           f"{'training step' if r.train else 'inference'}, {args.dtype}")
     print(f"predicted with: {r.backend}")
     head = (f"{'rank':>4}  {'strategy':<12} {'params':>9} {'GFLOPs':>8} {'acts(M)':>8} "
-            f"{'time s [interval]':>28} {unit:>12} {'energy J':>9} {'peak MiB':>9}  pareto")
+            f"{'time s [interval]':>28} {unit:>12} {'energy J':>9} {'peak MiB':>9}  pareto"
+            + ("  factor" if len({f for _, f in r.candidates}) > 1 else ""))
     print(head)
     for row in df.itertuples(index=False):
         iv = f"[{_g(row.pred_time_s_lo)}, {_g(row.pred_time_s_hi)}]"
@@ -80,7 +87,8 @@ def run(args) -> int:
         print(f"{row.rank:>4}  {row.strategy:<12} {row.params / 1e6:>8.2f}M "
               f"{row.flops / 1e9:>8.3f} {row.acts / 1e6:>8.2f} {t:>28} {_g(row.throughput):>12} "
               f"{_g(row.pred_energy_j):>9} {row.pred_peak_bytes / 2**20:>9.1f}  "
-              f"{'*' if row.pareto else ''}")
+              f"{'*' if row.pareto else ' ':<6}"
+              + (f"  x{row.factor:g}" if len({f for _, f in r.candidates}) > 1 else ""))
     if args.plot:
         print(f"wrote {args.plot} (time vs {r.pareto_axis.replace('pred_', '')})")
     return 0

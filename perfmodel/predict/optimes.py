@@ -83,10 +83,15 @@ class OpTimes:
         frame = ops.copy()
         if "direction" in frame.columns:
             frame["phase"] = frame["direction"]
-        # the learned predictor works out FLOPs and bytes from the shape parameters itself
-        frame = frame.drop(columns=[c for c in ("shapes", "aten", "module", "flops", "bytes",
-                                                 "bytes_read", "bytes_written", "macs", "acts")
+        frame = frame.drop(columns=[c for c in ("shapes", "aten", "module", "bytes_read",
+                                                 "bytes_written", "macs", "acts")
                                     if c in frame.columns])
+        for c in ("flops", "bytes"):
+            # given costs spare the predictor recomputing them; as int64 (whole numbers),
+            # because perfmodel.learn writes into the float array it reads (read-only under
+            # pandas copy-on-write when the column is already float)
+            if c in frame.columns:
+                frame[c] = pd.to_numeric(frame[c], errors="coerce").fillna(0).round().astype("int64")
         res = self._learned(frame, roof)
         res = self._backward_as_difference(frame, res, roof)
         t = res["pred_time_s"].to_numpy(dtype=float)

@@ -3,7 +3,8 @@
     r = rank_candidates("RegNetX-400MF", factor=4, strategies=["d", "w", "r", "dw"], batch=8)
     r.to_frame(); r.to_records(); r.plot("rank.png")
 
-One candidate per strategy (and, with `include_base`, the unscaled base). Candidates share
+One candidate per strategy and factor (`factor` may be a list: every strategy at every
+factor), and, with `include_base`, the unscaled base. Candidates share
 the backend (per-op predictions cached per distinct op) and the part counts (cached per
 distinct part), so a strategy that reuses blocks costs little. Rank 1 = fastest step.
 The Pareto front is over (predicted time, predicted energy), or (time, peak memory) when
@@ -56,21 +57,26 @@ class Ranking:
     """The candidates' predictions, in rank order, and what the front was computed on."""
 
     base: str
-    factor: float
+    factor: float  # the first factor (the only one, usually)
     batch: int
     train: bool
     predictions: list[ModelPrediction]
     strategies: list[str]
     backend: str
     pareto_axis: str  # "pred_energy_j" | "pred_peak_bytes"
+    candidates: list = None  # (strategy, factor) per prediction
+
+    def __post_init__(self):
+        if self.candidates is None:
+            self.candidates = [(s, self.factor) for s in self.strategies]
 
     def to_frame(self) -> pd.DataFrame:
         """One row per candidate, rank order."""
         rows = []
-        for strategy, p in zip(self.strategies, self.predictions):
+        for (strategy, factor), p in zip(self.candidates, self.predictions):
             d = p.to_dict()
             d["strategy"] = strategy or "base"
-            d["factor"] = self.factor if strategy else 1.0
+            d["factor"] = factor if strategy else 1.0
             rows.append(d)
         df = pd.DataFrame(rows)
         df["rank"] = df["pred_time_s"].rank(method="min").astype(int)
@@ -113,12 +119,16 @@ class Ranking:
         ax.scatter(x[front], y[front], c="tab:red", zorder=3, label="Pareto front")
         order = np.argsort(x[front])
         ax.plot(x[front][order], y[front][order], c="tab:red", lw=1, zorder=2)
-        for xi, yi, s in zip(x, y, df["strategy"]):
-            ax.annotate(s, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        factors = sorted({f for s, f in self.candidates if s})
+        many = len(factors) > 1
+        for xi, yi, s, f in zip(x, y, df["strategy"], df["factor"]):
+            label = f"{s} x{f:g}" if many and s != "base" else s
+            ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel("predicted step time (s)" if self.train else "predicted inference time (s)")
         ax.set_ylabel("predicted energy per step (J)" if energy else
                       "predicted peak memory (MiB)\n(no energy figure for this device)")
-        ax.set_title(f"{self.base} x{self.factor:g}, batch {self.batch}", fontsize=10)
+        scale = ", ".join(f"x{f:g}" for f in factors)
+        ax.set_title(f"{self.base} {scale}, batch {self.batch}", fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         fig.text(0.01, 0.005, self.backend[:110], fontsize=6, color="0.4")
@@ -140,26 +150,29 @@ def price_all(preps, backend: Backend) -> None:
         backend.price_tensors(opt, dt, numels)
 
 
-def rank_candidates(base: str, factor: float, strategies=None, *, batch: int = 1,
+def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
                     train: bool = True, dtype: str = "float32", device=None,
                     overrides: dict | None = None, include_base: bool = False,
                     optimizer: str | None = None) -> Ranking:
-    """Predict every `strategy` of `base` scaled by `factor` and rank them."""
-    factor = float(factor)
-    if not factor > 0:
+    """Predict every `strategy` of `base` scaled by `factor` (one or several) and rank them."""
+    factors = [float(f) for f in (factor if isinstance(factor, (list, tuple)) else [factor])]
+    if not factors or not all(f > 0 for f in factors):
         raise PerfmodelError(f"--factor must be positive, got {factor}")
+    if len(set(factors)) != len(factors):
+        raise PerfmodelError("a factor is listed twice")
     strategies = list(strategies or default_strategies(base, overrides))
     if not strategies:
         raise PerfmodelError("no strategies to rank")
     if len(set(strategies)) != len(strategies):
         raise PerfmodelError("a strategy is listed twice")
     backend = device if isinstance(device, Backend) else resolve_backend(device)
-    names = ([""] if include_base else []) + strategies
-    preps = [prepare(base, batch, dtype=dtype, train=train, factor=factor if s else 1.0,
+    cands = ([("", 1.0)] if include_base else []) + [(s, f) for f in factors for s in strategies]
+    preps = [prepare(base, batch, dtype=dtype, train=train, factor=f if s else 1.0,
                      strategy=s or None, overrides=overrides, optimizer=optimizer)
-             for s in names]
+             for s, f in cands]
     price_all(preps, backend)
     preds = [p.assemble(backend) for p in preps]
     energy = [p.energy.value for p in preds]
     axis = "pred_energy_j" if all(np.isfinite(energy)) else "pred_peak_bytes"
-    return Ranking(base, factor, batch, train, preds, names, backend.description, axis)
+    return Ranking(base, factors[0], batch, train, preds, [s for s, _ in cands],
+                   backend.description, axis, cands)
