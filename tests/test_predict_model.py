@@ -133,3 +133,11 @@ def test_a_measured_block_replaces_the_sum_of_its_ops():
         pytest.approx(after.time.value)
     assert after.time.value == pytest.approx(before.time.value - 2 * before.by_module.set_index(
         "module").loc["blocks.0", "time_s"] + 1.0)
+
+
+def test_single_part_model_breakdown_by_child_module():
+    p = predict_model(mlp(), 8, input_shape=(16,), device="h100")
+    rows = p.by_module.set_index("module")
+    assert {"0", "1", "2", "loss", "optimizer"} <= set(rows.index)
+    assert rows.loc["0", "params"] == 16 * 32 + 32 and rows.loc["2", "params"] == 32 * 4 + 4
+    assert p.by_module["time_s"].sum() == pytest.approx(p.time.value)

@@ -213,7 +213,10 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         x_total += x
         e_raw += e
         t_raw += t_sum
-        rows.append(_part_row(part, c, x, beta, sv))
+        if part.group == "model" and c.n_ops:  # a whole module: split by its children
+            rows.extend(_child_rows(backend, part, c, beta, float(beta @ x)))
+        else:
+            rows.append(_part_row(part, c, x, beta, sv))
         numels.extend(c.param_numels)
         if keep_ops and c.n_ops:
             f = c.ops.copy()
@@ -284,6 +287,36 @@ def _part_row(part: Part, c: PartCount, x: np.ndarray, beta: np.ndarray, saved: 
     return {"module": part.path or "model", "group": part.group,
             "params": c.params - part.shared_params, "flops": 2 * _fwd_macs(c),
             "ops": c.n_ops, "act_bytes": saved, "time_s": float(beta @ x)}
+
+
+def _child_rows(backend: Backend, part: Part, c: PartCount, beta: np.ndarray,
+                total: float) -> list[dict]:
+    """Rows per top-level child module of a single-part model; they add up to `total`."""
+    import torch
+
+    from perfmodel.predict.calibration import feature_columns
+
+    with torch.device("meta"):
+        module = part.build()
+    params: dict[str, int] = {}
+    for n, q in module.named_parameters():
+        key = n.split(".")[0] if "." in n else "(root)"
+        params[key] = params.get(key, 0) + q.numel()
+    ops = c.ops
+    t = backend.optimes.predict(ops)["time_s"].to_numpy()
+    per_op = np.column_stack(feature_columns(ops, t)) @ beta
+    top = ops["module"].fillna("").astype(str).str.split(".").str[0].replace("", "(root)")
+    out = []
+    for name, idx in top.groupby(top, sort=False).groups.items():
+        sel = ops.loc[idx]
+        fwd = sel["phase"] == "fwd"
+        out.append({"module": name, "group": "module", "params": params.get(name, 0),
+                    "flops": float(2 * sel.loc[fwd, "macs"].sum()), "ops": len(sel),
+                    "act_bytes": float("nan"), "time_s": float(per_op[ops.index.get_indexer(idx)].sum())})
+    s = sum(r["time_s"] for r in out)
+    for r in out:  # measured-block scaling, if any, applies to the whole part
+        r["time_s"] *= total / s if s > 0 else 0.0
+    return out
 
 
 def _fwd_macs(c: PartCount) -> float:
