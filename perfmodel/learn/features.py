@@ -169,7 +169,8 @@ def gemm_cost_arrays(m, n, k, b, size) -> tuple[np.ndarray, np.ndarray]:
 def _phase(df: pd.DataFrame) -> np.ndarray:
     if "phase" not in df.columns:
         return np.zeros(len(df))
-    return df["phase"].map(PHASES).to_numpy(dtype=float)
+    codes, uniq = pd.factorize(df["phase"])
+    return np.append(np.array([PHASES.get(str(p), np.nan) for p in uniq], dtype=float), np.nan)[codes]
 
 
 def _given(df: pd.DataFrame, name: str) -> np.ndarray:
@@ -215,8 +216,8 @@ def conv_gemm_dims(df: pd.DataFrame) -> tuple[np.ndarray, ...]:
 
 def _op_code(df: pd.DataFrame, kind: str) -> np.ndarray:
     ops = OP_KINDS.get(kind, ())
-    codes = {op: float(i) for i, op in enumerate(ops)}
-    return df["op"].map(codes).to_numpy(dtype=float)
+    codes, uniq = pd.factorize(df["op"])
+    return np.array([float(ops.index(o)) if o in ops else np.nan for o in uniq])[codes]
 
 
 class Features(dict):
@@ -287,5 +288,5 @@ def build_features(df: pd.DataFrame, kind: str, device) -> tuple[Features, np.nd
 
 def kinds_of(df: pd.DataFrame) -> np.ndarray:
     """The op kind of every row."""
-    uniq = {op: op_kind(op) for op in pd.unique(df["op"])}
-    return df["op"].map(uniq).to_numpy(dtype=object)
+    codes, uniq = pd.factorize(df["op"])
+    return np.array([op_kind(op) for op in uniq], dtype=object)[codes]

@@ -83,7 +83,7 @@ class Predictor:
         dev = self._device_for(ops, device)
         df = validate_ops(ops, source="ops")
         out = {c: np.full(len(df), np.nan) for c in PRED_COLUMNS[:-1]}
-        source = np.full(len(df), "roofline", dtype=object)
+        learned = np.zeros(len(df), dtype=np.int8)
         kinds = kinds_of(df)
         for kind in pd.unique(kinds):
             sel = np.flatnonzero(kinds == kind)
@@ -104,11 +104,11 @@ class Predictor:
                 power = np.exp(_booster_predict(model.power, X))
                 out["pred_power_w"][sel] = power
                 out["pred_energy_j"][sel] = power * np.exp(log_t)
-            source[sel] = "learned"
-        result = ops.copy() if isinstance(ops, pd.DataFrame) else df
+            learned[sel] = 1
+        result = ops.copy(deep=False)
         for c in PRED_COLUMNS[:-1]:
             result[c] = out[c]
-        result["source"] = source
+        result["source"] = pd.Categorical.from_codes(learned, categories=["roofline", "learned"])
         return result
 
     def predict_intervals(self, ops: pd.DataFrame, device=None) -> pd.DataFrame:

@@ -132,7 +132,7 @@ def validate_ops(df: pd.DataFrame, source: str = "<frame>", csv: bool = False) -
 def _check_columns(df: pd.DataFrame, source: str, need_time: bool) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise PerfmodelError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
-    df = df.copy()
+    df = df.copy(deep=False)  # new columns replace old ones; the caller's frame is untouched
     df.columns = [str(c).strip() for c in df.columns]
     need = REQUIRED if need_time else ("op", "dtype")
     missing = [c for c in need if c not in df.columns]
@@ -151,8 +151,11 @@ def _check_shapes(df: pd.DataFrame, source: str, csv: bool) -> pd.DataFrame:
         i = int(np.flatnonzero(ops.isna().to_numpy())[0])
         raise PerfmodelError(f"{_where(source, i, csv)}: column 'op' is empty")
     codes, uniq = pd.factorize(ops)
-    df["op"] = _take([str(o).strip().lower() for o in uniq], codes)
-    codes, uniq = pd.factorize(df["dtype"].astype(object).where(df["dtype"].notna(), "nan"))
+    df["op"] = _categorical(codes, [str(o).strip().lower() for o in uniq])
+    codes, uniq = pd.factorize(df["dtype"])
+    if (codes < 0).any():
+        i = int(np.flatnonzero(codes < 0)[0])
+        raise PerfmodelError(f"{_where(source, i, csv)}: column 'dtype' is empty")
     names = []
     for j, d in enumerate(uniq):
         try:
@@ -160,10 +163,10 @@ def _check_shapes(df: pd.DataFrame, source: str, csv: bool) -> pd.DataFrame:
         except PerfmodelError as exc:
             i = int(np.flatnonzero(codes == j)[0])
             raise PerfmodelError(f"{_where(source, i, csv)}: column 'dtype': {exc}") from None
-    df["dtype"] = _take(names, codes)
+    df["dtype"] = _categorical(codes, names)
     if "b" not in df.columns:
         df["b"] = 1
-    gemm = _is_gemm(df["op"].to_numpy())
+    gemm = _is_gemm(df["op"])
     for col in GEMM_PARAMS:
         if col not in df.columns:
             if gemm.any():
@@ -181,11 +184,12 @@ def _check_shapes(df: pd.DataFrame, source: str, csv: bool) -> pd.DataFrame:
     return df
 
 
-def _take(values: list, codes: np.ndarray) -> np.ndarray:
-    """values[codes] as an object array (a fast map over factorised codes)."""
-    return np.asarray(values, dtype=object)[codes]
+def _categorical(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+    """names[codes] as a categorical (names may repeat: 'GEMM' and 'gemm' both -> 'gemm')."""
+    remap, cats = pd.factorize(pd.Series(names, dtype=object))
+    return pd.Categorical.from_codes(remap[codes], categories=list(cats))
 
 
-def _is_gemm(ops: np.ndarray) -> np.ndarray:
-    codes, uniq = pd.factorize(ops)
-    return np.array([op_kind(o) == "gemm" for o in uniq], dtype=bool)[codes] if len(uniq) else np.zeros(0, bool)
+def _is_gemm(ops: pd.Series) -> np.ndarray:
+    cat = ops.cat
+    return np.array([op_kind(o) == "gemm" for o in cat.categories], dtype=bool)[cat.codes.to_numpy()]
