@@ -149,6 +149,16 @@ def test_linear_baseline_is_saved(fitted, tmp_path):
     assert a > 0 and b >= 0 and c >= 0
 
 
+def test_rows_without_costs_are_skipped_when_fitting():
+    df = pd.concat([synthetic_gemms(60), pd.DataFrame({
+        "op": ["RegNetX-400MF"] * 2, "dtype": "float32", "time_s": [0.1, 0.2], "group": "v"})], ignore_index=True)
+    pred = perfmodel.fit(df, device="h100", params=FAST)
+    assert pred.kinds == ["gemm"]
+    assert "regnetx-400mf" in pred.info["skipped_kinds"]
+    with pytest.raises(PerfmodelError, match="FLOPs"):
+        pred.predict(df.drop(columns="time_s"))
+
+
 def test_fit_needs_a_device():
     with pytest.raises(PerfmodelError, match="which device"):
         perfmodel.fit(synthetic_gemms(30))

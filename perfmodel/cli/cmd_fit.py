@@ -27,5 +27,7 @@ def run(args) -> int:
     print(f"fitted on {pred.info['rows']} rows for {pred.device.key}: learned op kinds {kinds}")
     if pred.info.get("roofline_kinds"):
         print(f"too few rows, roofline fallback: {', '.join(pred.info['roofline_kinds'])}")
+    for kind, why in pred.info.get("skipped_kinds", {}).items():
+        print(f"skipped {kind}: {why}")
     print(f"saved to {path}")
     return 0

@@ -5,8 +5,9 @@
   fitted by non-negative least squares on relative error (rows weighted by 1 / time^2) so
   that small ops count as much as large ones. Its coefficients are saved with a predictor.
 - random forest (GPPerf-style): scikit-learn `MultiOutputRegressor(RandomForestRegressor)`
-  on m, n, k, FLOPs, bytes and intensity predicting log time (and power where measured).
-  For evaluation only; never saved.
+  on m, n, k, FLOPs, bytes and intensity predicting log time (and power where measured),
+  one forest per op kind and dtype (its inputs do not say the dtype). For evaluation only;
+  never saved.
 """
 from __future__ import annotations
 

@@ -30,7 +30,13 @@ def op_costs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     ops = df["op"].to_numpy(dtype=object)
     for op in pd.unique(ops):
         sel = np.flatnonzero(ops == op)
-        formula = get_formula(op)
+        try:
+            formula = get_formula(op)
+        except PerfmodelError:
+            raise PerfmodelError(
+                f"row {df.index[sel[0]]}: cannot work out FLOPs and bytes of op {op!r}: no cost formula "
+                "for it; give `flops` and `bytes` columns"
+            ) from None
         params = [c for c in formula.params if c in df.columns]
         cols = ["dtype", *params] + (["phase"] if "phase" in df.columns else [])
         sub = df.iloc[sel][cols].astype(object)

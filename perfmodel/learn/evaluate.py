@@ -71,24 +71,28 @@ def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
 
 
 def _forest(train, test, device, test_device, out, seed) -> None:
-    """GPPerf-style forest per op kind fitted on `train`, written into `out` for `test` rows."""
+    """GPPerf-style forest per op kind and dtype (its inputs carry no dtype) fitted on `train`."""
     k_tr, k_te = kinds_of(train), kinds_of(test)
+    d_tr, d_te = train["dtype"].astype(str).to_numpy(), test["dtype"].astype(str).to_numpy()
     p_tr = _power(train)
     for kind in pd.unique(k_te):
-        tr = np.flatnonzero(k_tr == kind)
-        te = np.flatnonzero(k_te == kind)
-        if len(tr) < MIN_ROWS:
-            continue
-        f_tr, _ = build_features(train.iloc[tr], kind, device)
-        f_te, _ = build_features(test.iloc[te], kind, test_device)
-        X_tr = rf_matrix(train.iloc[tr], *_fb(f_tr))
-        X_te = rf_matrix(test.iloc[te], *_fb(f_te))
-        power = p_tr[tr] if np.isfinite(p_tr[tr]).all() else None
-        rf = ForestBaseline(seed=seed).fit(X_tr, train["time_s"].to_numpy(dtype=float)[tr], power)
-        t, p = rf.predict(X_te)
-        out.iloc[te, out.columns.get_loc("random_forest_time_s")] = t
-        out.iloc[te, out.columns.get_loc("random_forest_power_w")] = p
-        out.iloc[te, out.columns.get_loc("random_forest_energy_j")] = p * t
+        for dt in pd.unique(d_te[k_te == kind]):
+            tr = np.flatnonzero((k_tr == kind) & (d_tr == dt))
+            if len(tr) < MIN_ROWS:  # too few of this dtype: one forest over the kind's dtypes
+                tr = np.flatnonzero(k_tr == kind)
+            te = np.flatnonzero((k_te == kind) & (d_te == dt))
+            if len(tr) < MIN_ROWS:
+                continue
+            f_tr, _ = build_features(train.iloc[tr], kind, device)
+            f_te, _ = build_features(test.iloc[te], kind, test_device)
+            X_tr = rf_matrix(train.iloc[tr], *_fb(f_tr))
+            X_te = rf_matrix(test.iloc[te], *_fb(f_te))
+            power = p_tr[tr] if np.isfinite(p_tr[tr]).all() else None
+            rf = ForestBaseline(seed=seed).fit(X_tr, train["time_s"].to_numpy(dtype=float)[tr], power)
+            t, p = rf.predict(X_te)
+            out.iloc[te, out.columns.get_loc("random_forest_time_s")] = t
+            out.iloc[te, out.columns.get_loc("random_forest_power_w")] = p
+            out.iloc[te, out.columns.get_loc("random_forest_energy_j")] = p * t
 
 
 def _fb(feats) -> tuple[np.ndarray, np.ndarray]:

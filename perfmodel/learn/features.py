@@ -175,8 +175,7 @@ def _phase(df: pd.DataFrame) -> np.ndarray:
 
 def _given(df: pd.DataFrame, name: str) -> np.ndarray:
     v = _col(df, name)
-    v[~(v >= 0)] = np.nan
-    return v
+    return np.where(v >= 0, v, np.nan)
 
 
 def _costs(df: pd.DataFrame, kind: str, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

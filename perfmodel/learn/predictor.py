@@ -332,21 +332,32 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
     models: dict[str, KindModel] = {}
     all_flops = np.full(len(df), np.nan)
     all_bytes = np.full(len(df), np.nan)
+    skipped: dict[str, str] = {}
     for kind in pd.unique(kinds):
         sel = np.flatnonzero(kinds == kind)
         sub = df.iloc[sel]
-        feats, t_r = build_features(sub, kind, spec)
+        try:
+            feats, t_r = build_features(sub, kind, spec)
+        except PerfmodelError as exc:  # e.g. whole-model rows without FLOPs: nothing to learn from
+            skipped[str(kind)] = str(exc)
+            kinds[sel] = None
+            continue
         all_flops[sel] = np.exp2(feats["log_flops"])
         all_bytes[sel] = np.exp2(feats["log_bytes"])
         if len(sel) < min_rows:
             continue
         models[kind] = _fit_kind(kind, feats, t_r, time[sel], power[sel], groups[sel], coverage, params, seed)
-    linear = LinearBaseline().fit(kinds, df["dtype"].to_numpy(), all_flops, all_bytes, time)
+    usable = np.array([k is not None for k in kinds])
+    if not usable.any():
+        raise PerfmodelError(f"no usable rows: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}")
+    linear = LinearBaseline().fit(kinds[usable], df["dtype"].to_numpy()[usable], all_flops[usable],
+                                  all_bytes[usable], time[usable])
     info = {
         "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rows": int(len(df)), "group_by": group_by if group_by else "default",
         "xgb_params": {**XGB_PARAMS, **(params or {})}, "min_rows": min_rows,
-        "roofline_kinds": sorted(set(map(str, pd.unique(kinds))) - set(models)),
+        "roofline_kinds": sorted({str(k) for k in kinds[usable]} - set(models)),
+        "skipped_kinds": skipped,
     }
     return Predictor(device=spec, models=models, linear=linear, coverage=coverage, info=info)
 
