@@ -20,8 +20,8 @@ GPU = dict(dtypes=ALL_DTYPES, batch=(8, 16, 32, 64, 128), width=(32, 64, 128, 25
            res=(7, 14, 28, 56, 112), max_elems=6e7, t_batch=(1, 2, 4, 8, 16, 32),
            d_model=(256, 512, 768, 1024, 1536, 2048, 4096), seq=(128, 256, 512, 1024, 2048, 4096),
            max_tokens_width=6e7, pool=4000)
-CPU = dict(dtypes=("float32", "bfloat16"), batch=(1, 2, 4, 8), width=(16, 32, 64, 128, 256),
-           res=(7, 14, 28, 56), max_elems=1.5e6, t_batch=(1, 2, 4, 8),
+CPU = dict(dtypes=("float32", "bfloat16"), batch=(1, 2, 4, 8),
+           width=(16, 32, 64, 128, 256, 512, 1024), res=(2, 4, 7, 14, 28, 56), max_elems=1.5e6, t_batch=(1, 2, 4, 8),
            d_model=(64, 128, 256, 384, 512), seq=(32, 64, 128, 256),
            max_tokens_width=2.5e5, pool=2500)
 

@@ -12,8 +12,8 @@ from profilers.suites.base import (Suite, log2, math_mode, one_hot, op_cost, ran
 GPU_GRID = dict(batch=(1, 8, 32, 128), channels=(16, 32, 64, 128, 256, 512, 1024),
                 res=(7, 14, 28, 56, 112, 224), dtypes=("float32", "tf32", "float16", "bfloat16"),
                 max_flops=4e11, max_elems=2e8, pool=6000)
-CPU_GRID = dict(batch=(1, 2, 4, 8), channels=(8, 16, 32, 64, 128, 256),
-                res=(7, 14, 28, 56, 112), dtypes=("float32", "bfloat16"),
+CPU_GRID = dict(batch=(1, 2, 4, 8), channels=(8, 16, 32, 64, 128, 256, 512, 1024),
+                res=(2, 4, 7, 14, 28, 56, 112), dtypes=("float32", "bfloat16"),
                 max_flops=6e8, max_elems=4e6, pool=3000)
 KERNELS = (1, 3, 5, 7)
 GROUPINGS = ("dense", "grouped", "depthwise")

@@ -13,16 +13,16 @@ from profilers.suites.base import (Suite, log2, math_mode, model_cost, one_hot,
 
 CNN = "RegNetX-400MF"
 GPT = "gpt2"
-CNN_STRATEGIES = ("d", "w", "r", "dwr", "d1_w8_g8_r1")
-GPT_STRATEGIES = ("d", "w", "s", "dws")
+CNN_STRATEGIES = ("d", "w", "r", "dw", "dwr", "d1_w8_g8_r1")
+GPT_STRATEGIES = ("d", "w", "s", "dw", "ds", "ws", "dws")
 PHASES = ("train_step", "inference")
 
 # Base overrides keep CPU candidates to a fraction of a second per step on two cores.
 GPU = dict(dtypes=("tf32", "bfloat16"), factors=(0.25, 0.5, 1.0, 2.0, 4.0),
            cnn_batch=(32, 64, 128), gpt_batch=(4, 8, 16), cnn_overrides={},
            gpt_overrides={})
-CPU = dict(dtypes=("float32",), factors=(0.5, 1.0, 2.0), cnn_batch=(2, 4),
-           gpt_batch=(1, 2), cnn_overrides={"resolution": 64},
+CPU = dict(dtypes=("float32",), factors=(1.0, 4.0, 2.0), cnn_batch=(8,),
+           gpt_batch=(4,), cnn_overrides={"resolution": 64},
            gpt_overrides={"n_layers": 4, "d_model": 256, "n_heads": 4, "d_ff": 1024,
                           "seq_len": 128, "vocab_size": 4096})
 
