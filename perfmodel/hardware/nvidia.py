@@ -47,6 +47,18 @@ _H100_SRC = ("NVIDIA H100 Tensor Core GPU datasheet (2023) and Hopper whitepaper
              "PCIe 51/51/378/756/1513; 50 MB L2")
 
 GPUS: tuple[DeviceSpec, ...] = (
+    # ---- Pascal ----
+    _gpu("p100-pcie-16gb", "Tesla P100-PCIE-16GB", "pascal", 56, 1303,
+         {"float64": 4.7, "float32": 9.3, "float16": 18.7}, 16, 732, 4, 250,
+         ["p100", "p100-pcie", "Tesla P100-PCIE-16GB"],
+         "NVIDIA Tesla P100 PCIe datasheet (2016): FP64 4.7, FP32 9.3, FP16 18.7 TFLOPS at "
+         "1303 MHz boost; 16 GB HBM2 at 732 GB/s; 250 W; GP100 whitepaper: 56 SMs, 4 MB L2",
+         notes="FP16 is packed half2 on CUDA cores (no tensor cores)"),
+    _gpu("p4", "Tesla P4", "pascal", 20, 1063,
+         {"float32": 5.5, "int8": 22.0}, 8, 192, 2, 75,
+         ["Tesla P4"],
+         "NVIDIA Tesla P4 datasheet (2016): 2560 CUDA cores, FP32 5.5 TFLOPS, INT8 22 TOPS "
+         "(DP4A); 8 GB GDDR5 at 192 GB/s; 50/75 W; GP104: 20 SMs of 128 cores, 2 MB L2"),
     # ---- Volta ----
     _gpu("v100-sxm2-32gb", "Tesla V100-SXM2-32GB", "volta", 80, 1530,
          {"float64": 7.8, "float32": 15.7, "float16": 125.0}, 32, 900, 6, 300,
