@@ -219,7 +219,8 @@ def count_model(model: nn.Module, input_size: tuple | None = None, *, inputs=Non
                 torch.autograd.backward(roots, grads)
     except PerfmodelError:
         raise
-    except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as e:
+    except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError,
+            ArithmeticError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PerfmodelError(f"{type(model).__name__} failed on the meta device: {msg}") from e
 

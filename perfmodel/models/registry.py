@@ -62,8 +62,12 @@ def get_params(name: str):
         except (ImportError, PerfmodelError):
             pass
         close = difflib.get_close_matches(_normalise(name), list(index), n=5, cutoff=0.5)
-        hint = ", ".join(index[c] for c in close) if close else "see `list_models()`"
-        raise PerfmodelError(f"unknown model {name!r}; close matches: {hint}")
+        if close:
+            hint = "close matches: " + ", ".join(index[c] for c in close)
+        else:
+            families = dict.fromkeys(k.split("-")[0] + "*" for k in cat)
+            hint = f"known families: {', '.join(families)} (list_models() names them all)"
+        raise PerfmodelError(f"unknown model {name!r}; {hint}")
     return cat[key]
 
 
@@ -77,15 +81,37 @@ def _override(p, overrides: dict):
             f"unknown parameter(s) {', '.join(bad)} for {type(p).__name__}; "
             f"known: {', '.join(sorted(known))}"
         )
-    tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    return replace(p, **tuples)
+    return replace(p, **{k: _typed(p, k, v) for k, v in overrides.items()})
+
+
+def _typed(p, key: str, value):
+    """`value` for field `key` of `p`, checked against the field's current value's type."""
+    current = getattr(p, key)
+    if isinstance(value, list):
+        value = tuple(value)
+    if current is None or value is None:
+        return value
+    if isinstance(current, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(current, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(current, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(current, tuple):
+        ok = isinstance(value, tuple) and len(value) == len(current)
+    else:
+        ok = isinstance(value, type(current))
+    if not ok:
+        raise PerfmodelError(f"{type(p).__name__}.{key} must be like {current!r}, got {value!r}")
+    return value
 
 
 def resolve(name_or_params, factor: float = 1.0, strategy: str | None = None, **overrides):
     """Parameters after overrides and scaling (RegNets stay RegNets when unscaled)."""
     p = get_params(name_or_params) if isinstance(name_or_params, str) else name_or_params
     p = _override(p, overrides)
-    return scale_params(p, float(factor), strategy)
+    return scale_params(p, factor, strategy)
 
 
 def build_from_params(p) -> nn.Module:

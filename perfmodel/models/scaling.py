@@ -21,6 +21,7 @@ seq x s^e_s. For ViT, `r` is the image resolution (tokens ~ r^2), scaled like a 
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 
@@ -76,9 +77,11 @@ def scaling_factors(strategy: str, factor: float, letters: str = CNN_LETTERS,
     `letters[-1]` is the resolution-like dimension (`r` for images, `s` for sequences);
     `r_exponent` is how FLOPs grow with it (2 for image resolution, 1 for sequence length).
     """
-    if not factor > 0:
-        raise PerfmodelError(f"scaling factor must be positive, got {factor}")
+    if not (factor > 0 and math.isfinite(factor)):
+        raise PerfmodelError(f"scaling factor must be a positive finite number, got {factor}")
     wts = strategy_weights(strategy, letters)
+    if not any(wts.values()):
+        raise PerfmodelError(f"scaling strategy {strategy!r} gives every dimension weight 0")
     res = letters[-1]
     total = wts["d"] + wts["w"] + wts[res] or wts.get("g", 0.0) / 2 or 1.0
     return ScalingFactors(
@@ -176,6 +179,10 @@ def scale_vit(p: ViTParams, factor: float, strategy: str) -> ViTParams:
 
 def scale_params(p, factor: float, strategy: str):
     """Scale any family's parameter dataclass; factor 1 returns it unchanged."""
+    try:
+        factor = float(factor)
+    except (TypeError, ValueError):
+        raise PerfmodelError(f"scaling factor must be a number, got {factor!r}") from None
     if factor == 1.0 and not strategy:
         return p
     if not strategy:
@@ -199,4 +206,4 @@ def scale(name_or_params, factor: float, strategy: str | None):
         from perfmodel.models.registry import get_params
 
         name_or_params = get_params(name_or_params)
-    return scale_params(name_or_params, float(factor), strategy)
+    return scale_params(name_or_params, factor, strategy)

@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+import numbers
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 from perfmodel.errors import PerfmodelError
+
+
+OPTIONAL_INTS = ("n_kv_heads", "max_context", "d_head")
+CHOICES = {"mlp": ("gelu", "swiglu"), "norm": ("layernorm", "rmsnorm"),
+           "position": ("learned", "rope")}
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,24 @@ class TransformerConfig:
     d_head: int | None = None  # per-head width when n_heads x d_head != d_model (PaLM)
     source: str = ""  # where the published figures come from
 
+    def __post_init__(self):
+        for key in ("d_model", "n_layers", "n_heads", "d_ff", "vocab_size", "seq_len",
+                    "n_kv_heads", "max_context", "d_head"):
+            v = getattr(self, key)
+            if v is None and key in OPTIONAL_INTS:
+                continue
+            low = 0 if key == "vocab_size" else 1  # 0: no token embedding (ViT encoder)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise PerfmodelError(f"transformer config {self.name!r}: {key} must be an "
+                                     f"integer >= {low}, got {v!r}")
+        if self.n_heads % self.kv_heads:
+            raise PerfmodelError(f"transformer config {self.name!r}: n_heads {self.n_heads} is "
+                                 f"not a multiple of n_kv_heads {self.kv_heads}")
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise PerfmodelError(f"transformer config {self.name!r}: {key} must be one of "
+                                     f"{', '.join(allowed)}, got {getattr(self, key)!r}")
+
     @property
     def kv_heads(self) -> int:
         return self.n_kv_heads or self.n_heads
@@ -53,6 +77,10 @@ class TransformerConfig:
             unknown = set(d) - own
             if unknown:
                 raise PerfmodelError(f"unknown transformer config fields: {sorted(unknown)}")
+            missing = [f.name for f in fields(cls) if f.name not in d and f.name != "name"
+                       and f.default is MISSING]
+            if missing:
+                raise PerfmodelError(f"transformer config lacks field(s) {', '.join(missing)}")
             return cls(**({"name": name or "custom"} | d))
         return _from_hf(d, name or d.get("_name_or_path") or d.get("model_type") or "custom")
 
