@@ -109,9 +109,15 @@ def test_cli_errors_are_one_line(capsys):
     assert main(["mfu", "--model", "llama-9b", "--batch", "8", "--step-time", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "close matches" in err
-    assert main(["mfu", "--model", "gpt2", "--batch", "8", "--device", "rtx-4090"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "predicted mode needs" in err and "fits" in err
+    assert main(["mfu", "--model", "gpt2", "--batch", "8", "--seq", "0", "--step-time", "1"]) == 2
+    assert "seq must be >= 1" in capsys.readouterr().err
+
+
+def test_cli_predicted_mode_names_its_backend(capsys):
+    """Without a measured throughput the step time comes from perfmodel.predict."""
+    assert main(["mfu", "--model", "gpt2", "--batch", "8", "--device", "rtx-4090"]) == 0
+    out = capsys.readouterr().out
+    assert "(predicted)" in out and "predicted with" in out and "rtx-4090" in out
 
 
 def test_published_layouts_fit_in_memory():

@@ -71,8 +71,10 @@ def run(args) -> int:
               f"in {r.device.key}'s {r.device.memory_bytes / 2**30:.0f} GiB (dp {p.dp}, tp "
               f"{p.tp}, pp {p.pp}, cp {p.cp}, ZeRO {p.zero}, micro-batch {r.micro_batch})",
               file=sys.stderr)
+    backend = _backend(r)
     if args.json:
-        print(json.dumps(r.to_dict(), indent=2))
+        print(json.dumps({**r.to_dict(), **({"pred_backend": backend} if backend else {})},
+                         indent=2))
         return 0
     m = r.memory
     rows = [
@@ -80,6 +82,7 @@ def run(args) -> int:
         ("device", f"{r.gpus} x {r.device.name} ({r.device.key}), {r.precision} peak "
                    f"{r.peak_flops / 1e12:.1f} TFLOP/s dense"),
         ("step", f"{r.batch} x {r.seq_len} tokens, {r.step_time_s:.4g} s ({r.mode})"),
+        *([("predicted with", backend)] if backend else []),
         ("throughput", f"{r.tokens_per_s:,.0f} tokens/s, {r.tokens_per_s_per_gpu:,.1f} per GPU"),
         ("model FLOPs/token", f"{r.model_flops_per_token:.4e} (attention {r.flops.attention})"),
         ("hardware FLOPs/token", f"{r.hardware_flops_per_token:.4e} "
@@ -99,3 +102,14 @@ def run(args) -> int:
     for k, v in rows:
         print(f"{k.ljust(w)}  {v}")
     return 0
+
+
+def _backend(r) -> str | None:
+    """Which profile, predictor or roofline priced a predicted step (None when measured)."""
+    if r.mode != "predicted":
+        return None
+    try:
+        from perfmodel.predict.llm import backend_description
+    except ImportError:
+        return None
+    return backend_description(r.device)

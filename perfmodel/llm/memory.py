@@ -188,8 +188,11 @@ class Parallelism:
     @classmethod
     def for_gpus(cls, gpus: int, tp: int = 1, pp: int = 1, cp: int = 1, **kw) -> "Parallelism":
         """The data-parallel size follows from the GPU count and the model-parallel sizes."""
+        for key, v in (("gpus", gpus), ("tp", tp), ("pp", pp), ("cp", cp)):
+            if v < 1:
+                raise PerfmodelError(f"{key} must be >= 1, got {v}")
         mp = tp * pp * cp
-        if gpus < 1 or gpus % mp:
+        if gpus % mp:
             raise PerfmodelError(f"{gpus} GPUs is not a multiple of tp x pp x cp = {mp}")
         return cls(dp=gpus // mp, tp=tp, pp=pp, cp=cp, **kw)
 

@@ -8,7 +8,7 @@ too (Korthikanti et al. 2022). Conventions are in `perfmodel.llm.flops`.
 Two modes: *measured* (a tokens/s per GPU or a step time is given) and *predicted*
 (neither given: the step time comes from `predict_step_time`, which delegates to the
 step-time predictor that `perfmodel.predict` registers with
-`register_step_time_predictor`; until one is registered that mode raises a
+`register_step_time_predictor`, loaded on first use; without one that mode raises a
 PerfmodelError naming what is missing).
 Memory (`fits_in_memory`, `perfmodel.llm.memory.training_memory`) by default assumes
 plain data parallelism: each of the `gpus` GPUs holds all weights, gradients and
@@ -37,11 +37,13 @@ PEAK_DTYPE = {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "fl
               "fp8": "float8_e4m3fn"}
 
 StepTimePredictor = Callable[..., float]
-_STEP_TIME_PREDICTOR: StepTimePredictor | None = None
+_UNSET = object()  # nothing installed yet: perfmodel.predict's model is loaded on first use
+_STEP_TIME_PREDICTOR: StepTimePredictor | None | object = _UNSET
 
 
 def register_step_time_predictor(fn: StepTimePredictor | None) -> None:
-    """Install the function `predict_step_time` delegates to (None removes it).
+    """Install the function `predict_step_time` delegates to (None removes it; until
+    anything is installed, `perfmodel.predict.llm`'s model is installed on first use).
 
     It is called as fn(cfg, *, batch, seq_len, gpus, micro_batch, precision, device,
     recompute, parallel) (`device` a DeviceSpec, `parallel` a
@@ -56,11 +58,19 @@ def predict_step_time(cfg: TransformerConfig, *, batch: int, seq_len: int, gpus:
                       micro_batch: int, precision: str, device: DeviceSpec,
                       recompute="none", parallel: Parallelism | None = None) -> float:
     """Predicted seconds of one training step (global batch) - the predicted-mode hook."""
-    if _STEP_TIME_PREDICTOR is None:
+    if _STEP_TIME_PREDICTOR is _UNSET:
+        try:
+            from perfmodel.predict.llm import register
+        except ImportError:
+            pass
+        else:
+            register()
+    fn = None if _STEP_TIME_PREDICTOR is _UNSET else _STEP_TIME_PREDICTOR
+    if fn is None:
         raise PerfmodelError(
             "predicted mode needs a step-time predictor (perfmodel.predict registers one; "
             "none is available yet): pass --tokens-per-s or --step-time")
-    t = float(_STEP_TIME_PREDICTOR(cfg, batch=batch, seq_len=seq_len, gpus=gpus,
+    t = float(fn(cfg, batch=batch, seq_len=seq_len, gpus=gpus,
                                    micro_batch=micro_batch, precision=precision,
                                    device=device, recompute=recompute,
                                    parallel=parallel or Parallelism(dp=gpus)))
@@ -192,7 +202,7 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
     default, as PyTorch SDPA and Megatron use) keeps no s x s scores for backward.
     """
     cfg = resolve_model(model)
-    s = int(seq_len or cfg.seq_len)
+    s = int(cfg.seq_len if seq_len is None else seq_len)
     batch, gpus = int(batch), int(gpus)
     if batch < 1 or gpus < 1 or s < 1:
         raise PerfmodelError(f"batch, gpus and seq must be >= 1, got {batch}, {gpus}, {s}")
@@ -205,6 +215,9 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
         if batch < par.dp:
             raise PerfmodelError(f"global batch {batch} is smaller than the {par.dp} "
                                  f"data-parallel replicas; give a micro-batch")
+        if batch % par.dp:
+            raise PerfmodelError(f"global batch {batch} is not a multiple of the {par.dp} "
+                                 f"data-parallel replicas")
         micro_batch = batch // par.dp
     micro_batch = int(micro_batch)
     mem = training_memory(cfg, micro_batch, s, precision=prec, optimizer=optimizer,
@@ -229,7 +242,13 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
                 f"{exc} (memory {mem.total / 2**30:.1f} GiB per GPU {fit} in "
                 f"{dev.key}'s {dev.memory_bytes / 2**30:.0f} GiB)") from None
         mode = "predicted"
-    return MfuReport(model=cfg.name, params=param_count(cfg).total, device=dev,
-                     precision=prec, peak_flops=peak, gpus=gpus, batch=batch,
-                     micro_batch=micro_batch, seq_len=s, step_time_s=step, mode=mode,
-                     flops=fl, memory=mem, hfu_convention=hfu_convention)
+    report = MfuReport(model=cfg.name, params=param_count(cfg).total, device=dev,
+                       precision=prec, peak_flops=peak, gpus=gpus, batch=batch,
+                       micro_batch=micro_batch, seq_len=s, step_time_s=step, mode=mode,
+                       flops=fl, memory=mem, hfu_convention=hfu_convention)
+    if report.hfu > 1:
+        raise PerfmodelError(
+            f"{report.hardware_tflops_per_gpu:.4g} TFLOP/s per GPU is above {dev.key}'s dense "
+            f"{prec} peak of {peak / 1e12:.4g}: check the throughput (tokens/s are per GPU), "
+            f"--gpus and --precision")
+    return report
