@@ -23,7 +23,9 @@ def run(args) -> int:
     table = evaluate(args.profiles, device=args.device, group_by=args.group_by,
                      n_folds=args.folds, coverage=args.coverage)
     if args.csv:
-        table.to_csv(args.csv, index=False)
+        from perfmodel.learn.schema import write_table
+
+        write_table(table, args.csv)
     print(format_table(table))
     return 0
 

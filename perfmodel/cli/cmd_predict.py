@@ -1,6 +1,8 @@
 """`perfmodel predict`: add predicted time, interval, power and energy columns to an op table."""
 from __future__ import annotations
 
+import sys
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,27 +18,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
+    import warnings
 
-    import pandas as pd
-
-    from perfmodel.errors import PerfmodelError
     from perfmodel.learn.predictor import load
+    from perfmodel.learn.schema import read_table, write_table
 
-    pred = load(args.model)
-    src = Path(args.input)
-    if not src.is_file():
-        raise PerfmodelError(f"{src}: no such file")
-    try:
-        ops = pd.read_parquet(src) if src.suffix.lower() == ".parquet" else pd.read_csv(src, skipinitialspace=True)
-    except Exception as exc:
-        raise PerfmodelError(f"{src}: cannot read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    res = pred.predict(ops, device=args.device)
-    out = Path(args.output)
-    if out.suffix.lower() == ".parquet":
-        res.to_parquet(out, index=False)
-    else:
-        res.to_csv(out, index=False)
+    with warnings.catch_warnings(record=True) as caught:  # each printed as one line
+        warnings.simplefilter("always")
+        pred = load(args.model)
+        res = pred.predict(read_table(args.input), device=args.device)
+    for w in caught:
+        print(f"perfmodel predict: warning: {w.message}", file=sys.stderr)
+    out = write_table(res, args.output)
     learned = int((res["source"] == "learned").sum())
     print(f"predicted {len(res)} ops ({learned} learned, {len(res) - learned} roofline) -> {out}")
     return 0

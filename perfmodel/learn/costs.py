@@ -34,7 +34,7 @@ def op_costs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
             formula = get_formula(op)
         except PerfmodelError:
             raise PerfmodelError(
-                f"row {df.index[sel[0]]}: cannot work out FLOPs and bytes of op {op!r}: no cost formula "
+                f"row {row_number(df, sel[0])}: cannot work out FLOPs and bytes of op {op!r}: no cost formula "
                 "for it; give `flops` and `bytes` columns"
             ) from None
         params = [c for c in formula.params if c in df.columns]
@@ -50,10 +50,16 @@ def op_costs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
                 try:
                     cost = op_cost(op, phase=phase, dtype=rec["dtype"], **kwargs)
                 except PerfmodelError as exc:
-                    raise PerfmodelError(f"row {df.index[j]}: {exc}") from None
+                    raise PerfmodelError(f"row {row_number(df, j)}: {exc}") from None
                 cache[row] = (float(cost.flops), float(cost.bytes))
             flops[j], bytes_[j] = cache[row]
     return flops, bytes_
+
+
+def row_number(df: pd.DataFrame, i: int):
+    """1-based number of the row at position `i` (its label when the index is not 0..n-1)."""
+    label = df.index[i]
+    return int(label) + 1 if isinstance(label, (int, np.integer)) else label
 
 
 def _plain(v):

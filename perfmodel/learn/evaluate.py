@@ -103,6 +103,8 @@ def cross_validate(data, device=None, *, group_by=None, n_folds: int = 5,
                    coverage: float = DEFAULT_COVERAGE, params: dict | None = None,
                    methods=METHODS, seed: int = 0) -> pd.DataFrame:
     """Out-of-fold predictions of every method under grouped cross-validation (+ `fold`)."""
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise PerfmodelError(f"folds must be an integer >= 2, got {n_folds!r}")
     df = validate_measurements(data, source="data") if isinstance(data, pd.DataFrame) else read_measurements(data)
     groups = group_ids(df, group_by)
     if len(np.unique(groups)) < 2:

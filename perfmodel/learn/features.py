@@ -24,6 +24,7 @@ import pandas as pd
 
 from perfmodel.dtypes import DTYPE_BYTES
 from perfmodel.errors import PerfmodelError
+from perfmodel.learn.costs import row_number
 from perfmodel.learn.kinds import ATTENTION_PARAMS, CONV_PARAMS, OP_KINDS, op_kind
 
 # CTA tile shapes (rows x cols of the output) that cuBLAS/CUTLASS kernels commonly use.
@@ -245,7 +246,7 @@ def build_features(df: pd.DataFrame, kind: str, device) -> tuple[Features, np.nd
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise PerfmodelError(
-            f"row {df.index[i]}: cannot work out FLOPs and bytes of op {df['op'].iloc[i]!r} "
+            f"row {row_number(df, i)}: cannot work out FLOPs and bytes of op {df['op'].iloc[i]!r} "
             "(give `flops` and `bytes` columns or the op's shape parameters)"
         )
     feats, t_r = common_features(flops, bytes_, dcols, _phase(df), device)

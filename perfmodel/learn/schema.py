@@ -68,18 +68,7 @@ def _read_one(path: Path) -> pd.DataFrame:
     else:
         file = path
     suffix = file.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            df = pd.read_parquet(file)
-        elif suffix in (".csv", ".txt"):
-            df = pd.read_csv(file, skipinitialspace=True)
-        else:
-            raise PerfmodelError(f"{file}: unsupported file type {suffix!r}; expected .csv, .parquet or a profile directory")
-    except PerfmodelError:
-        raise
-    except Exception as exc:  # parser errors of every flavour
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PerfmodelError(f"{file}: cannot read ({msg})") from None
+    df = read_table(file, "a profile directory")
     if "status" in df.columns:
         df = df[df["status"].astype(str) == "ok"].reset_index(drop=True)
     df = validate_measurements(df, source=str(file), csv=suffix != ".parquet")
@@ -90,8 +79,55 @@ def _read_one(path: Path) -> pd.DataFrame:
     return df
 
 
+CSV_SUFFIXES = (".csv", ".txt")
+
+
+def read_table(file: str | Path, also: str = "") -> pd.DataFrame:
+    """A .csv (or .txt) or .parquet file as a DataFrame; unreadable files raise PerfmodelError."""
+    file = Path(file)
+    if file.is_dir():
+        raise PerfmodelError(f"{file}: is a directory, expected a .csv or .parquet file")
+    if not file.exists():
+        raise PerfmodelError(f"{file}: no such file")
+    suffix = file.suffix.lower()
+    if suffix != ".parquet" and suffix not in CSV_SUFFIXES:
+        expected = f".csv, .parquet or {also}" if also else ".csv or .parquet"
+        raise PerfmodelError(f"{file}: unsupported file type {suffix!r}; expected {expected}")
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(file)
+        return pd.read_csv(file, skipinitialspace=True)
+    except Exception as exc:  # parser errors of every flavour
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PerfmodelError(f"{file}: cannot read ({msg})") from None
+
+
+def write_table(df: pd.DataFrame, file: str | Path) -> Path:
+    """Write `df` as .csv (or .txt) or .parquet by the file's suffix, creating its folder."""
+    file = Path(file)
+    suffix = file.suffix.lower()
+    if suffix != ".parquet" and suffix not in CSV_SUFFIXES:
+        raise PerfmodelError(f"{file}: unsupported output type {suffix!r}; use .csv or .parquet")
+    if file.is_dir():
+        raise PerfmodelError(f"{file}: is a directory, expected a file name")
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".parquet":
+            df.to_parquet(file, index=False)
+        else:
+            df.to_csv(file, index=False)
+    except OSError as exc:
+        raise PerfmodelError(f"{file}: cannot write ({exc.strerror or exc})") from None
+    return file
+
+
 def _where(source: str, i: int, csv: bool) -> str:
     return f"{source}: row {i + 1} (line {i + 2})" if csv else f"{source}: row {i + 1}"
+
+
+def _show(v) -> str:
+    """A cell as the user wrote it (no numpy scalar reprs)."""
+    return repr(v.item() if isinstance(v, np.generic) else v)
 
 
 def _numeric(df: pd.DataFrame, col: str, source: str, csv: bool) -> np.ndarray:
@@ -100,7 +136,7 @@ def _numeric(df: pd.DataFrame, col: str, source: str, csv: bool) -> np.ndarray:
     bad = np.isnan(values) & df[col].notna().to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} is not a number: {df[col].iloc[i]!r}")
+        raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} is not a number: {_show(df[col].iloc[i])}")
     return values
 
 
@@ -111,7 +147,7 @@ def validate_measurements(df: pd.DataFrame, source: str = "<frame>", csv: bool =
     bad = ~(np.isfinite(time) & (time > 0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise PerfmodelError(f"{_where(source, i, csv)}: column 'time_s' must be a positive number of seconds, got {df['time_s'].iloc[i]!r}")
+        raise PerfmodelError(f"{_where(source, i, csv)}: column 'time_s' must be a positive number of seconds, got {_show(df['time_s'].iloc[i])}")
     df["time_s"] = time
     for col in OPTIONAL_POSITIVE:
         if col in df.columns:
@@ -119,7 +155,7 @@ def validate_measurements(df: pd.DataFrame, source: str = "<frame>", csv: bool =
             bad = ~np.isnan(v) & ~(np.isfinite(v) & (v > 0))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must be positive or empty, got {df[col].iloc[i]!r}")
+                raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must be positive or empty, got {_show(df[col].iloc[i])}")
             df[col] = v
     return _check_shapes(df, source, csv)
 
@@ -179,7 +215,7 @@ def _check_shapes(df: pd.DataFrame, source: str, csv: bool) -> pd.DataFrame:
         bad = gemm & ~(np.isfinite(v) & (v >= 1) & (v == np.round(v)))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must be a positive integer for GEMM op {df['op'].iloc[i]!r}, got {df[col].iloc[i]!r}")
+            raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must be a positive integer for GEMM op {df['op'].iloc[i]!r}, got {_show(df[col].iloc[i])}")
         df[col] = v
     return df
 
