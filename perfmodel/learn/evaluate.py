@@ -105,6 +105,8 @@ def cross_validate(data, device=None, *, group_by=None, n_folds: int = 5,
     """Out-of-fold predictions of every method under grouped cross-validation (+ `fold`)."""
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise PerfmodelError(f"folds must be an integer >= 2, got {n_folds!r}")
+    if device is not None:
+        get_device(device)  # an unknown name fails before any fitting
     df = validate_measurements(data, source="data") if isinstance(data, pd.DataFrame) else read_measurements(data)
     groups = group_ids(df, group_by)
     if len(np.unique(groups)) < 2:
