@@ -16,62 +16,36 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.models.complexity import (
     Complexity, conv2d_cx, gap2d_cx, linear_cx, norm2d_cx, pool2d_cx,
 )
-from perfmodel.models.layers import SE, activation, conv2d, norm2d
+from perfmodel.models.layers import SE, ConvBnAct, activation, conv2d, norm2d
 
 
-class ResStem(nn.Module):
+class ResStem(ConvBnAct):
     """ResNet stem for ImageNet: 7x7/2 conv, BN, act, 3x3/2 max-pool (`res_stem_in`)."""
 
+    kernel, stride = 7, 2
+
     def __init__(self, w_in: int, w_out: int, act: str = "relu"):
-        super().__init__()
-        self.conv = conv2d(w_in, w_out, 7, stride=2)
-        self.bn = norm2d(w_out)
-        self.af = activation(act)
+        super().__init__(w_in, w_out, act)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
 
     def forward(self, x):
-        return self.pool(self.af(self.bn(self.conv(x))))
+        return self.pool(super().forward(x))
 
-    @staticmethod
-    def complexity(cx: Complexity, w_in: int, w_out: int) -> Complexity:
-        cx = conv2d_cx(cx, w_in, w_out, 7, stride=2)
-        cx = norm2d_cx(cx, w_out)
-        return pool2d_cx(cx, w_out, 3, stride=2)
+    @classmethod
+    def complexity(cls, cx: Complexity, w_in: int, w_out: int) -> Complexity:
+        return pool2d_cx(super().complexity(cx, w_in, w_out), w_out, 3, stride=2)
 
 
-class SimpleStem(nn.Module):
+class SimpleStem(ConvBnAct):
     """Simple stem for ImageNet: 3x3/2 conv, BN, act (`simple_stem_in`)."""
 
-    def __init__(self, w_in: int, w_out: int, act: str = "relu"):
-        super().__init__()
-        self.conv = conv2d(w_in, w_out, 3, stride=2)
-        self.bn = norm2d(w_out)
-        self.af = activation(act)
-
-    def forward(self, x):
-        return self.af(self.bn(self.conv(x)))
-
-    @staticmethod
-    def complexity(cx: Complexity, w_in: int, w_out: int) -> Complexity:
-        cx = conv2d_cx(cx, w_in, w_out, 3, stride=2)
-        return norm2d_cx(cx, w_out)
+    kernel, stride = 3, 2
 
 
-class ResStemCifar(nn.Module):
+class ResStemCifar(ConvBnAct):
     """ResNet stem for CIFAR: 3x3 conv, BN, act (`res_stem_cifar`)."""
 
-    def __init__(self, w_in: int, w_out: int, act: str = "relu"):
-        super().__init__()
-        self.conv = conv2d(w_in, w_out, 3)
-        self.bn = norm2d(w_out)
-        self.af = activation(act)
-
-    def forward(self, x):
-        return self.af(self.bn(self.conv(x)))
-
-    @staticmethod
-    def complexity(cx: Complexity, w_in: int, w_out: int) -> Complexity:
-        return norm2d_cx(conv2d_cx(cx, w_in, w_out, 3), w_out)
+    kernel, stride = 3, 1
 
 
 class _Projection(nn.Module):

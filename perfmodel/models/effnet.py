@@ -3,13 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 from perfmodel.errors import PerfmodelError
-from perfmodel.models.complexity import (
-    Complexity, conv2d_cx, gap2d_cx, linear_cx, norm2d_cx,
-)
+from perfmodel.models.complexity import Complexity, conv2d_cx, norm2d_cx
+from perfmodel.models.anynet import AnyHead, SimpleStem
 from perfmodel.models.layers import SE, activation, conv2d, norm2d
 
 
@@ -52,43 +50,12 @@ class MBConv(nn.Module):
         return norm2d_cx(conv2d_cx(cx, w_exp, w_out, 1), w_out)
 
 
-class EffStem(nn.Module):
-    """3x3/2 conv, BN, act."""
-
-    def __init__(self, w_in: int, w_out: int, act: str = "silu"):
-        super().__init__()
-        self.conv = conv2d(w_in, w_out, 3, stride=2)
-        self.bn = norm2d(w_out)
-        self.af = activation(act)
-
-    def forward(self, x):
-        return self.af(self.bn(self.conv(x)))
-
-    @staticmethod
-    def complexity(cx, w_in, w_out):
-        return norm2d_cx(conv2d_cx(cx, w_in, w_out, 3, stride=2), w_out)
+class EffStem(SimpleStem):
+    """3x3/2 conv, BN, act (pycls's simple stem)."""
 
 
-class EffHead(nn.Module):
-    """1x1 conv to `head_w`, BN, act, global average pool, linear."""
-
-    def __init__(self, w_in: int, head_w: int, num_classes: int, act: str = "silu"):
-        super().__init__()
-        self.conv = conv2d(w_in, head_w, 1)
-        self.conv_bn = norm2d(head_w)
-        self.conv_af = activation(act)
-        self.avg_pool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(head_w, num_classes, bias=True)
-
-    def forward(self, x):
-        x = self.conv_af(self.conv_bn(self.conv(x)))
-        return self.fc(torch.flatten(self.avg_pool(x), 1))
-
-    @staticmethod
-    def complexity(cx, w_in, head_w, num_classes):
-        cx = norm2d_cx(conv2d_cx(cx, w_in, head_w, 1), head_w)
-        cx = gap2d_cx(cx, head_w)
-        return linear_cx(cx, head_w, num_classes, bias=True)
+class EffHead(AnyHead):
+    """1x1 conv to `head_w`, BN, act, global average pool, linear (the AnyNet head)."""
 
 
 @dataclass(frozen=True)

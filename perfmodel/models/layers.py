@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from perfmodel.errors import PerfmodelError
-from perfmodel.models.complexity import Complexity, conv2d_cx, gap2d_cx
+from perfmodel.models.complexity import Complexity, conv2d_cx, gap2d_cx, norm2d_cx
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "swish": nn.SiLU, "gelu": nn.GELU}
 
@@ -57,3 +57,23 @@ class SE(nn.Module):
         cx = conv2d_cx(cx, w_in, w_se, 1, bias=True)
         cx = conv2d_cx(cx, w_se, w_in, 1, bias=True)
         return cx.add(h=h, w=w)
+
+
+class ConvBnAct(nn.Module):
+    """k x k conv (stride s), BN, act: the stems; subclasses fix `kernel` and `stride`."""
+
+    kernel, stride = 3, 1
+
+    def __init__(self, w_in: int, w_out: int, act: str = "relu"):
+        super().__init__()
+        self.conv = conv2d(w_in, w_out, self.kernel, stride=self.stride)
+        self.bn = norm2d(w_out)
+        self.af = activation(act)
+
+    def forward(self, x):
+        return self.af(self.bn(self.conv(x)))
+
+    @classmethod
+    def complexity(cls, cx: Complexity, w_in: int, w_out: int) -> Complexity:
+        cx = conv2d_cx(cx, w_in, w_out, cls.kernel, stride=cls.stride)
+        return norm2d_cx(cx, w_out)

@@ -19,19 +19,6 @@ from perfmodel.models.transformer_config import TransformerConfig
 ROPE_THETA = 10000.0
 
 
-def _check(cfg: TransformerConfig) -> None:
-    if not getattr(cfg, "d_head", None) and cfg.d_model % cfg.n_heads:
-        raise PerfmodelError(f"d_model {cfg.d_model} is not a multiple of n_heads {cfg.n_heads}")
-    if cfg.n_heads % cfg.kv_heads:
-        raise PerfmodelError(f"n_heads {cfg.n_heads} is not a multiple of n_kv_heads {cfg.kv_heads}")
-    if cfg.mlp not in ("gelu", "swiglu"):
-        raise PerfmodelError(f"unknown mlp {cfg.mlp!r}; known: gelu, swiglu")
-    if cfg.norm not in ("layernorm", "rmsnorm"):
-        raise PerfmodelError(f"unknown norm {cfg.norm!r}; known: layernorm, rmsnorm")
-    if cfg.position not in ("learned", "rope", "none"):
-        raise PerfmodelError(f"unknown position {cfg.position!r}; known: learned, rope, none")
-
-
 def make_norm(cfg: TransformerConfig) -> nn.Module:
     """LayerNorm (with bias when `cfg.bias`) or RMSNorm over `d_model`."""
     if cfg.norm == "rmsnorm":
@@ -55,7 +42,6 @@ class Attention(nn.Module):
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        _check(cfg)
         self.n_heads, self.kv_heads, self.head_dim = cfg.n_heads, cfg.kv_heads, cfg.head_dim
         self.causal, self.rope = cfg.causal, cfg.position == "rope"
         d, hd = cfg.d_model, cfg.head_dim
@@ -81,7 +67,6 @@ class MLP(nn.Module):
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        _check(cfg)
         self.swiglu = cfg.mlp == "swiglu"
         d, f = cfg.d_model, cfg.d_ff
         if self.swiglu:
@@ -123,7 +108,6 @@ class Transformer(nn.Module):
 
     def __init__(self, cfg: TransformerConfig, seq_len: int | None = None):
         super().__init__()
-        _check(cfg)
         self.cfg = cfg
         seq_len = seq_len or cfg.seq_len
         if seq_len < 1:

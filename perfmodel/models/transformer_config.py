@@ -11,7 +11,7 @@ from perfmodel.errors import PerfmodelError
 
 OPTIONAL_INTS = ("n_kv_heads", "max_context", "d_head")
 CHOICES = {"mlp": ("gelu", "swiglu"), "norm": ("layernorm", "rmsnorm"),
-           "position": ("learned", "rope")}
+           "position": ("learned", "rope", "none")}
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class TransformerConfig:
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
                 raise PerfmodelError(f"transformer config {self.name!r}: {key} must be an "
                                      f"integer >= {low}, got {v!r}")
+        if not self.d_head and self.d_model % self.n_heads:
+            raise PerfmodelError(f"transformer config {self.name!r}: d_model {self.d_model} is "
+                                 f"not a multiple of n_heads {self.n_heads}")
         if self.n_heads % self.kv_heads:
             raise PerfmodelError(f"transformer config {self.name!r}: n_heads {self.n_heads} is "
                                  f"not a multiple of n_kv_heads {self.kv_heads}")
