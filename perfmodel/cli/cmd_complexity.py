@@ -12,12 +12,16 @@ def register(subparsers) -> None:
     )
     p.add_argument("name", help="model name, e.g. RegNetX-200MF, R-50-1x64d, EN-B0, "
                                 "ViT-B/16, gpt2-xl, Llama-2-7B (case-insensitive)")
-    p.add_argument("--resolution", type=int, default=None,
-                   help="image size (CNN/ViT) or sequence length (transformer)")
+    add_cost_options(p, "image size (CNN/ViT) or sequence length (transformer)")
+    p.set_defaults(func=run)
+
+
+def add_cost_options(p, resolution_help: str) -> None:
+    """--resolution, --batch, --dtype and --json (shared with `perfmodel scale`)."""
+    p.add_argument("--resolution", type=int, default=None, help=resolution_help)
     p.add_argument("--batch", type=int, default=1, help="samples per batch (default 1)")
     p.add_argument("--dtype", default="float32", help="dtype for bytes (default float32)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    p.set_defaults(func=run)
 
 
 def print_report(r, as_json: bool, extra: dict | None = None) -> None:

@@ -1,6 +1,8 @@
 """`perfmodel evaluate`: grouped cross-validation of the learned model and the baselines."""
 from __future__ import annotations
 
+from perfmodel.cli.cmd_fit import add_measurement_options
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -8,11 +10,8 @@ def register(subparsers) -> None:
         description="Hold out whole groups (--group-by columns) in turn, fit every method on the rest "
                     "and score the held-out rows: MAPE, median/p90 APE, share within +-10%%, R2 (log "
                     "time; linear power/energy), Spearman, interval coverage.")
-    p.add_argument("profiles", nargs="+", metavar="PROFILE", help="profile dir, .parquet or .csv")
-    p.add_argument("--device", help="device the measurements come from (default: the profile's metadata)")
-    p.add_argument("--group-by", metavar="COLS", help="comma-separated columns defining the groups")
+    add_measurement_options(p, "comma-separated columns defining the groups")
     p.add_argument("--folds", type=int, default=5, help="folds (leave-one-group-out with fewer groups)")
-    p.add_argument("--coverage", type=float, default=0.9, help="interval coverage (default 0.9)")
     p.add_argument("--csv", metavar="PATH", help="also write the table to this CSV")
     p.set_defaults(func=run)
 

@@ -8,14 +8,18 @@ def register(subparsers) -> None:
         description="Fit one xgboost model per op kind on profile directories, .parquet or plain "
                     "CSV files (op, m, n, k, b, dtype, time_s[, energy_j, power_w]) and save it "
                     "as a directory of JSON files (no pickle).")
+    add_measurement_options(p, "comma-separated columns whose rows stay together when calibrating "
+                               "intervals (default: a `group` column, else the op's shape)")
+    p.add_argument("--out", required=True, metavar="MODEL", help="directory to save the predictor to")
+    p.set_defaults(func=run)
+
+
+def add_measurement_options(p, group_help: str) -> None:
+    """PROFILE..., --device, --group-by and --coverage (shared with `perfmodel evaluate`)."""
     p.add_argument("profiles", nargs="+", metavar="PROFILE", help="profile dir, .parquet or .csv")
     p.add_argument("--device", help="device the measurements come from (default: the profile's metadata)")
-    p.add_argument("--out", required=True, metavar="MODEL", help="directory to save the predictor to")
-    p.add_argument("--group-by", metavar="COLS",
-                   help="comma-separated columns whose rows stay together when calibrating intervals "
-                        "(default: a `group` column, else the op's shape)")
+    p.add_argument("--group-by", metavar="COLS", help=group_help)
     p.add_argument("--coverage", type=float, default=0.9, help="interval coverage (default 0.9)")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -1,6 +1,8 @@
 """`perfmodel scale NAME --factor S --strategy STRATEGY`: a scaled model and its cost."""
 from __future__ import annotations
 
+from perfmodel.cli.cmd_complexity import add_cost_options, print_report
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,16 +15,11 @@ def register(subparsers) -> None:
     p.add_argument("name", help="model name, e.g. RegNetY-400MF, EN-B0, gpt2")
     p.add_argument("--factor", type=float, required=True, help="FLOPs multiplier s")
     p.add_argument("--strategy", required=True, help="e.g. d, w, r, dw, dwr, d1_w8_g8_r1")
-    p.add_argument("--resolution", type=int, default=None,
-                   help="base image size / sequence length before scaling")
-    p.add_argument("--batch", type=int, default=1, help="samples per batch (default 1)")
-    p.add_argument("--dtype", default="float32", help="dtype for bytes (default float32)")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_cost_options(p, "base image size / sequence length before scaling")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from perfmodel.cli.cmd_complexity import print_report
     from perfmodel.models.report import model_complexity
 
     r = model_complexity(args.name, args.factor, args.strategy, resolution=args.resolution,

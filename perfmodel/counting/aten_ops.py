@@ -206,25 +206,24 @@ def _rms_norm_backward(args, kwargs, out):
                                "affine": weight is not None}, "bwd", x)
 
 
+def _bn(x, weight, training, phase: str) -> OpSpec:
+    return OpSpec("batch_norm", {"numel": x.numel(), "channels": x.shape[1],
+                                 "training": bool(training), "affine": weight is not None}, phase, x)
+
+
 @handles(aten.native_batch_norm, aten._native_batch_norm_legit, _opt("_native_batch_norm_legit_functional"))
 def _batch_norm(args, kwargs, out):
-    x, weight, training = args[0], args[1], args[5]
-    return OpSpec("batch_norm", {"numel": x.numel(), "channels": x.shape[1],
-                                 "training": bool(training), "affine": weight is not None}, "fwd", x)
+    return _bn(args[0], args[1], args[5], "fwd")
 
 
 @handles(aten._native_batch_norm_legit_no_training)
 def _batch_norm_eval(args, kwargs, out):
-    x, weight = args[0], args[1]
-    return OpSpec("batch_norm", {"numel": x.numel(), "channels": x.shape[1], "training": False,
-                                 "affine": weight is not None}, "fwd", x)
+    return _bn(args[0], args[1], False, "fwd")
 
 
 @handles(aten.native_batch_norm_backward)
 def _batch_norm_backward(args, kwargs, out):
-    x, weight, training = args[1], args[2], args[7]
-    return OpSpec("batch_norm", {"numel": x.numel(), "channels": x.shape[1],
-                                 "training": bool(training), "affine": weight is not None}, "bwd", x)
+    return _bn(args[1], args[2], args[7], "bwd")
 
 
 @handles(aten.native_group_norm)
