@@ -16,7 +16,7 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.models.complexity import (
     Complexity, conv2d_cx, gap2d_cx, linear_cx, norm2d_cx, pool2d_cx,
 )
-from perfmodel.models.layers import SE, ConvBnAct, activation, conv2d, norm2d
+from perfmodel.models.layers import SE, Chain, ConvBnAct, activation, conv2d, norm2d
 
 
 class ResStem(ConvBnAct):
@@ -259,7 +259,7 @@ class AnyNetParams:
         return (3, self.resolution, self.resolution)
 
 
-class AnyStage(nn.Module):
+class AnyStage(Chain):
     """A sequence of blocks; the first one takes the stride and the width change."""
 
     def __init__(self, w_in, w_out, stride, depth, block, bot_mul, group_w, se_r, act):
@@ -267,11 +267,6 @@ class AnyStage(nn.Module):
         for i in range(depth):
             self.add_module(f"b{i + 1}", block(w_in, w_out, stride, bot_mul, group_w, se_r, act))
             stride, w_in = 1, w_out
-
-    def forward(self, x):
-        for b in self.children():
-            x = b(x)
-        return x
 
     @staticmethod
     def complexity(cx, w_in, w_out, stride, depth, block, bot_mul, group_w, se_r):
@@ -281,7 +276,7 @@ class AnyStage(nn.Module):
         return cx
 
 
-class AnyNet(nn.Module):
+class AnyNet(Chain):
     """An AnyNet built from `AnyNetParams`; `input_size` is (3, R, R)."""
 
     def __init__(self, p: AnyNetParams):
@@ -296,11 +291,6 @@ class AnyNet(nn.Module):
                                                   p.activation))
             w_prev = w
         self.head = AnyHead(w_prev, p.head_w, p.num_classes, p.activation)
-
-    def forward(self, x):
-        for m in self.children():
-            x = m(x)
-        return x
 
     @staticmethod
     def complexity(p: AnyNetParams, resolution: int | None = None) -> Complexity:

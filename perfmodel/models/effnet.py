@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from perfmodel.errors import PerfmodelError
-from perfmodel.models.complexity import Complexity, conv2d_cx, norm2d_cx
 from perfmodel.models.anynet import AnyHead, SimpleStem
-from perfmodel.models.layers import SE, activation, conv2d, norm2d
+from perfmodel.models.complexity import Complexity, conv2d_cx, norm2d_cx
+from perfmodel.models.layers import SE, Chain, activation, conv2d, norm2d
 
 
 class MBConv(nn.Module):
@@ -90,7 +90,7 @@ class EffNetParams:
         return (3, self.resolution, self.resolution)
 
 
-class EffStage(nn.Module):
+class EffStage(Chain):
     """`d` MBConv blocks; the first takes the stride and width change."""
 
     def __init__(self, w_in, exp_r, k, stride, se_r, w_out, d, act):
@@ -98,11 +98,6 @@ class EffStage(nn.Module):
         for i in range(d):
             self.add_module(f"b{i + 1}", MBConv(w_in, exp_r, k, stride, se_r, w_out, act))
             stride, w_in = 1, w_out
-
-    def forward(self, x):
-        for b in self.children():
-            x = b(x)
-        return x
 
     @staticmethod
     def complexity(cx, w_in, exp_r, k, stride, se_r, w_out, d):
@@ -112,7 +107,7 @@ class EffStage(nn.Module):
         return cx
 
 
-class EffNet(nn.Module):
+class EffNet(Chain):
     """An EfficientNet built from `EffNetParams`; `input_size` is (3, R, R)."""
 
     def __init__(self, p: EffNetParams):
@@ -125,11 +120,6 @@ class EffNet(nn.Module):
             self.add_module(f"s{i + 1}", EffStage(w_prev, e, k, s, p.se_r, w, d, p.activation))
             w_prev = w
         self.head = EffHead(w_prev, p.head_w, p.num_classes, p.activation)
-
-    def forward(self, x):
-        for m in self.children():
-            x = m(x)
-        return x
 
     @staticmethod
     def complexity(p: EffNetParams, resolution: int | None = None) -> Complexity:

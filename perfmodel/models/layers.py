@@ -77,3 +77,12 @@ class ConvBnAct(nn.Module):
     def complexity(cls, cx: Complexity, w_in: int, w_out: int) -> Complexity:
         cx = conv2d_cx(cx, w_in, w_out, cls.kernel, stride=cls.stride)
         return norm2d_cx(cx, w_out)
+
+
+class Chain(nn.Module):
+    """Runs its children in registration order (stages of blocks, whole CNNs)."""
+
+    def forward(self, x):
+        for m in self.children():
+            x = m(x)
+        return x
