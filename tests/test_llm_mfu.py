@@ -110,7 +110,7 @@ def test_cli_errors_are_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "close matches" in err
     assert main(["mfu", "--model", "gpt2", "--batch", "8", "--seq", "0", "--step-time", "1"]) == 2
-    assert "seq must be >= 1" in capsys.readouterr().err
+    assert "seq must be a whole number >= 1" in capsys.readouterr().err
 
 
 def test_cli_predicted_mode_names_its_backend(capsys):

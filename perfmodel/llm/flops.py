@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from perfmodel.errors import PerfmodelError
 from perfmodel.llm.params import param_count
 from perfmodel.models.transformer_config import TransformerConfig
+from perfmodel.models.transformer_configs import as_transformer_config
 
 ATTENTION_CONVENTIONS = ("causal", "full")
 RECOMPUTE_MODES = ("none", "selective", "full")
@@ -85,7 +86,8 @@ def flops_per_token(cfg: TransformerConfig, seq_len: int | None = None, *,
                     attention: str = "causal", recompute="none",
                     hfu_convention: str = "physical") -> FlopsPerToken:
     """Closed-form FLOPs per token; see the module docstring for the conventions."""
-    s = int(seq_len or cfg.seq_len)
+    cfg = as_transformer_config(cfg)
+    s = int(cfg.seq_len if seq_len is None else seq_len)
     if s <= 0:
         raise PerfmodelError(f"sequence length must be positive, got {s}")
     attention = _check(attention, ATTENTION_CONVENTIONS, "attention convention")

@@ -27,6 +27,7 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.llm.flops import parse_recompute
 from perfmodel.llm.params import param_count
 from perfmodel.models.transformer_config import TransformerConfig
+from perfmodel.models.transformer_configs import as_transformer_config
 
 GiB = 2**30
 
@@ -262,7 +263,8 @@ def training_memory(cfg: TransformerConfig, micro_batch: int, seq_len: int | Non
     logits kept for the loss, 2 s b (h + V/tp) bytes (/cp). `dropout` defaults to True
     for learned-position (GPT-style) configs and False for RoPE (Llama-style) ones.
     """
-    s = int(seq_len or cfg.seq_len)
+    cfg = as_transformer_config(cfg)
+    s = int(cfg.seq_len if seq_len is None else seq_len)
     if micro_batch < 1 or s < 1:
         raise PerfmodelError(f"micro-batch and sequence length must be >= 1, "
                              f"got {micro_batch} and {s}")

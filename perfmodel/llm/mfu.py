@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from perfmodel.errors import PerfmodelError
@@ -30,7 +29,7 @@ from perfmodel.llm.flops import FlopsPerToken, flops_per_token
 from perfmodel.llm.memory import (Parallelism, TrainingMemory, canonical_precision,
                                   training_memory)
 from perfmodel.llm.params import param_count
-from perfmodel.models.transformer_config import TransformerConfig, load_transformer_config
+from perfmodel.models.transformer_config import TransformerConfig
 
 # training precision -> the math mode whose peak MFU is measured against
 PEAK_DTYPE = {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "float16",
@@ -81,14 +80,9 @@ def predict_step_time(cfg: TransformerConfig, *, batch: int, seq_len: int, gpus:
 
 def resolve_model(model) -> TransformerConfig:
     """A TransformerConfig from a config, a published name, or a JSON file path."""
-    if isinstance(model, TransformerConfig):
-        return model
-    text = str(model)
-    if text.lower().endswith(".json") or Path(text).is_file():
-        return load_transformer_config(text)
-    from perfmodel.models.transformer_configs import get_transformer_config
+    from perfmodel.models.transformer_configs import as_transformer_config
 
-    return get_transformer_config(text)
+    return as_transformer_config(model)
 
 
 @dataclass(frozen=True)
@@ -187,6 +181,17 @@ def _positive(value, what: str) -> float:
     return v
 
 
+def _whole(value, what: str) -> int:
+    """A count (batch, GPUs, tokens) as an int >= 1."""
+    try:
+        ok = not isinstance(value, bool) and float(value).is_integer() and float(value) >= 1
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise PerfmodelError(f"{what} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1,
                  precision: str = "bf16", device="h100-sxm",
                  tokens_per_s: float | None = None, step_time: float | None = None,
@@ -202,10 +207,8 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
     default, as PyTorch SDPA and Megatron use) keeps no s x s scores for backward.
     """
     cfg = resolve_model(model)
-    s = int(cfg.seq_len if seq_len is None else seq_len)
-    batch, gpus = int(batch), int(gpus)
-    if batch < 1 or gpus < 1 or s < 1:
-        raise PerfmodelError(f"batch, gpus and seq must be >= 1, got {batch}, {gpus}, {s}")
+    batch, gpus = _whole(batch, "batch"), _whole(gpus, "gpus")
+    s = _whole(cfg.seq_len if seq_len is None else seq_len, "seq")
     prec = canonical_precision(precision)
     dev = get_device(device)
     peak = dev.peak(PEAK_DTYPE[prec])

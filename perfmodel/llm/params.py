@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from perfmodel.models.transformer_config import TransformerConfig
+from perfmodel.models.transformer_configs import as_transformer_config
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class ParamCount:
 
 def param_count(cfg: TransformerConfig) -> ParamCount:
     """Exact parameter count for the architecture `perfmodel.models.transformer` builds."""
+    cfg = as_transformer_config(cfg)
     d, hd, f = cfg.d_model, cfg.head_dim, cfg.d_ff
     q_out, kv_out = cfg.n_heads * hd, cfg.kv_heads * hd
     attn_w = d * q_out + 2 * d * kv_out + q_out * d

@@ -13,9 +13,10 @@ with d_ff = 4d, vocab 256k, shared embeddings, no biases, sequence 2048).
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
 from perfmodel.errors import PerfmodelError
-from perfmodel.models.transformer_config import TransformerConfig
+from perfmodel.models.transformer_config import TransformerConfig, load_transformer_config
 
 _GPT2 = "Radford et al. 2019 (GPT-2) and the released config.json"
 _GPT3 = "Brown et al. 2020 (GPT-3), Table 2.1"
@@ -105,6 +106,16 @@ def get_transformer_config(name: str) -> TransformerConfig:
                 else f"known: {', '.join(TRANSFORMER_CONFIGS)}")
         raise PerfmodelError(f"unknown transformer config {name!r}; {hint}")
     return TRANSFORMER_CONFIGS[key]
+
+
+def as_transformer_config(model) -> TransformerConfig:
+    """A TransformerConfig from a config, a published name, or a JSON file path."""
+    if isinstance(model, TransformerConfig):
+        return model
+    text = str(model)
+    if text.lower().endswith(".json") or Path(text).is_file():
+        return load_transformer_config(text)
+    return get_transformer_config(text)
 
 
 def list_transformer_configs() -> list[str]:

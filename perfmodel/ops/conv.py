@@ -15,8 +15,18 @@ def _tuple(v, n: int, name: str) -> tuple[int, ...]:
             v = tuple(v) * n
         if len(v) != n:
             raise PerfmodelError(f"conv: {name} must be an int or {n} ints, got {v!r}")
-        return tuple(int(x) for x in v)
-    return (int(v),) * n
+        return tuple(_int(x, name) for x in v)
+    return (_int(v, name),) * n
+
+
+def _int(x, name: str) -> int:
+    try:
+        ok = not isinstance(x, bool) and float(x).is_integer()
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise PerfmodelError(f"conv: {name} must be an integer, got {x!r}")
+    return int(x)
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
@@ -45,6 +55,10 @@ def conv_cost(batch, c_in, c_out, in_size, kernel, stride, padding, dilation, gr
     kernel = _tuple(kernel, n, "kernel")
     stride, padding = _tuple(stride, n, "stride"), _tuple(padding, n, "padding")
     dilation, opad = _tuple(dilation, n, "dilation"), _tuple(output_padding, n, "output_padding")
+    for name, vals, low in (("kernel", kernel, 1), ("stride", stride, 1), ("dilation", dilation, 1),
+                            ("padding", padding, 0), ("output_padding", opad, 0)):
+        if min(vals) < low:
+            raise PerfmodelError(f"conv: {name} must be >= {low}, got {vals}")
     out_size = tuple(conv_output_size(i, k, s, p, d, transposed, op)
                      for i, k, s, p, d, op in zip(in_size, kernel, stride, padding, dilation, opad))
     if min(out_size) <= 0:
