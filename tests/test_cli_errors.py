@@ -267,3 +267,38 @@ def test_device_mismatch_warning_is_one_line(bad_dir, capsys):
     assert rc == 0
     assert err.strip().count("\n") == 0 and err.startswith("perfmodel predict: warning:")
     assert "a100" in err
+
+
+def _api_cases():
+    import perfmodel
+    from perfmodel.ops import gemm_cost, op_cost
+
+    conv = dict(batch=1, c_in=3, h=8, w=8, c_out=4, kernel_h=3, kernel_w=3)
+    return [
+        (lambda: gemm_cost(0, 2, 3), "m must be a positive integer"),
+        (lambda: gemm_cost(2.5, 2, 3), "m must be a positive integer"),
+        (lambda: op_cost("conv2d", **conv, stride=0), "stride must be >= 1"),
+        (lambda: op_cost("conv2d", **conv, padding=-1), "padding must be >= 0"),
+        (lambda: op_cost("conv2d", **conv, dilation=1.5), "dilation must be an integer"),
+        (lambda: perfmodel.build_model("RegNetX-200MF", float("inf"), "d"), "finite"),
+        (lambda: perfmodel.build_model("RegNetX-200MF", "x", "d"), "must be a number"),
+        (lambda: perfmodel.build_model("RegNetX-200MF", 2, "d0_w0"), "weight 0"),
+        (lambda: perfmodel.build_model("RegNetX-200MF", resolution="224"), "resolution"),
+        (lambda: perfmodel.flops_per_token("gpt2", 0), "sequence length"),
+        (lambda: perfmodel.training_memory("gpt2", 0), "micro-batch"),
+        (lambda: perfmodel.estimate_mfu("gpt2", 8, gpus=1.5, step_time=1), "gpus"),
+        (lambda: perfmodel.estimate_mfu("gpt2", "abc", step_time=1), "batch"),
+        (lambda: perfmodel.count_model(perfmodel.build_model("gpt2", device="meta"), batch=0),
+         "positive"),
+    ]
+
+
+def test_python_api_raises_the_same_errors():
+    """The checks live in the library, not only in the CLI."""
+    from perfmodel.errors import PerfmodelError
+
+    for call, word in _api_cases():
+        with pytest.raises(PerfmodelError, match=word):
+            call()
+    import perfmodel  # names resolve where a config is expected
+    assert perfmodel.param_count("gpt2").total == 124_439_808
