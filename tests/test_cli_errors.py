@@ -126,6 +126,7 @@ ARGPARSE = cases(
     ("scale RegNetX-200MF --factor abc --strategy d", "invalid float"),
     ("scale RegNetX-200MF --factor 2", "--strategy"),
     ("devices --bogus", "unrecognized"),
+    ("devices --no-cpu --measure-cpu-bandwidth", "not allowed"),
     ("mfu --model Llama-2-7B --batch abc", "invalid int"),
     ("mfu --model Llama-2-7B --batch 8 --tokens-per-s 1000 --step-time 1", "not allowed"),
     ("mfu --model Llama-2-7B --batch 8 --zero 5", "invalid choice"),

@@ -18,8 +18,9 @@ def register(subparsers) -> None:
                     "local CPU. Names accepted by --device options: the key, or the name "
                     "torch/NVML report.")
     p.add_argument("--json", action="store_true", help="one JSON list on stdout")
-    p.add_argument("--no-cpu", action="store_true", help="leave out the local CPU")
-    p.add_argument("--measure-cpu-bandwidth", action="store_true",
+    cpu = p.add_mutually_exclusive_group()
+    cpu.add_argument("--no-cpu", action="store_true", help="leave out the local CPU")
+    cpu.add_argument("--measure-cpu-bandwidth", action="store_true",
                    help="measure the CPU's memory bandwidth (a NumPy copy) instead of the "
                         "documented per-core estimate")
     p.set_defaults(func=run)
