@@ -107,7 +107,7 @@ MODELS = cases(
     ("complexity RegNetX-200MF --dtype float99", "float99"),
     ("complexity RegNetX-200MF --dtype int8", "int8"),
     ("complexity ViT-B/16 --resolution 17", "patch size"),
-    ("complexity RegNetX-200MF --resolution 32", "1 value per channel"),
+    ("complexity RegNetX-200MF --resolution 32", "--batch 2"),
     ("scale NoSuchNet --factor 2 --strategy d", "unknown model"),
     ("scale RegNetX-200MF --factor 0 --strategy d", "positive"),
     ("scale RegNetX-200MF --factor -2 --strategy d", "positive"),

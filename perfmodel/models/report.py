@@ -61,10 +61,17 @@ def _count(model, batch: int, dtype: str):
         from perfmodel.counting.counter import count_model
     except ImportError:
         return None
-    if hasattr(model, "example_input"):
-        return count_model(model, inputs=model.example_input(batch, device="meta"),
-                           batch=batch, dtype=dtype)
-    return count_model(model, model.input_size, batch=batch, dtype=dtype)
+    try:
+        if hasattr(model, "example_input"):
+            return count_model(model, inputs=model.example_input(batch, device="meta"),
+                               batch=batch, dtype=dtype)
+        return count_model(model, model.input_size, batch=batch, dtype=dtype)
+    except PerfmodelError as exc:
+        if "value per channel" not in str(exc):
+            raise
+        raise PerfmodelError(f"input {tuple(model.input_size)} at batch {batch} shrinks to one "
+                             f"value per channel before a batch norm (training mode): use a "
+                             f"larger resolution or --batch 2 or more") from None
 
 
 def model_complexity(name, factor: float = 1.0, strategy: str | None = None, *,
