@@ -303,3 +303,15 @@ def test_python_api_raises_the_same_errors():
             call()
     import perfmodel  # names resolve where a config is expected
     assert perfmodel.param_count("gpt2").total == 124_439_808
+
+
+def test_scale_says_when_rounding_misses_the_factor(capsys):
+    """Depth cannot drop below one block per stage: 1e-4 x FLOPs is not reachable."""
+    rc, out, err = run_cli(["scale", "RegNetX-200MF", "--factor", "0.0001", "--strategy", "d",
+                            "--json"], capsys)
+    assert rc == 0
+    assert err.startswith("perfmodel scale: warning: rounding gives") and "0.0001x" in err
+    assert 0.2 < json.loads(out)["achieved_factor"] < 0.6
+    rc, out, err = run_cli(["scale", "RegNetX-200MF", "--factor", "4", "--strategy", "dwr",
+                            "--json"], capsys)
+    assert rc == 0 and err == "" and 3.5 < json.loads(out)["achieved_factor"] < 4.5

@@ -29,19 +29,15 @@ def print_report(r, as_json: bool, extra: dict | None = None) -> None:
     if as_json:
         print(json.dumps({**(extra or {}), **r.to_dict()}))
         return
-    for key, value in (extra or {}).items():
-        print(f"{key:<12} {value}")
-    print(f"{'model':<12} {r.name}")
-    print(f"{'input':<12} batch {r.batch} x {tuple(r.input_size)}  ({r.dtype})")
-    print(f"{'params':<12} {r.params:,}")
-    print(f"{'MACs':<12} {r.macs:,}")
-    print(f"{'FLOPs':<12} {r.flops:,}  (2 x MACs)")
-    print(f"{'acts':<12} {r.acts:,}")
-    if r.bytes is None:
-        print(f"{'bytes':<12} n/a (op counter unavailable)")
-    else:
-        print(f"{'bytes':<12} {r.bytes:,}")
-    print(f"{'method':<12} {r.method}")
+    bytes_ = "n/a (op counter unavailable)" if r.bytes is None else f"{r.bytes:,}"
+    rows = [*(extra or {}).items(),
+            ("model", r.name), ("input", f"batch {r.batch} x {tuple(r.input_size)}  ({r.dtype})"),
+            ("params", f"{r.params:,}"), ("MACs", f"{r.macs:,}"),
+            ("FLOPs", f"{r.flops:,}  (2 x MACs)"), ("acts", f"{r.acts:,}"), ("bytes", bytes_),
+            ("method", r.method)]
+    width = max(12, *(len(k) for k, _ in rows))
+    for key, value in rows:
+        print(f"{key:<{width}} {value}")
 
 
 def run(args) -> int:

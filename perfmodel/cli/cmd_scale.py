@@ -1,6 +1,8 @@
 """`perfmodel scale NAME --factor S --strategy STRATEGY`: a scaled model and its cost."""
 from __future__ import annotations
 
+import sys
+
 from perfmodel.cli.cmd_complexity import add_cost_options, print_report
 
 
@@ -24,7 +26,15 @@ def run(args) -> int:
 
     r = model_complexity(args.name, args.factor, args.strategy, resolution=args.resolution,
                          batch=args.batch, dtype=args.dtype)
-    extra = {"base": args.name, "factor": args.factor, "strategy": args.strategy}
+    base = model_complexity(args.name, resolution=args.resolution, batch=args.batch,
+                            dtype=args.dtype)
+    achieved = r.flops / base.flops
+    if not 0.5 <= achieved / args.factor <= 2:
+        print(f"perfmodel scale: warning: rounding gives {achieved:.4g}x the FLOPs, not the "
+              f"{args.factor:g}x asked (depths, widths and resolution have lower bounds)",
+              file=sys.stderr)
+    extra = {"base": args.name, "factor": args.factor, "strategy": args.strategy,
+             "achieved_factor": round(achieved, 4)}
     if not args.json:
         arch = r.architecture
         if "d_model" in arch:  # transformer
