@@ -69,10 +69,9 @@ def predict_step_time(cfg: TransformerConfig, *, batch: int, seq_len: int, gpus:
         raise PerfmodelError(
             "predicted mode needs a step-time predictor (perfmodel.predict registers one; "
             "none is available yet): pass --tokens-per-s or --step-time")
-    t = float(fn(cfg, batch=batch, seq_len=seq_len, gpus=gpus,
-                                   micro_batch=micro_batch, precision=precision,
-                                   device=device, recompute=recompute,
-                                   parallel=parallel or Parallelism(dp=gpus)))
+    t = float(fn(cfg, batch=batch, seq_len=seq_len, gpus=gpus, micro_batch=micro_batch,
+                 precision=precision, device=device, recompute=recompute,
+                 parallel=parallel or Parallelism(dp=gpus)))
     if not math.isfinite(t) or t <= 0:
         raise PerfmodelError(f"step-time predictor returned an invalid time {t!r}")
     return t
