@@ -43,6 +43,7 @@ FILES = {
     "cfg_mlp.json": json.dumps({"d_model": 64, "n_layers": 2, "n_heads": 4, "d_ff": 256,
                                 "vocab_size": 100, "seq_len": 128, "mlp": "swiglue"}),
     "folder/readme.txt": "not a profile\n",
+    "unfinished/journal.jsonl": "{}\n",
 }
 
 
@@ -178,6 +179,7 @@ LEARN = cases(
     ("fit {d}/badop.csv --device h100 --out {d}/m", "frobnicate"),
     ("fit {d}/negenergy.csv --device h100 --out {d}/m", "energy_j"),
     ("fit {d}/folder --device h100 --out {d}/m", "not a profile directory"),
+    ("fit {d}/unfinished --device h100 --out {d}/m", "profile not finished"),
     ("fit {d}/garbage.parquet --device h100 --out {d}/m", "cannot read"),
     ("fit {d}/cfg.json --device h100 --out {d}/m", "unsupported file type"),
     ("fit {d}/good.csv --out {d}/m", "device"),

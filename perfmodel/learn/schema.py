@@ -63,6 +63,9 @@ def _read_one(path: Path) -> pd.DataFrame:
     if path.is_dir():
         meta = read_metadata(path)
         file = path / PROFILE_FILE
+        if not file.exists() and (path / "journal.jsonl").exists():
+            raise PerfmodelError(f"{path}: profile not finished (no {PROFILE_FILE} yet); rerun "
+                                 f"`perfmodel profile --out {path}` to resume it")
         if not file.exists():
             raise PerfmodelError(f"{path}: not a profile directory (no {PROFILE_FILE})")
     else:
