@@ -2,8 +2,8 @@
 
 Each case is (argv, word): the command must exit with 2, print no traceback, and end its
 stderr with one `perfmodel CMD: error: ...` line containing `word`. Errors raised by the
-library (PerfmodelError) are the only stderr line; argparse's own errors (a non-numeric
-option value, conflicting flags) come after its usage lines. `{d}` in an argument is
+library (PerfmodelError) and argparse's own errors (a non-numeric option value,
+conflicting flags) alike are the only stderr line. `{d}` in an argument is
 replaced by a folder of prepared bad files and a small fitted predictor.
 """
 from __future__ import annotations
@@ -91,8 +91,7 @@ def check_error(argv, word, bad_dir, capsys, argparse_error=False):
     prog = "perfmodel" if argparse_error else f"perfmodel {argv[0]}"  # argparse: either
     assert lines and lines[-1].startswith(prog) and ": error: " in lines[-1], err
     assert word.lower() in lines[-1].lower(), lines[-1]
-    if not argparse_error:
-        assert len(lines) == 1, err
+    assert len(lines) == 1, err
 
 
 def cases(*rows):

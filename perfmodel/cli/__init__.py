@@ -9,13 +9,25 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 
 from perfmodel.errors import PerfmodelError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block), as every other error is printed."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"perfmodel: warning: {message}", file=file or sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every discovered subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="perfmodel",
         description="Predict runtime, energy, memory and MFU of deep-learning workloads.",
     )
@@ -31,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `perfmodel` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.showwarning = _one_line_warning
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
