@@ -26,6 +26,7 @@ _API = {
     "load": ("perfmodel.learn.predictor", "load"),
     "predict_model": ("perfmodel.predict.model", "predict_model"),
     "rank_candidates": ("perfmodel.predict.rank", "rank_candidates"),
+    "resolve_backend": ("perfmodel.predict.device", "resolve_backend"),
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -171,3 +171,18 @@ def test_power_and_energy_intervals(fitted):
     assert (res["pred_power_w"] <= res["pred_power_hi_w"]).all()
     assert (res["pred_energy_lo_j"] <= res["pred_energy_j"]).all()
     assert (res["pred_energy_j"] <= res["pred_energy_hi_j"]).all()
+
+
+def test_group_ids_with_missing_cells():
+    """Rows whose grouping columns are missing (a GEMM row has no conv columns) still group."""
+    import numpy as np
+    import pandas as pd
+
+    from perfmodel.learn.predictor import group_ids
+
+    df = pd.DataFrame({"op": ["gemm", "conv2d", "gemm", "gemm"],
+                       "m": pd.array([64, None, 64, 128], dtype="Int64"),
+                       "c_in": [np.nan, 3.0, np.nan, np.nan]})
+    ids = group_ids(df, ["op", "m", "c_in"])
+    assert ids[0] == ids[2] and len(set(ids)) == 3
+    assert list(group_ids(df)) == list(ids)  # default keys include the same columns

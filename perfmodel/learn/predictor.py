@@ -257,7 +257,10 @@ def group_ids(df: pd.DataFrame, group_by=None) -> np.ndarray:
     missing = [c for c in group_by if c not in df.columns]
     if missing:
         raise PerfmodelError(f"group-by column(s) {', '.join(missing)} not in the data (have: {', '.join(map(str, df.columns))})")
-    keys = df[list(group_by)].astype(str).agg("|".join, axis=1) if len(group_by) > 1 else df[group_by[0]].astype(str)
+    # Missing cells (a GEMM row has no conv columns) form their own key; pandas 3 keeps them
+    # missing through astype(str), so they are filled first.
+    cols = df[list(group_by)].astype(object)
+    keys = cols.where(cols.notna(), "<NA>").astype(str).agg("|".join, axis=1)
     return pd.factorize(keys)[0]
 
 
