@@ -235,15 +235,13 @@ READ_ONLY = cases(  # commands of helpers still at work: checked, not fixed here
     ("profile compare {d}/folder", "two profile"),
     ("profile --budget 1s --out {d}/empty.csv", "not a directory"),
 )
-KNOWN_BROKEN = [  # reported to their owners; strict, so a fix shows up here
-    pytest.param("rank RegNetX-200MF --factor 2 --plot {d}/plot.txt".split(), "txt",
-                 id="rank --plot unsupported format",
-                 marks=pytest.mark.xfail(raises=ValueError, strict=True,
-                                         reason="matplotlib's ValueError escapes")),
-]
+PLOT = cases(
+    ("rank RegNetX-200MF --factor 2 --plot {d}/plot.txt", "txt"),
+    ("rank RegNetX-200MF --factor 2 --plot {d}/plot", "unsupported image format"),
+)
 
 
-@pytest.mark.parametrize("argv, word", MODELS + MFU + LEARN + READ_ONLY + KNOWN_BROKEN)
+@pytest.mark.parametrize("argv, word", MODELS + MFU + LEARN + READ_ONLY + PLOT)
 def test_bad_input_is_one_error_line(argv, word, bad_dir, capsys):
     check_error(argv, word, bad_dir, capsys)
 

@@ -52,9 +52,22 @@ def parse_overrides(items) -> dict:
     return out
 
 
+def check_plot_path(path: str) -> None:
+    """Fail before any work when matplotlib cannot write the plot file's format."""
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    supported = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "webp", "tif", "tiff")
+    if suffix not in supported:
+        raise PerfmodelError(f"--plot {path!r}: unsupported image format {suffix or '(none)'!r}; "
+                             f"use one of .{', .'.join(supported)}")
+
+
 def run(args) -> int:
     from perfmodel.predict.rank import rank_candidates
 
+    if args.plot:
+        check_plot_path(args.plot)
     strategies = None
     if args.strategies:
         strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
