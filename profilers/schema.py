@@ -184,6 +184,9 @@ def export_csv(directory, out: Path | str | None = None) -> Path:
     """Write the profile's rows as CSV (default DIR/measurements.csv); returns the path."""
     frame = read_profile(directory)
     out = Path(out) if out else Path(directory) / "measurements.csv"
+    if out.suffix.lower() != ".csv":
+        raise PerfmodelError(f"{out}: export writes CSV; give a .csv path")
+    out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     return out
 

@@ -314,3 +314,14 @@ def test_scale_says_when_rounding_misses_the_factor(capsys):
     rc, out, err = run_cli(["scale", "RegNetX-200MF", "--factor", "4", "--strategy", "dwr",
                             "--json"], capsys)
     assert rc == 0 and err == "" and 3.5 < json.loads(out)["achieved_factor"] < 4.5
+
+
+def test_profile_export_creates_its_folder_and_refuses_non_csv(tmp_path, capsys):
+    prof = Path(__file__).resolve().parents[1] / "datasets" / "cpu-amd-epyc"
+    if not (prof / "measurements.parquet").is_file():
+        pytest.skip("no shipped CPU profile")
+    out = tmp_path / "new" / "rows.csv"
+    rc, _, _ = run_cli(["profile", "export", str(prof), "--output", str(out)], capsys)
+    assert rc == 0 and out.stat().st_size > 0
+    check_error(["profile", "export", str(prof), "--output", str(tmp_path / "x.parquet")],
+                "csv", tmp_path, capsys)
