@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +33,20 @@ from perfmodel.predict.optimes import OpTimes
 
 PER_OP_EXCLUDED = ("blocks", "validation")
 MIN_PER_OP_ROWS = 50
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # bump when the features or the fit change: cached fits go stale
 MAX_REL_IQR = 0.25  # block rows whose IQR exceeds 25% of the median are not calibrated on
 
 
 def datasets_dir() -> Path:
-    """Where shipped profiles live: `$PERFMODEL_DATASETS`, else `datasets/` of the repository."""
+    """Where shipped profiles live: `$PERFMODEL_DATASETS`, else `datasets/` of the repository
+    (a source checkout or editable install), else the copy a `pip install .` put under
+    `<prefix>/share/perfmodel/datasets`."""
     env = os.environ.get("PERFMODEL_DATASETS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "datasets"
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2] / "datasets"
+    installed = Path(sys.prefix) / "share" / "perfmodel" / "datasets"
+    return repo if repo.is_dir() or not installed.is_dir() else installed
 
 
 def cache_dir() -> Path:
@@ -310,7 +317,7 @@ def from_profile(path: Path, spec=None) -> Backend:
 def _cached_predictor(per_op: pd.DataFrame, spec, digest: str):
     from perfmodel.learn.predictor import fit, load
 
-    where = cache_dir() / f"predictor-{digest}"
+    where = cache_dir() / f"predictor-v{CACHE_VERSION}-{digest}"
     if (where / "predictor.json").is_file():
         try:
             with warnings.catch_warnings():
