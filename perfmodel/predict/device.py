@@ -11,7 +11,8 @@
   the catalogue + roofline. `Backend.description` says which, and every result carries it.
 
 Fitted predictors and calibrations are cached in memory and on disk (`PERFMODEL_CACHE`,
-default `~/.cache/perfmodel`), keyed by the SHA-256 of the profile's measurements.
+default `~/.cache/perfmodel`), keyed by the SHA-256 of the profile's measurements and of
+the fitting code (a changed feature set refits instead of loading a stale fit).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from perfmodel.predict.optimes import OpTimes
 
 PER_OP_EXCLUDED = ("blocks", "validation")
 MIN_PER_OP_ROWS = 50
-CACHE_VERSION = 4  # bump when the features or the fit change: cached fits go stale
+CACHE_VERSION = 4  # bump when the cached files change format
 MAX_REL_IQR = 0.25  # block rows whose IQR exceeds 25% of the median are not calibrated on
 
 
@@ -270,8 +271,29 @@ def read_profile_rows(path: Path) -> pd.DataFrame:
 
 
 def _digest(path: Path) -> str:
-    """SHA-256 (16 hex digits) of a profile's measurements."""
-    return hashlib.sha256((Path(path) / "measurements.parquet").read_bytes()).hexdigest()[:16]
+    """SHA-256 (16 hex digits) of a profile's measurements and of the code that fits on them.
+
+    The code part (`perfmodel.learn`, the calibration and per-op pricing sources) makes a
+    changed feature set or fit refit instead of loading a stale cached one.
+    """
+    h = hashlib.sha256((Path(path) / "measurements.parquet").read_bytes())
+    h.update(_code_digest().encode())
+    return h.hexdigest()[:16]
+
+
+_CODE_DIGEST: list[str] = []
+
+
+def _code_digest() -> str:
+    if not _CODE_DIGEST:
+        here = Path(__file__).resolve().parent
+        files = sorted((here.parent / "learn").glob("*.py")) + [
+            here / "calibration.py", here / "optimes.py", here / "counts.py"]
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.name.encode() + f.read_bytes())
+        _CODE_DIGEST.append(h.hexdigest())
+    return _CODE_DIGEST[0]
 
 
 def from_profile(path: Path, spec=None) -> Backend:
