@@ -288,7 +288,8 @@ def _code_digest() -> str:
     if not _CODE_DIGEST:
         here = Path(__file__).resolve().parent
         files = sorted((here.parent / "learn").glob("*.py")) + [
-            here / "calibration.py", here / "optimes.py", here / "counts.py"]
+            here / "calibration.py", here / "optimes.py", here / "counts.py",
+            here / "native.py"]
         h = hashlib.sha256()
         for f in files:
             h.update(f.name.encode() + f.read_bytes())
@@ -322,6 +323,10 @@ def from_profile(path: Path, spec=None) -> Backend:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             how = f"roofline per op (fitting a per-op predictor failed: {msg})"
     optimes = OpTimes(spec, predictor)
+    if predictor is not None:
+        from perfmodel.predict.native import fit_native
+
+        optimes.native = fit_native(rows[~rows["suite"].astype(str).isin(PER_OP_EXCLUDED)])
     blocks = rows[rows["suite"].astype(str) == "blocks"]
     calibration = _cached_calibration(blocks, optimes, digest)
     optimes.power_w = calibration.power_w if np.isfinite(calibration.power_w) else None

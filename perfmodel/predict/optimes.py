@@ -48,6 +48,7 @@ class OpTimes:
         self.device = device
         self.predictor = predictor
         self.power_w = power_w  # average watts when no per-op power model exists
+        self.native = None  # NativeConv: floor of 1x1 convs off oneDNN (`native.py`)
         self._cache: dict[tuple, tuple] = {}
 
     @property
@@ -94,6 +95,8 @@ class OpTimes:
                 frame[c] = pd.to_numeric(frame[c], errors="coerce").fillna(0).round().astype("int64")
         res = self._learned(frame, roof)
         res = self._backward_as_difference(frame, res, roof)
+        if self.native:
+            res = self._native_floor(frame, res)
         t = res["pred_time_s"].to_numpy(dtype=float)
         bad = ~np.isfinite(t) | (t <= 0)
         t = np.where(bad, roof, t)
@@ -118,6 +121,19 @@ class OpTimes:
             part = self.predictor.predict(frame.iloc[sel].reset_index(drop=True), device=None)
             for c in res.columns:
                 res.iloc[sel, res.columns.get_loc(c)] = part[c].to_numpy(dtype=float)
+        return res
+
+    def _native_floor(self, frame: pd.DataFrame, res: pd.DataFrame) -> pd.DataFrame:
+        """Raise 1x1 convolutions on PyTorch's native CPU path to their fitted line."""
+        floor = self.native.floor(frame)
+        t = res["pred_time_s"].to_numpy(dtype=float)
+        up = np.isfinite(floor) & (floor > t)
+        if not up.any():
+            return res
+        res = res.copy()
+        scale = np.where(up, floor / t, 1.0)
+        for col in ("pred_time_s", "pred_time_lo_s", "pred_time_hi_s", "pred_energy_j"):
+            res[col] = res[col].to_numpy(dtype=float) * scale
         return res
 
     def _backward_as_difference(self, frame: pd.DataFrame, res: pd.DataFrame,

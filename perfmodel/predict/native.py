@@ -1,0 +1,126 @@
+"""CPU 1x1 convolutions that leave oneDNN: a floor fitted on the profile's conv suite.
+
+PyTorch's CPU dispatch runs an unstrided, undilated 1x1 float32 convolution of fewer than
+16 samples on its native kernel instead of oneDNN when it runs single-threaded. That
+kernel runs one GEMM (c_out x out_h*out_w x c_in) per sample; with a small map (a few
+pixels: the last stages of a CNN at low resolution) the BLAS runs it at a few GFLOP/s, an
+order of magnitude below the oneDNN path, and a learned per-op model that has seen few
+such shapes smooths the cliff away.
+
+Per phase (`fwd`, `fwd_bwd`) and per output map size `n = out_h*out_w`, the conv suite's
+rows of that kind give a line `t = a + F / rate` (F: the row's FLOPs, fwd x1, fwd_bwd x3),
+fitted by non-negative least squares when at least `MIN_ROWS` rows span a factor
+`MIN_SPAN` in F; between two fitted sizes the line is interpolated geometrically in n. A
+convolution of that kind is then predicted at no less than its line (the backward at no
+less than the fwd_bwd line minus the fwd one). On a profile measured
+with several threads the rows run on oneDNN and the line lies below the learned
+prediction, so it does not bind. Only per-op suites are used, never blocks or validation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+MIN_ROWS = 2
+MIN_SPAN = 8.0  # largest / smallest FLOPs of the rows a line is fitted on
+PHASE_FLOPS = {"fwd": 1.0, "fwd_bwd": 3.0}
+
+
+def _num(df: pd.DataFrame, col: str, default: float) -> np.ndarray:
+    if col not in df.columns:
+        return np.full(len(df), default)
+    return pd.to_numeric(df[col], errors="coerce").fillna(default).to_numpy(dtype=float)
+
+
+def native_shape(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mask of rows on the native 1x1 path, output map size n, forward FLOPs)."""
+    if not len(df) or "op" not in df.columns:
+        z = np.zeros(len(df))
+        return z.astype(bool), z, z
+    batch = _num(df, "batch", np.nan)
+    kh = _num(df, "kernel_h", np.nan)
+    kw = np.where(np.isnan(_num(df, "kernel_w", np.nan)), kh, _num(df, "kernel_w", np.nan))
+    stride, dil, pad = _num(df, "stride", 1.0), _num(df, "dilation", 1.0), _num(df, "padding", 0.0)
+    groups = _num(df, "groups", 1.0)
+    dtype = df["dtype"].astype(str).to_numpy() if "dtype" in df.columns else np.full(len(df), "float32")
+    h, w = _num(df, "h", np.nan), _num(df, "w", np.nan)
+    w = np.where(np.isnan(w), h, w)
+    n = (h + 2 * pad) * (w + 2 * pad)
+    mask = ((df["op"].astype(str).to_numpy() == "conv2d") & (kh == 1) & (kw == 1)
+            & (stride == 1) & (dil == 1) & (batch < 16) & (dtype == "float32")
+            & np.isfinite(n) & (n > 0))
+    flops = 2 * batch * _num(df, "c_out", np.nan) * _num(df, "c_in", np.nan) / groups * n
+    return mask, np.where(mask, n, 0.0), np.where(mask, flops, 0.0)
+
+
+@dataclass
+class NativeConv:
+    """Lines `t = a + F / rate` per (phase, n)."""
+
+    lines: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)  # (a s, s/FLOP)
+
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
+    def floor(self, frame: pd.DataFrame) -> np.ndarray:
+        """Least seconds of each row of a counted op table (NaN where no line applies)."""
+        out = np.full(len(frame), np.nan)
+        if not self.lines or not len(frame):
+            return out
+        mask, n, flops = native_shape(frame)
+        phase = (frame["phase"].astype(str).to_numpy() if "phase" in frame.columns
+                 else np.full(len(frame), "fwd"))
+        for i in np.flatnonzero(mask):
+            f = self.line("fwd", n[i])
+            if f is None:
+                continue
+            t_fwd = f[0] + f[1] * flops[i]
+            if phase[i] == "fwd":
+                out[i] = t_fwd
+            elif phase[i] == "bwd":
+                b = self.line("fwd_bwd", n[i])
+                if b is not None:
+                    out[i] = b[0] + b[1] * 3 * flops[i] - t_fwd
+        return out
+
+    def line(self, phase: str, n: float) -> tuple[float, float] | None:
+        """(a, seconds per FLOP) at map size n: the fitted line, else interpolated
+        geometrically between the nearest fitted sizes around it (never extrapolated)."""
+        hit = self.lines.get((phase, int(n)))
+        if hit is not None:
+            return hit
+        sizes = sorted(k for p, k in self.lines if p == phase)
+        below = [k for k in sizes if k < n]
+        above = [k for k in sizes if k > n]
+        if not below or not above:
+            return None
+        lo, hi = self.lines[(phase, below[-1])], self.lines[(phase, above[0])]
+        x = np.log(n / below[-1]) / np.log(above[0] / below[-1])
+        return tuple(float(np.exp((1 - x) * np.log(max(u, 1e-30)) + x * np.log(max(v, 1e-30))))
+                     for u, v in zip(lo, hi))
+
+
+def fit_native(per_op: pd.DataFrame) -> NativeConv:
+    """Lines of the native 1x1 path from a profile's per-op rows (conv suite)."""
+    from scipy.optimize import nnls
+
+    out = NativeConv()
+    if not len(per_op) or "phase" not in per_op.columns:
+        return out
+    mask, n, flops = native_shape(per_op)
+    t = _num(per_op, "time_s", np.nan)
+    phase = per_op["phase"].astype(str).to_numpy()
+    for ph, mult in PHASE_FLOPS.items():
+        sel = mask & (phase == ph) & np.isfinite(t) & (t > 0) & (flops > 0)
+        for key in np.unique(n[sel]):
+            rows = sel & (n == key)
+            f, y = flops[rows] * mult, t[rows]
+            if rows.sum() < MIN_ROWS or f.max() < MIN_SPAN * f.min():
+                continue
+            A = np.column_stack([np.ones_like(f), f]) / y[:, None]  # relative error
+            coef, _ = nnls(A, np.ones(len(y)))
+            if coef[1] > 0:
+                out.lines[(ph, int(key))] = (float(coef[0]), float(coef[1]))
+    return out

@@ -1,0 +1,63 @@
+"""The floor of 1x1 convolutions on PyTorch's native CPU path, fitted on a real conv suite."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perfmodel.predict.device import PER_OP_EXCLUDED, datasets_dir
+from perfmodel.predict.native import NativeConv, fit_native, native_shape
+
+
+def conv(batch=8, c=384, h=2, k=1, stride=1, dtype="float32", direction="fwd"):
+    return dict(op="conv2d", phase=direction, dtype=dtype, batch=batch, c_in=c, c_out=c, h=h,
+                w=h, kernel_h=k, kernel_w=k, stride=stride, padding=k // 2, dilation=1,
+                groups=1)
+
+
+@pytest.fixture(scope="module")
+def conv_rows():
+    """The per-op rows of the shipped single-threaded CPU profile (skip without one)."""
+    root = datasets_dir()
+    for meta in sorted(root.glob("*/metadata.json")) if root.is_dir() else []:
+        m = json.loads(meta.read_text())
+        rows = meta.parent / "measurements.parquet"
+        if m.get("catalogue_key") == "cpu" and m.get("torch_threads") == 1 and rows.is_file():
+            df = pd.read_parquet(rows)
+            df = df[df["status"] == "ok"]
+            return df[~df["suite"].isin(PER_OP_EXCLUDED)]
+    pytest.skip("no single-threaded CPU profile under datasets/")
+
+
+def test_shape_mask_follows_the_dispatch_rule():
+    df = pd.DataFrame([conv(), conv(k=3), conv(stride=2), conv(batch=16), conv(dtype="bfloat16"),
+                       dict(op="gemm", phase="fwd", dtype="float32", m=4, n=4, k=4)])
+    mask, n, flops = native_shape(df)
+    assert mask.tolist() == [True, False, False, False, False, False]
+    assert n[0] == 4 and flops[0] == 2 * 8 * 384 * 384 * 4
+
+
+def test_fitted_lines_show_the_small_map_cliff(conv_rows):
+    nc = fit_native(conv_rows)
+    assert ("fwd", 4) in nc.lines and ("fwd", 196) in nc.lines
+    rate = {n: 1 / nc.lines[("fwd", n)][1] for n in (4, 196)}
+    assert rate[4] < rate[196] / 4  # a 2x2 map runs far below a 14x14 one
+    # the fitted line reproduces the suite's widest 2x2 measurement within 25 %
+    mask, n, flops = native_shape(conv_rows)
+    sel = mask & (n == 4) & (conv_rows["phase"] == "fwd").to_numpy()
+    i = np.flatnonzero(sel)[np.argmax(flops[sel])]
+    a, s = nc.lines[("fwd", 4)]
+    assert abs((a + s * flops[i]) / conv_rows["time_s"].iloc[i] - 1) < 0.25
+
+
+def test_floor_applies_to_native_rows_only(conv_rows):
+    nc = fit_native(conv_rows)
+    df = pd.DataFrame([conv(), conv(direction="bwd"), conv(k=3), conv(h=3), conv(h=1)])
+    f = nc.floor(df)
+    assert f[0] > 0 and f[1] > 0
+    assert np.isnan(f[2])  # 3x3: oneDNN
+    assert 0 < f[3] < f[0] * 9 / 4  # 3x3 map: interpolated between fitted sizes
+    assert np.isnan(f[4])  # 1x1 map: below every fitted size, not extrapolated
+    assert np.isnan(NativeConv().floor(df)).all()
