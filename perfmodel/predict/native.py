@@ -10,7 +10,7 @@ such shapes smooths the cliff away.
 Per phase (`fwd`, `fwd_bwd`) and per output map size `n = out_h*out_w`, the conv suite's
 rows of that kind give a line `t = a + F / rate` (F: the row's FLOPs, fwd x1, fwd_bwd x3),
 fitted by non-negative least squares when at least `MIN_ROWS` rows span a factor
-`MIN_SPAN` in F; between two fitted sizes the line is interpolated geometrically in n. A
+`MIN_SPAN` in F; a size between two fitted ones takes the line of the smaller. A
 convolution of that kind is then predicted at no less than its line (the backward at no
 less than the fwd_bwd line minus the fwd one). On a profile measured
 with several threads the rows run on oneDNN and the line lies below the learned
@@ -86,20 +86,18 @@ class NativeConv:
         return out
 
     def line(self, phase: str, n: float) -> tuple[float, float] | None:
-        """(a, seconds per FLOP) at map size n: the fitted line, else interpolated
-        geometrically between the nearest fitted sizes around it (never extrapolated)."""
+        """(a, seconds per FLOP) at map size n: its fitted line, else that of the nearest
+        fitted size below it (BLAS small-n kernels change speed in steps, and a size between
+        two fitted ones runs like the smaller until the next step); None outside the fitted
+        range (never extrapolated)."""
         hit = self.lines.get((phase, int(n)))
         if hit is not None:
             return hit
         sizes = sorted(k for p, k in self.lines if p == phase)
         below = [k for k in sizes if k < n]
-        above = [k for k in sizes if k > n]
-        if not below or not above:
+        if not below or not any(k > n for k in sizes):
             return None
-        lo, hi = self.lines[(phase, below[-1])], self.lines[(phase, above[0])]
-        x = np.log(n / below[-1]) / np.log(above[0] / below[-1])
-        return tuple(float(np.exp((1 - x) * np.log(max(u, 1e-30)) + x * np.log(max(v, 1e-30))))
-                     for u, v in zip(lo, hi))
+        return self.lines[(phase, below[-1])]
 
 
 def fit_native(per_op: pd.DataFrame) -> NativeConv:
