@@ -12,9 +12,9 @@ rows of that kind give a line `t = a + F / rate` (F: the row's FLOPs, fwd x1, fw
 fitted by non-negative least squares when at least `MIN_ROWS` rows span a factor
 `MIN_SPAN` in F; a size between two fitted ones takes the line of the smaller. A
 convolution of that kind is then predicted at no less than its line (the backward at no
-less than the fwd_bwd line minus the fwd one). On a profile measured
-with several threads the rows run on oneDNN and the line lies below the learned
-prediction, so it does not bind. Only per-op suites are used, never blocks or validation.
+less than the fwd_bwd line minus the fwd one, and no less than the fwd line: its input
+gradient is the same per-sample GEMM). On a profile measured with several threads the
+rows run on oneDNN and the line lies below the learned prediction, so it does not bind. Only per-op suites are used, never blocks or validation.
 """
 from __future__ import annotations
 
@@ -80,9 +80,11 @@ class NativeConv:
             if phase[i] == "fwd":
                 out[i] = t_fwd
             elif phase[i] == "bwd":
+                # the input gradient alone is the forward's small-n GEMM again (W^T @ dY
+                # per sample), so the backward is no faster than the forward line
                 b = self.line("fwd_bwd", n[i])
-                if b is not None:
-                    out[i] = b[0] + b[1] * 3 * flops[i] - t_fwd
+                diff = b[0] + b[1] * 3 * flops[i] - t_fwd if b is not None else 0.0
+                out[i] = max(diff, t_fwd)
         return out
 
     def line(self, phase: str, n: float) -> tuple[float, float] | None:
