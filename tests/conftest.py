@@ -33,3 +33,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"public validation data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def no_shipped_profiles(tmp_path, monkeypatch):
+    """Predict with the catalogue + roofline only: no shipped datasets/, an empty cache."""
+    from perfmodel.predict import device as device_mod
+
+    monkeypatch.setenv("PERFMODEL_DATASETS", str(tmp_path / "no-datasets"))
+    monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "cache"))
+    device_mod._BACKENDS.clear()
+    yield
+    device_mod._BACKENDS.clear()

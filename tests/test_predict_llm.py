@@ -6,7 +6,6 @@ import pytest
 from perfmodel.errors import PerfmodelError
 from perfmodel.hardware.catalogue import get_device
 from perfmodel.models.transformer_config import TransformerConfig
-from perfmodel.predict import device as device_mod
 from perfmodel.predict.llm import (INTERCONNECT_BW, interconnect_bandwidth,
                                    predict_training_step)
 
@@ -14,13 +13,7 @@ CFG = TransformerConfig(name="tiny", d_model=128, n_layers=3, n_heads=4, d_ff=51
                         vocab_size=256, seq_len=64)
 
 
-@pytest.fixture(autouse=True)
-def no_shipped_profiles(tmp_path, monkeypatch):
-    monkeypatch.setenv("PERFMODEL_DATASETS", str(tmp_path / "no-datasets"))
-    monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "cache"))
-    device_mod._BACKENDS.clear()
-    yield
-    device_mod._BACKENDS.clear()
+pytestmark = pytest.mark.usefixtures("no_shipped_profiles")
 
 
 def test_allreduce_and_accumulation_terms():

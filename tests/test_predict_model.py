@@ -8,19 +8,11 @@ from torch import nn
 
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict import predict_model, resolve_backend
-from perfmodel.predict import device as device_mod
 from perfmodel.predict.counts import assemble_saved_bytes, count_part
 from perfmodel.predict.parts import model_parts, parts_of
 
 
-@pytest.fixture(autouse=True)
-def no_shipped_profiles(tmp_path, monkeypatch):
-    """Predict with the catalogue + roofline: no datasets/, no cache."""
-    monkeypatch.setenv("PERFMODEL_DATASETS", str(tmp_path / "no-datasets"))
-    monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "cache"))
-    device_mod._BACKENDS.clear()
-    yield
-    device_mod._BACKENDS.clear()
+pytestmark = pytest.mark.usefixtures("no_shipped_profiles")
 
 
 def mlp():

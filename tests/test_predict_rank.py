@@ -7,20 +7,13 @@ import numpy as np
 import pytest
 
 from perfmodel.cli import main
-from perfmodel.predict import device as device_mod
 from perfmodel.predict.rank import pareto_front, rank_candidates
 
 JSON_REQUIRED = {"strategy", "params", "flops", "acts", "pred_time_s", "pred_energy_j",
                  "pred_peak_bytes", "rank", "pareto", "pred_time_s_lo", "pred_time_s_hi"}
 
 
-@pytest.fixture(autouse=True)
-def no_shipped_profiles(tmp_path, monkeypatch):
-    monkeypatch.setenv("PERFMODEL_DATASETS", str(tmp_path / "no-datasets"))
-    monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "cache"))
-    device_mod._BACKENDS.clear()
-    yield
-    device_mod._BACKENDS.clear()
+pytestmark = pytest.mark.usefixtures("no_shipped_profiles")
 
 
 def test_pareto_front_by_hand():
