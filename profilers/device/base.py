@@ -93,8 +93,12 @@ class Device:
         return DeviceState()
 
     def idle_power_w(self, seconds: float = 2.0) -> float | None:
-        """Average power while idle (None without an energy source)."""
-        return None
+        """Average power over an idle window (None without an energy source)."""
+        if not self.has_energy:
+            return None
+        self.begin_window("idle")
+        time.sleep(seconds)
+        return self.end_window("idle").power_w
 
     def reset_peak_memory(self) -> None:
         """Start a new peak-memory measurement."""

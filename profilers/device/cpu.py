@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from profilers.device.base import Device, DeviceState, EnergyWindow
@@ -56,13 +55,6 @@ class CpuDevice(Device):
             except (OSError, ValueError):
                 continue
         return DeviceState(sm_clock_hz=sum(freqs) / len(freqs) if freqs else float("nan"))
-
-    def idle_power_w(self, seconds: float = 2.0) -> float | None:
-        if not self.has_energy:
-            return None
-        self.begin_window("idle")
-        time.sleep(seconds)
-        return self.end_window("idle").power_w
 
     def metadata(self) -> dict:
         import torch

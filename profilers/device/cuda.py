@@ -78,13 +78,6 @@ class CudaDevice(Device):
     def state(self) -> DeviceState:
         return self.nvml.state() if self.nvml is not None else DeviceState()
 
-    def idle_power_w(self, seconds: float = 2.0) -> float | None:
-        if not self.has_energy:
-            return None
-        self.begin_window("idle")
-        time.sleep(seconds)
-        return self.end_window("idle").power_w
-
     # -- memory and capabilities ----------------------------------------------------
     def reset_peak_memory(self) -> None:
         import torch
