@@ -14,6 +14,7 @@ from profilers.device import Device, open_device
 from profilers.journal import Journal
 from profilers.measure import measure_point
 from profilers.progress import fmt_seconds, make_progress
+from profilers.repeat import add_noise, measure_repeat, repeat_budget
 from profilers.schema import (JOURNAL, METADATA, SCHEMA_VERSION, dedupe, read_metadata,
                               read_profile, write_measurements, write_metadata)
 from profilers.suites import get_suite
@@ -45,6 +46,7 @@ class SuiteState:
     points: int = 0
     failed: int = 0
     reason: str = ""  # why it ended: "budget", "exhausted", "unavailable: ..." ("" = running)
+    repeated: int = 0  # points measured again in the repeat pass
 
 
 @dataclass
@@ -59,10 +61,16 @@ class ProfileResult:
         """A short table: points, failures, time spent per suite, and the energy source."""
         lines = [f"profile {self.directory} ({self.metadata.get('device_name')}, "
                  f"{'complete' if self.metadata.get('complete') else 'incomplete'})"]
-        lines.append(f"{'suite':<12}{'points':>8}{'failed':>8}{'spent':>10}{'budget':>10}  ended")
+        bands = self.metadata.get("repeat_bands", {})
+        lines.append(f"{'suite':<12}{'points':>8}{'failed':>8}{'repeated':>10}{'band':>8}"
+                     f"{'spent':>10}{'budget':>10}  ended")
         for s in self.suites:
-            lines.append(f"{s.name:<12}{s.points:>8}{s.failed:>8}{fmt_seconds(s.spent_s):>10}"
-                         f"{fmt_seconds(s.budget_s):>10}  {s.reason}")
+            band = (bands.get(s.name) or {}).get("band")
+            band_txt = f"{band:.1%}" if band is not None else "-"
+            lines.append(f"{s.name:<12}{s.points:>8}{s.failed:>8}{s.repeated:>10}{band_txt:>8}"
+                         f"{fmt_seconds(s.spent_s):>10}{fmt_seconds(s.budget_s):>10}  {s.reason}")
+        lines.append("band: a re-measurement lands within +-band of time_s 90% of the time "
+                     "(from the repeat pass)")
         ok = self.frame[self.frame["status"] == "ok"]
         if len(ok) and ok["energy_j"].notna().any():
             lines.append(f"energy measured for {int(ok['energy_j'].notna().sum())} of {len(ok)} points")
@@ -164,35 +172,44 @@ def run_profile(config: ProfileConfig, progress: str = "auto") -> ProfileResult:
 def _run(config, device, meta, journal, out, progress, resumed) -> ProfileResult:
     shares = split_budget(config.budget_s, {n: get_suite(n).weight for n in config.suites})
     prior = read_profile(out).to_dict("records") if resumed else []
-    ended = {r["name"]: r for r in journal.read() if r.get("kind") == "suite_end"}
+    records = journal.read()
+    repeats = [r for r in records if r.get("kind") == "repeat"]
+    ended = {r["name"]: r for r in records if r.get("kind") == "suite_end"}
     ended.update({s["name"]: s for s in meta.get("suite_state", []) if s.get("reason")})
     states, carry = [], 0.0
     spent_before = sum(float(r.get("wall_s") or 0) for r in prior)
     with make_progress(config.budget_s, progress) as bar:
         for name in config.suites:
             rows = _points_of(prior, name)
+            again = _points_of(repeats, name)
             state = SuiteState(name, shares[name] + carry,
-                               sum(float(r.get("wall_s") or 0) for r in rows), len(rows),
-                               sum(r.get("status") == "failed" for r in rows))
+                               sum(float(r.get("wall_s") or 0) for r in rows + again), len(rows),
+                               sum(r.get("status") == "failed" for r in rows), repeated=len(again))
+            spent_before += sum(float(r.get("wall_s") or 0) for r in again)
             if name in ended:
                 state.reason = ended[name]["reason"]
+                state.repeated = int(ended[name].get("repeated", state.repeated))
             else:
-                spent_before = _run_suite(get_suite(name), state, rows, config, device,
+                spent_before = _run_suite(get_suite(name), state, rows, again, config, device,
                                           journal, bar, spent_before)
                 journal.append({"kind": "suite_end", **asdict(state)})
             carry = max(0.0, state.budget_s - state.spent_s)
             states.append(state)
     frame = dedupe(read_profile(out))
+    repeats = [r for r in journal.read() if r.get("kind") == "repeat"]
+    frame, bands = add_noise(frame, repeats)
     write_measurements(frame, out)
     meta.update(complete=True, finished=_now(), load_average_end=_load_average(),
-                suite_state=[asdict(s) for s in states])
+                suite_state=[asdict(s) for s in states], repeat_bands=bands)
     write_metadata(meta, out)
     journal.remove()
     return ProfileResult(out, frame, meta, states, resumed)
 
 
-def _run_suite(suite, state: SuiteState, rows, config, device, journal, bar, spent_total) -> float:
-    """Measure the suite's points in order until its budget or its points run out."""
+def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, bar,
+               spent_total) -> float:
+    """Measure the suite's points in order until the budget (less the repeat pass's
+    reserve) or the points run out, then time its first points again (`profilers.repeat`)."""
     done = {r["point_id"] for r in rows}
     try:
         points = suite.points(device)
@@ -202,21 +219,43 @@ def _run_suite(suite, state: SuiteState, rows, config, device, journal, bar, spe
     if not points:
         state.reason = "unavailable: no points for this device"
         return spent_total
-    per_point = state.spent_s / max(state.points, 1)
+    main_budget = state.budget_s - repeat_budget(state.budget_s)
+    spent_main = sum(float(r.get("wall_s") or 0) for r in rows)
+    per_point = spent_main / max(state.points, 1)
+    state.reason = "exhausted"
     for seq, point in enumerate(points):
         if point.id in done:
             continue
-        left = state.budget_s - state.spent_s
+        left = main_budget - spent_main
         if left <= 0 or (state.points and left < 0.5 * per_point):
             state.reason = "budget"
-            return spent_total
+            break
         row = measure_point(suite, point, seq, device, flush_l2=config.flush_l2)
         journal.append({"kind": "point", **row})
+        done.add(point.id)
         state.points += 1
         state.failed += row["status"] == "failed"
         state.spent_s += row["wall_s"]
+        spent_main += row["wall_s"]
         spent_total += row["wall_s"]
-        per_point = state.spent_s / state.points
+        per_point = spent_main / state.points
         bar.update(suite.name, state.points, state.failed, spent_total)
-    state.reason = "exhausted"
+    ok = {r["point_id"] for r in rows if r.get("status") == "ok"}
+    ok |= {r["point_id"] for r in journal.read() if r.get("kind") == "point"
+           and r.get("suite") == suite.name and r.get("status") == "ok"}
+    repeated = {r["point_id"] for r in again}
+    spent_repeat = sum(float(r.get("wall_s") or 0) for r in again)
+    for point in points:
+        if state.spent_s >= state.budget_s or spent_repeat >= repeat_budget(state.budget_s):
+            break
+        if point.id not in ok or point.id in repeated:
+            continue
+        rec = measure_repeat(suite, point, device, flush_l2=config.flush_l2)
+        journal.append(rec)
+        repeated.add(point.id)
+        state.repeated += rec.get("time_s") is not None
+        state.spent_s += rec["wall_s"]
+        spent_repeat += rec["wall_s"]
+        spent_total += rec["wall_s"]
+        bar.update(suite.name, state.points, state.failed, spent_total)
     return spent_total

@@ -14,7 +14,8 @@ import pandas as pd
 
 from perfmodel.errors import PerfmodelError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 lacks the repeat-pass columns (read as empty)
 MEASUREMENTS = "measurements.parquet"
 METADATA = "metadata.json"
 JOURNAL = "journal.jsonl"
@@ -67,6 +68,11 @@ COLUMNS: tuple[Column, ...] = (
     _C("bytes", "float64", "B", "minimum bytes read + written by one execution"),
     _C("time_s", "float64", "s", "median time of one execution"),
     _C("time_iqr_s", "float64", "s", "interquartile range of the timed samples"),
+    _C("time_repeat_s", "float64", "s", "median of the same point timed again at the end of "
+       "its suite (the repeat pass; empty for points not repeated)"),
+    _C("time_noise_s", "float64", "s", "half-width of the band around time_s in which a "
+       "re-measurement falls 90% of the time: the suite's repeat-pass band x time_s, at "
+       "least time_iqr_s"),
     _C("reps", "Int64", "", "timed samples (each the mean of inner_reps executions)"),
     _C("inner_reps", "Int64", "", "back-to-back executions per timed sample"),
     _C("energy_j", "float64", "J", "energy of one execution (window energy / executions); "
@@ -162,9 +168,9 @@ def read_profile(directory, include_journal: bool = True) -> pd.DataFrame:
     directory = Path(directory)
     meta = read_metadata(directory)
     version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise PerfmodelError(f"{directory}: profile schema version {version}, this "
-                             f"profilers reads version {SCHEMA_VERSION}")
+                             f"profilers reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     rows = []
     path = directory / MEASUREMENTS
     if path.is_file():

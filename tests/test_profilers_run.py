@@ -164,9 +164,30 @@ def test_compare_reports_agreement_against_iqr(tmp_path):
     fake(tmp_path / "b", [1.05, 2.5, 3.0], [0.1, 0.1, 0.0])
     cmp = compare_profiles(tmp_path / "a", tmp_path / "b")
     assert list(cmp.frame["agree"]) == [True, False, True]
+    assert list(cmp.frame["in_b"]) == [True, False, True]  # version-1 rows: the IQR is the band
     assert cmp.agree_fraction == pytest.approx(2 / 3)
-    assert cmp.frame["z"].iloc[1] == pytest.approx(0.5 / 0.2)
+    assert cmp.frame["z"].iloc[1] == pytest.approx(0.5 / 0.1)
     assert "67% agree" in cmp.report()
+
+
+def test_compare_uses_the_reported_noise_band_one_way_each(tmp_path):
+    from profilers.schema import SCHEMA_VERSION, to_frame, write_measurements, write_metadata
+
+    def fake(path, times, noise):
+        path.mkdir()
+        rows = [dict(point_id=f"s/op/fwd/float32/i={i}", suite="s", seq=i, status="ok",
+                     time_s=t, time_iqr_s=0.0, time_noise_s=q)
+                for i, (t, q) in enumerate(zip(times, noise))]
+        write_measurements(to_frame(rows), path)
+        write_metadata({"schema_version": SCHEMA_VERSION}, path)
+
+    fake(tmp_path / "a", [1.0, 1.0], [0.2, 0.05])
+    fake(tmp_path / "b", [1.1, 1.1], [0.05, 0.2])
+    cmp = compare_profiles(tmp_path / "a", tmp_path / "b")
+    assert list(cmp.frame["in_a"]) == [True, False]
+    assert list(cmp.frame["in_b"]) == [False, True]
+    assert cmp.agree_fraction == pytest.approx(0.5)
+    assert "claims 90%" in cmp.report()
 
 
 def test_profilers_run_without_optional_packages(tmp_path):

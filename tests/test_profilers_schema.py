@@ -96,6 +96,8 @@ def test_shipped_cpu_profile_is_readable_and_small():
         assert set(frame["suite"]) >= {"gemm", "conv", "blocks", "validation"}
         ok = frame[frame["status"] == "ok"]
         assert (ok["time_s"] > 0).all() and (ok["time_iqr_s"] >= 0).all()
+        assert (ok["time_noise_s"] >= ok["time_iqr_s"]).all()  # the repeat pass ran
+        assert set(meta["repeat_bands"]) >= {"gemm", "conv", "blocks", "validation"}
         gemm = ok[ok["suite"] == "gemm"]
         assert gemm[["m", "n", "k", "b"]].notna().all().all()
         blocks = ok[ok["suite"].isin(["blocks", "validation"])]

@@ -1,0 +1,92 @@
+"""The repeat pass: how far a point's median moves when it is measured again later.
+
+A point's samples are taken within a fraction of a second, so their interquartile range
+misses what drifts over minutes (clock and turbo state, neighbours on a shared machine,
+thermal state). At the end of each suite the runner therefore measures the suite's first
+points again (the spread order makes them a sample of the whole suite) with a share
+`REPEAT_FRACTION` of the suite's budget. From the relative differences between the two
+medians each suite gets its band: the `BAND_COVERAGE` quantile of |repeat - first| / first.
+Every ok row then reports `time_noise_s`, the half-width of the band in which a later
+measurement of the point is expected to fall `BAND_COVERAGE` of the time: the suite's
+band times `time_s`, and never less than the point's own `time_iqr_s`.
+`time_s` itself stays the first measurement's median.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+
+from profilers.device import Device
+from profilers.measure import error_text
+from profilers.points import Point
+from profilers.timer import Timer
+
+REPEAT_FRACTION = 0.15  # of each suite's budget, reserved for the repeat pass
+BAND_COVERAGE = 0.9  # a re-measurement falls inside time_s +- time_noise_s this often
+MIN_REPEATS = 5  # fewer repeats in a suite: use the band pooled over all suites
+
+
+def measure_repeat(suite, point: Point, device: Device, *, flush_l2: bool = False) -> dict:
+    """A repeat record: the point timed again (no memory or energy), or its failure."""
+    start = time.perf_counter()
+    rec = {"kind": "repeat", "point_id": point.id, "suite": point.suite}
+    workload = None
+    try:
+        workload = suite.build(point, device)
+        with workload.context():
+            timing = Timer(device, budget_s=suite.timing_budget_s(device),
+                           flush_l2=flush_l2).measure(workload.run)
+        rec.update(time_s=timing.median_s, time_iqr_s=timing.iqr_s, reps=timing.reps)
+    except Exception as exc:
+        rec.update(time_s=None, error=error_text(exc))
+    finally:
+        del workload
+    rec["wall_s"] = time.perf_counter() - start
+    return rec
+
+
+def repeat_bands(frame: pd.DataFrame) -> dict[str, dict]:
+    """Per suite: repeated points and the band (BAND_COVERAGE quantile of the relative
+    difference between the repeat's and the first median), from a frame with `time_repeat_s`."""
+    t = pd.to_numeric(frame["time_s"], errors="coerce")
+    rep = pd.to_numeric(frame["time_repeat_s"], errors="coerce")
+    ok = (frame["status"] == "ok") & (t > 0) & (rep > 0)
+    rel = ((rep - t).abs() / t)[ok]
+    suites = frame.loc[ok, "suite"]
+    out: dict[str, dict] = {}
+    pooled = float(np.quantile(rel, BAND_COVERAGE)) if len(rel) >= MIN_REPEATS else None
+    for name in sorted(set(frame["suite"].dropna())):
+        r = rel[suites == name]
+        own = float(np.quantile(r, BAND_COVERAGE)) if len(r) >= MIN_REPEATS else None
+        band = own if own is not None else pooled
+        out[name] = {"repeated": int(len(r)), "band": band,
+                     "median_rel_diff": float(r.median()) if len(r) else None,
+                     "pooled": own is None and band is not None}
+    return out
+
+
+def add_noise(frame: pd.DataFrame, repeats: list[dict]) -> tuple[pd.DataFrame, dict]:
+    """`frame` with `time_repeat_s` (from the repeat records) and `time_noise_s` filled in,
+    and the per-suite bands for the metadata."""
+    frame = frame.copy()
+    if repeats:
+        last = {r["point_id"]: r.get("time_s") for r in repeats}
+        mapped = frame["point_id"].map(last)
+        have = mapped.notna()
+        frame.loc[have, "time_repeat_s"] = mapped[have].astype(float)
+    bands = repeat_bands(frame)
+    t = pd.to_numeric(frame["time_s"], errors="coerce")
+    iqr = pd.to_numeric(frame["time_iqr_s"], errors="coerce").fillna(0.0)
+    band = frame["suite"].map({k: v["band"] for k, v in bands.items()}).astype(float)
+    noise = np.maximum(band * t, iqr)
+    frame["time_noise_s"] = noise.where((frame["status"] == "ok") & band.notna() & t.notna())
+    frame["time_noise_s"] = frame["time_noise_s"].astype("float64")
+    return frame, bands
+
+
+def repeat_budget(budget_s: float) -> float:
+    """Seconds of a suite's budget held back for its repeat pass."""
+    return REPEAT_FRACTION * budget_s if math.isfinite(budget_s) else 0.0

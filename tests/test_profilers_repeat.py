@@ -1,0 +1,105 @@
+"""The repeat pass: each suite times its first points again, and every row reports the
+band a re-measurement falls in; interrupted repeat passes resume without repeating twice."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from profilers.points import Point, Workload
+from profilers.repeat import BAND_COVERAGE, REPEAT_FRACTION, add_noise
+from profilers.runner import ProfileConfig, run_profile
+from profilers.schema import JOURNAL, read_metadata
+from profilers.suites import SUITES
+from profilers.suites.base import Suite
+
+
+class _SmallGemms(Suite):
+    """Twenty tiny matmuls timed for 20 ms each; `interrupt_after` repeats raise Ctrl-C."""
+
+    name = "small_gemms_test"
+    builds: Counter = Counter()
+    interrupt_after: int | None = None
+
+    def candidates(self, device):
+        return [Point.make(self.name, "gemm", "fwd", "float32", m=8 + i, n=8, k=8, b=1)
+                for i in range(20)]
+
+    def features(self, point):
+        return [float(point.p["m"])]
+
+    def timing_budget_s(self, device):
+        return 0.02
+
+    def build(self, point, device):
+        import torch
+
+        cls = type(self)
+        cls.builds[point.id] += 1
+        if cls.interrupt_after is not None and cls.builds[point.id] == 2:
+            if sum(v >= 2 for v in cls.builds.values()) > cls.interrupt_after:
+                raise KeyboardInterrupt
+        a, b = torch.randn(point.p["m"], 8), torch.randn(8, 8)
+        return Workload(lambda: a @ b)
+
+
+@pytest.fixture
+def small_suite():
+    SUITES[_SmallGemms.name] = _SmallGemms
+    _SmallGemms.builds = Counter()
+    _SmallGemms.interrupt_after = None
+    yield _SmallGemms
+    del SUITES[_SmallGemms.name]
+
+
+def test_repeat_pass_fills_repeat_and_noise_columns(tmp_path, small_suite):
+    result = run_profile(ProfileConfig(out=tmp_path, suites=(small_suite.name,), budget_s=20),
+                         progress="none")
+    frame = result.frame
+    ok = frame[frame["status"] == "ok"]
+    assert len(ok) == 20
+    repeated = ok[ok["time_repeat_s"].notna()]
+    assert len(repeated) >= 5 and result.suites[0].repeated == len(repeated)
+    # the repeats are the suite's first points in its measurement order
+    assert set(repeated["seq"]) == set(range(len(repeated)))
+    meta = read_metadata(tmp_path)
+    band = meta["repeat_bands"][small_suite.name]
+    rel = ((repeated["time_repeat_s"] - repeated["time_s"]).abs() / repeated["time_s"]).to_numpy()
+    assert band["repeated"] == len(repeated)
+    assert band["band"] == pytest.approx(np.quantile(rel, BAND_COVERAGE))
+    assert (ok["time_noise_s"] >= ok["time_iqr_s"] - 1e-15).all()
+    assert np.allclose(ok["time_noise_s"], np.maximum(band["band"] * ok["time_s"], ok["time_iqr_s"]))
+    assert "repeated" in result.summary() and "band" in result.summary()
+
+
+def test_interrupted_repeat_pass_resumes_without_repeating_twice(tmp_path, small_suite):
+    small_suite.interrupt_after = 3
+    config = ProfileConfig(out=tmp_path, suites=(small_suite.name,), budget_s=20)
+    with pytest.raises(KeyboardInterrupt):
+        run_profile(config, progress="none")
+    assert not read_metadata(tmp_path)["complete"]
+    journal = (tmp_path / JOURNAL).read_text()
+    assert journal.count('"kind": "repeat"') == 3
+    small_suite.interrupt_after = None
+    result = run_profile(config, progress="none")
+    assert max(small_suite.builds.values()) == 3  # the interrupted one: main, repeat, repeat
+    assert sum(v >= 2 for v in small_suite.builds.values()) == result.suites[0].repeated
+    assert result.frame["point_id"].is_unique and len(result.frame) == 20
+
+
+def test_noise_band_is_the_quantile_of_relative_repeat_differences():
+    n = 10
+    frame = pd.DataFrame({
+        "point_id": [f"p{i}" for i in range(n + 2)], "suite": ["s"] * n + ["t", "t"],
+        "status": ["ok"] * (n + 2), "time_s": [1.0] * n + [2.0, 4.0],
+        "time_iqr_s": [0.0] * n + [0.5, 0.0], "time_repeat_s": [np.nan] * (n + 2)})
+    repeats = [{"point_id": f"p{i}", "time_s": 1.0 + i / 100} for i in range(n)]
+    out, bands = add_noise(frame, repeats)
+    q = np.quantile(np.arange(n) / 100, BAND_COVERAGE)
+    assert bands["s"]["band"] == pytest.approx(q) and not bands["s"]["pooled"]
+    # suite t has no repeats: it takes the band pooled over all suites (here: s's)
+    assert bands["t"]["pooled"] and bands["t"]["band"] == pytest.approx(q)
+    assert out["time_noise_s"].tolist() == pytest.approx([q] * n + [0.5, 4 * q])
+    assert 0 < REPEAT_FRACTION < 0.5
