@@ -1,6 +1,13 @@
 """Network blocks, forward and forward+backward: ResNet bottleneck, RegNet X/Y, MBConv,
 attention, transformer MLP and a full transformer block, over width, resolution or
 sequence length, and batch. The block classes are perfmodel.models' own.
+
+Two sources of points, measured alternately: a random sample of the grid below, and the
+distinct residual and transformer blocks of the models the `validation` suite measures
+(the scaled candidates, at their batch sizes and resolution): a profile thereby times the
+building blocks of the scaling candidates users rank, which perfmodel then uses as they
+are ("a measured block beats a sum of ops"), while the validation suite still checks the
+whole model (stem, head, loss, optimizer step and the blocks put together).
 """
 from __future__ import annotations
 
@@ -60,6 +67,47 @@ def build_block(op: str, p: dict):
     return ResBottleneckBlock(p["c_in"], p["c_out"], p["stride"], p["bot_mul"], p["group_w"], p["se_r"])
 
 
+def candidate_blocks(device) -> list[Point]:
+    """The distinct blocks of the validation suite's models, fwd and fwd_bwd, in the order
+    the validation suite lists its models (base, then the largest factor first on CPU)."""
+    from perfmodel.models.registry import resolve
+    from perfmodel.predict.measured import _suite_compatible
+    from perfmodel.predict.parts import parts_of
+    from profilers.suites.validation import CPU as V_CPU
+    from profilers.suites.validation import GPU as V_GPU
+    from profilers.suites.validation import validation_models
+
+    dtypes = [d for d in (V_GPU if device.kind == "cuda" else V_CPU)["dtypes"]
+              if device.supports(d)[0]]
+    points, seen = [], set()
+    for model, factor, strategy, batch, overrides in validation_models(device):
+        params = resolve(model, factor, strategy or None, **overrides)
+        for part in parts_of(params, loss=False):
+            kind = part.key[0] if part.key else None
+            if kind == "res_bottleneck_block":
+                (w_in, w_out, stride, bm, gw, se_r, act), h = part.key[1], part.key[2]
+                if act != "relu":
+                    continue
+                op = "regnet_y_block" if se_r else "regnet_x_block"
+                args = dict(batch=batch, c_in=w_in, c_out=w_out, h=h, w=h, stride=stride,
+                            kernel_h=3, kernel_w=3, bot_mul=float(bm or 1.0),
+                            group_w=int(gw or 1), se_r=float(se_r))
+            elif kind == "transformer_block" and _suite_compatible(part.key[1]):
+                d, seq = part.key[1].d_model, part.key[2]
+                op = "transformer_block"
+                args = dict(batch=batch, seq_q=seq, seq_k=seq, d_model=d, heads=max(1, d // 64),
+                            head_dim=64 if d >= 64 else d, d_ff=4 * d, causal=True)
+            else:
+                continue
+            for dtype in dtypes:
+                for phase in PHASES:
+                    point = Point.make("blocks", op, phase, dtype, **args)
+                    if point.id not in seen:
+                        seen.add(point.id)
+                        points.append(point)
+    return points
+
+
 @register_suite
 class BlocksSuite(Suite):
     name = "blocks"
@@ -96,6 +144,21 @@ class BlocksSuite(Suite):
                                      seq_q=c["seq"], seq_k=c["seq"], d_model=d, heads=max(1, d // 64),
                                      head_dim=64 if d >= 64 else d, d_ff=4 * d, causal=True))
         return points
+
+    def points(self, device) -> list[Point]:
+        """Grid points in spread order, alternating with the validation models' blocks."""
+        grid = super().points(device)
+        try:
+            models = candidate_blocks(device)
+        except Exception:  # a family missing from perfmodel: the grid alone
+            models = []
+        out, seen = [], set()
+        for i in range(max(len(grid), len(models))):
+            for source in (models, grid):
+                if i < len(source) and source[i].id not in seen:
+                    seen.add(source[i].id)
+                    out.append(source[i])
+        return out
 
     def features(self, point: Point) -> list[float]:
         p = point.p

@@ -15,6 +15,11 @@ GPU_GRID = dict(batch=(1, 8, 32, 128), channels=(16, 32, 64, 128, 256, 512, 1024
 CPU_GRID = dict(batch=(1, 2, 4, 8), channels=(8, 16, 32, 64, 128, 256, 512, 1024),
                 res=(2, 4, 7, 14, 28, 56, 112), dtypes=("float32", "bfloat16"),
                 max_flops=6e8, max_elems=4e6, pool=3000)
+# PyTorch's native (non-oneDNN) CPU path: unstrided 1x1 float32 convolutions of fewer than
+# 16 samples, single-threaded, run one small GEMM per sample and are slow on small maps;
+# the end stages of a CNN at low resolution live there (perfmodel.predict.native)
+CPU_NATIVE = dict(batch=(1, 2, 4, 8), channels=(128, 192, 256, 384, 512, 768, 1024),
+                  res=(1, 2, 3, 4, 5, 6, 8, 9, 12), pool=400, seed=5)
 KERNELS = (1, 3, 5, 7)
 GROUPINGS = ("dense", "grouped", "depthwise")
 PHASES = ("fwd", "fwd_bwd")
@@ -64,6 +69,28 @@ class ConvSuite(Suite):
                 self.name, "conv2d", phase, dtype, batch=batch, c_in=c_in, h=res, w=res,
                 c_out=c_out, kernel_h=k, kernel_w=k, stride=stride, padding=k // 2,
                 dilation=1, groups=groups))
+        if device.kind != "cuda":
+            points += self._native_points(seen)
+        return points
+
+    def _native_points(self, seen: set) -> list[Point]:
+        """1x1 unstrided float32 convolutions on small maps with wide channels (CPU)."""
+        g = CPU_NATIVE
+        rng = np.random.default_rng(g["seed"])
+        points = []
+        for _ in range(g["pool"]):
+            batch = int(rng.choice(g["batch"]))
+            c_in = int(rng.choice(g["channels"]))
+            c_out = int(rng.choice(g["channels"]))
+            res = int(rng.choice(g["res"]))
+            phase = str(rng.choice(PHASES))
+            key = (batch, c_in, res, c_out, 1, 1, 1, "float32", phase)
+            if key in seen:
+                continue
+            seen.add(key)
+            points.append(Point.make(
+                self.name, "conv2d", phase, "float32", batch=batch, c_in=c_in, h=res, w=res,
+                c_out=c_out, kernel_h=1, kernel_w=1, stride=1, padding=0, dilation=1, groups=1))
         return points
 
     def features(self, point: Point) -> list[float]:

@@ -28,6 +28,9 @@ CPU_SIZES = dict(
     llm_nk=((768, 768), (3072, 768), (768, 3072), (1024, 1024), (2048, 512), (512, 2048)),
     llm_m=(1, 2, 4, 16, 64, 128),
     bmm_b=(2, 8, 32), seq=(32, 64, 128, 256), head_dim=(32, 64),
+    # thin products: a 1x1 convolution over a map of n pixels on PyTorch's native CPU path
+    # is one (c_out x n) = (c_out x c_in) @ (c_in x n) GEMM per sample
+    thin_m=(64, 160, 384, 768), thin_n=(1, 2, 3, 4, 6, 8, 12), thin_k=(64, 192, 512, 1024),
     max_flops=2e9,
 )
 CPU_MAX_FLOPS = {"float16": 5e7}  # CPU float16 matmul has no fast kernel (a few GFLOP/s)
@@ -43,6 +46,9 @@ def gemm_shapes(sizes: dict) -> list[tuple[int, int, int, int]]:
     for m, n, k in itertools.product(coarse, repeat=3):
         shapes.add((m, n, k, 1))
     for m, (n, k) in itertools.product(sizes["llm_m"], sizes["llm_nk"]):
+        shapes.add((m, n, k, 1))
+    for m, n, k in itertools.product(sizes.get("thin_m", ()), sizes.get("thin_n", ()),
+                                     sizes.get("thin_k", ())):
         shapes.add((m, n, k, 1))
     for b, s, hd in itertools.product(sizes["bmm_b"], sizes["seq"], sizes["head_dim"]):
         shapes.add((s, s, hd, b))  # scores = Q @ K^T

@@ -27,6 +27,24 @@ CPU = dict(dtypes=("float32",), factors=(1.0, 4.0, 2.0), cnn_batch=(8,),
                           "seq_len": 128, "vocab_size": 4096})
 
 
+def validation_models(device) -> list[tuple[str, float, str, int, dict]]:
+    """(model, factor, strategy, batch, overrides) of every model the suite measures on
+    `device` ("" strategy for the unscaled base), in measurement-candidate order."""
+    from perfmodel.models.registry import get_params
+
+    get_params(CNN), get_params(GPT)  # the suite needs both families
+    g = GPU if device.kind == "cuda" else CPU
+    out = []
+    for model, strategies, batches, overrides in (
+            (CNN, CNN_STRATEGIES, g["cnn_batch"], g["cnn_overrides"]),
+            (GPT, GPT_STRATEGIES, g["gpt_batch"], g["gpt_overrides"])):
+        for factor in g["factors"]:
+            for strategy in (strategies if factor != 1.0 else ("",)):
+                for batch in batches:
+                    out.append((model, factor, strategy, batch, overrides))
+    return out
+
+
 @register_suite
 class ValidationSuite(Suite):
     name = "validation"
@@ -36,24 +54,15 @@ class ValidationSuite(Suite):
         return 1.5 if device.kind == "cuda" else 1.0
 
     def candidates(self, device) -> list[Point]:
-        from perfmodel.models.registry import get_params
-
-        get_params(CNN), get_params(GPT)  # the suite needs both families
         g = GPU if device.kind == "cuda" else CPU
         dtypes = [d for d in g["dtypes"] if device.supports(d)[0]]
         points = []
-        for model, strategies, batches, overrides in (
-                (CNN, CNN_STRATEGIES, g["cnn_batch"], g["cnn_overrides"]),
-                (GPT, GPT_STRATEGIES, g["gpt_batch"], g["gpt_overrides"])):
-            for factor in g["factors"]:
-                for strategy in (strategies if factor != 1.0 else ("",)):
-                    for batch in batches:
-                        for dtype in dtypes:
-                            for phase in PHASES:
-                                points.append(Point.make(
-                                    self.name, model, phase, dtype, factor=factor,
-                                    strategy=strategy, batch=batch,
-                                    overrides=json.dumps(overrides, sort_keys=True)))
+        for model, factor, strategy, batch, overrides in validation_models(device):
+            for dtype in dtypes:
+                for phase in PHASES:
+                    points.append(Point.make(
+                        self.name, model, phase, dtype, factor=factor, strategy=strategy,
+                        batch=batch, overrides=json.dumps(overrides, sort_keys=True)))
         return points
 
     def features(self, point: Point) -> list[float]:

@@ -1,0 +1,41 @@
+"""The blocks suite times every residual/transformer block of the validation suite's models,
+under the key perfmodel looks a model part up by, so measured blocks replace sums of ops."""
+from __future__ import annotations
+
+from perfmodel.models.registry import resolve
+from perfmodel.predict.measured import _row_key, part_block_key
+from perfmodel.predict.parts import parts_of
+from profilers.device import open_device
+from profilers.suites import get_suite
+from profilers.suites.blocks import candidate_blocks
+from profilers.suites.validation import validation_models
+
+
+def test_every_validation_block_is_a_candidate_block_point():
+    device = open_device("cpu")
+    points = candidate_blocks(device)
+    keys = {_row_key(p.op, p.p, p.dtype, p.phase) for p in points}
+    assert None not in keys and len(keys) == len(points)
+    models = validation_models(device)
+    assert len(models) == 28
+    missing = 0
+    looked_up = 0
+    for model, factor, strategy, batch, overrides in models:
+        for part in parts_of(resolve(model, factor, strategy or None, **overrides), loss=False):
+            for train in (True, False):
+                key = part_block_key(part, batch, "float32", train)
+                if part.group in ("res_bottleneck_block", "transformer_block"):
+                    looked_up += 1
+                    missing += key not in keys
+    assert looked_up > 500 and missing == 0
+
+
+def test_candidate_blocks_alternate_with_the_grid_and_come_early():
+    device = open_device("cpu")
+    cands = {p.id for p in candidate_blocks(device)}
+    order = [p.id for p in get_suite("blocks").points(device)]
+    assert len(order) == len(set(order))
+    assert cands <= set(order)
+    head = order[: 2 * len(cands)]
+    assert len(cands & set(head)) == len(cands)  # all of them within the first 2n points
+    assert 0.4 < sum(i in cands for i in head) / len(head) <= 0.5 + 1e-9
