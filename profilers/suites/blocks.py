@@ -68,8 +68,9 @@ def build_block(op: str, p: dict):
 
 
 def candidate_blocks(device) -> list[Point]:
-    """The distinct blocks of the validation suite's models, fwd and fwd_bwd, in the order
-    the validation suite lists its models (base, then the largest factor first on CPU)."""
+    """The distinct blocks of the validation suite's models, fwd and fwd_bwd: the CNN's and
+    the transformer's alternately, each in the order the validation suite lists its models,
+    so a budget that ends early still has blocks of both families."""
     from perfmodel.models.registry import resolve
     from perfmodel.predict.measured import _suite_compatible
     from perfmodel.predict.parts import parts_of
@@ -79,8 +80,10 @@ def candidate_blocks(device) -> list[Point]:
 
     dtypes = [d for d in (V_GPU if device.kind == "cuda" else V_CPU)["dtypes"]
               if device.supports(d)[0]]
-    points, seen = [], set()
+    families: dict[str, list[Point]] = {}
+    seen = set()
     for model, factor, strategy, batch, overrides in validation_models(device):
+        points = families.setdefault(model, [])
         params = resolve(model, factor, strategy or None, **overrides)
         for part in parts_of(params, loss=False):
             kind = part.key[0] if part.key else None
@@ -105,7 +108,8 @@ def candidate_blocks(device) -> list[Point]:
                     if point.id not in seen:
                         seen.add(point.id)
                         points.append(point)
-    return points
+    lists = list(families.values())
+    return [f[i] for i in range(max(map(len, lists), default=0)) for f in lists if i < len(f)]
 
 
 @register_suite
