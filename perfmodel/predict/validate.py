@@ -13,6 +13,7 @@ candidate predicted is the fastest measured) and interval coverage.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from perfmodel.predict.device import (datasets_dir, from_profile, is_profile,
 from perfmodel.predict.model import predict_model
 
 GROUP = ["profile", "model", "phase", "batch", "dtype"]
+BLOCK_GROUPS = ("res_bottleneck_block", "transformer_block", "mbconv")
 
 
 def spearman(a, b) -> float:
@@ -66,14 +68,16 @@ class ValidationReport:
             lines.append(f"profile {prof}: {desc}")
         t = self.table
         head = (f"{'model':<14} {'phase':<10} {'batch':>5} {'factor':>6} {'strategy':<12} "
-                f"{'measured s':>11} {'predicted s [interval]':>32} {'error':>8} {'in':>3}")
+                f"{'measured s':>11} {'predicted s [interval]':>32} {'error':>8} {'in':>3} "
+                f"{'blocks measured':>15}")
         lines.append(head)
         for r in t.itertuples(index=False):
             iv = f"[{r.pred_lo_s:.4g}, {r.pred_hi_s:.4g}]" if np.isfinite(r.pred_lo_s) else ""
             lines.append(f"{r.model:<14} {r.phase:<10} {r.batch:>5} {r.factor:>6g} "
                          f"{r.strategy or 'base':<12} {r.measured_s:>11.4g} "
                          f"{f'{r.pred_s:.4g} {iv}':>32} {100 * r.error:>+7.1f}% "
-                         f"{'y' if r.in_interval else 'n':>3}")
+                         f"{'y' if r.in_interval else 'n':>3} "
+                         f"{f'{r.measured_parts}/{r.block_parts}':>15}")
         lines.append("")
         lines.append(f"{'model':<14} {'phase':<10} {'batch':>5} {'dtype':<9} {'n':>3} "
                      f"{'median |err|':>12} {'Spearman':>9} {'top-1':>6} {'coverage':>9}")
@@ -105,8 +109,11 @@ class ValidationReport:
 
 
 def validate(profile=None, *, phases=("train_step", "inference"),
-             models: list[str] | None = None) -> ValidationReport:
-    """Predict every measured whole model of the profile(s) and compare."""
+             models: list[str] | None = None, measured_blocks: bool = True) -> ValidationReport:
+    """Predict every measured whole model of the profile(s) and compare.
+
+    `measured_blocks=False` ignores the profile's block measurements (every part is its
+    calibrated sum of ops): how well the predictor composes parts it never saw whole."""
     rows, backends = [], {}
     for prof in validation_profiles(profile):
         data = read_profile_rows(prof)
@@ -117,7 +124,10 @@ def validate(profile=None, *, phases=("train_step", "inference"),
         if val.empty:
             continue
         backend = from_profile(prof)
-        backends[str(prof)] = backend.description
+        if not measured_blocks:
+            backend = dataclasses.replace(backend, measured={}, _parts={})
+        backends[str(prof)] = backend.description + (
+            "" if measured_blocks else "; measured blocks NOT used (sum of ops only)")
         for _, r in val.iterrows():
             rows.append(_compare(prof, r, backend))
     if not rows and profile is not None:
@@ -156,7 +166,8 @@ def _compare(prof: Path, r, backend) -> dict:
         "in_interval": inside, "measured_energy_j": e_meas,
         "pred_energy_j": pred.energy.value,
         "measured_act_bytes": a_meas, "pred_act_bytes": acts,
-        "source": pred.source,
+        "source": pred.source, "measured_parts": pred.measured_parts,
+        "block_parts": int(pred.by_module["group"].isin(BLOCK_GROUPS).sum()),
     }
 
 
