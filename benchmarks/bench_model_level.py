@@ -37,7 +37,7 @@ import pandas as pd  # noqa: E402
 from perfmodel.predict.device import datasets_dir, resolve_backend  # noqa: E402
 from perfmodel.predict.targets import (CNN_BASE, CPU_OVERRIDES, GPT_BASE,  # noqa: E402
                                        MIN_STRATEGIES, TARGET_FACTOR, target_rows)
-from perfmodel.predict.validate import spearman, validate  # noqa: E402
+from perfmodel.predict.validate import discordant_pairs, spearman, validate  # noqa: E402
 
 CPU_TARGETS = dict(median_error=0.10, spearman=0.9)
 GPU_TARGETS = dict(median_error=0.08, energy_error=0.10)
@@ -73,7 +73,11 @@ def score(rows: pd.DataFrame) -> dict:
     top1 = all(g["measured_s"].idxmin() == g["pred_s"].idxmin() for _, g in groups)
     rho = [r for r in (spearman(g["pred_s"], g["measured_s"]) for _, g in groups)
            if np.isfinite(r)]
-    return dict(n=len(rows), strategies=rows["strategy"].nunique(),
+    wrong = resolved = 0
+    for _, g in groups:
+        w, r = discordant_pairs(g["measured_s"], g["pred_s"], g["measured_noise_s"])
+        wrong, resolved = wrong + w, resolved + r
+    return dict(n=len(rows), strategies=rows["strategy"].nunique(), wrong=wrong, resolved=resolved,
                 median_error=float(np.median(err)), spearman=float(np.nanmin(rho)) if rho else np.nan,
                 spearman_all=spearman(rows["pred_s"], rows["measured_s"]), top1=top1,
                 coverage=float(rows["in_interval"].mean()))
@@ -96,19 +100,23 @@ def accuracy_section(label: str, profile: Path, targets: dict,
                      f"target strategies: scoring every measured candidate instead")
         sel = table
     head = (f"  {'family':<22} {'n':>3} {'strat':>5} {'median |err|':>12} {'Spearman':>9} "
-            f"{'top-1':>6} {'coverage':>9}   verdict")
+            f"{'top-1':>6} {'coverage':>9} {'swaps':>7}   verdict")
     lines.append(head)
     for name, rows in family_rows(sel, suffix):
         s = score(rows)
+        swaps = f"{s['wrong']}/{s['resolved']}"
         ok = (s["median_error"] <= targets["median_error"]
               and (not np.isfinite(s["spearman"]) or s["spearman"] >= targets.get("spearman", -1))
               and s["top1"] and s["strategies"] >= MIN_STRATEGIES)
         lines.append(f"  {name:<22} {s['n']:>3} {s['strategies']:>5} "
                      f"{100 * s['median_error']:>11.1f}% {s['spearman']:>9.3f} "
-                     f"{'same' if s['top1'] else 'diff':>6} {100 * s['coverage']:>8.0f}%   "
+                     f"{'same' if s['top1'] else 'diff':>6} {100 * s['coverage']:>8.0f}% "
+                     f"{swaps:>7}   "
                      f"{'PASS' if ok else 'FAIL'}"
                      + ("" if s["strategies"] >= MIN_STRATEGIES else
                         f" (only {s['strategies']} strategies measured)"))
+    lines.append("  swaps: candidate pairs the prediction orders wrongly / pairs whose measured "
+                 "gap exceeds both time_noise_s bands")
     lines.append("  per candidate (measured vs predicted training-step time; blocks whose "
                  "time is the profile's own block measurement):")
     for r in sel.sort_values(["model", "batch", "factor", "measured_s"]).itertuples(index=False):

@@ -99,3 +99,13 @@ def test_device_name_uses_the_matching_shipped_profile(small_profile, tmp_path, 
     assert str(root / "cpu-test") in b.description and b.calibration.calibrated
     device_mod._BACKENDS.clear()
     assert resolve_backend("h100").kind == "roofline"  # no GPU profile shipped here
+
+
+def test_discordant_pairs_ignore_measured_ties_within_the_noise():
+    from perfmodel.predict.validate import discordant_pairs
+
+    measured = [1.00, 1.01, 1.50]
+    predicted = [1.05, 1.00, 1.40]  # swaps the first two (a tie in the noise) only
+    assert discordant_pairs(measured, predicted, [0.02, 0.02, 0.02]) == (0, 2)
+    assert discordant_pairs(measured, predicted, [0.0, 0.0, 0.0]) == (1, 3)
+    assert discordant_pairs(measured, [1.6, 1.5, 1.0], [float("nan")] * 3) == (3, 3)

@@ -156,12 +156,14 @@ def _compare(prof: Path, r, backend) -> dict:
     inside = bool(np.isfinite(lo) and np.isfinite(hi) and lo <= measured <= hi)
     e_meas = r.get("energy_j")
     e_meas = float(e_meas) if e_meas is not None and pd.notna(e_meas) else float("nan")
+    noise = r.get("time_noise_s")
+    noise = float(noise) if noise is not None and pd.notna(noise) else float("nan")
     a_meas = r.get("act_bytes")
     a_meas = float(a_meas) if a_meas is not None and pd.notna(a_meas) else float("nan")
     return {
         "profile": prof.name, "model": str(r["op"]), "phase": str(r["phase"]),
         "dtype": str(r["dtype"]), "batch": pred.batch, "factor": factor,
-        "strategy": strategy or "", "measured_s": measured, "pred_s": pred.time.value,
+        "strategy": strategy or "", "measured_s": measured, "measured_noise_s": noise, "pred_s": pred.time.value,
         "pred_lo_s": lo, "pred_hi_s": hi, "error": pred.time.value / measured - 1.0,
         "in_interval": inside, "measured_energy_j": e_meas,
         "pred_energy_j": pred.energy.value,
@@ -181,6 +183,21 @@ def _model_saved_bytes(model, batch, dtype, factor, strategy, overrides) -> floa
                    strategy=strategy, overrides=overrides)
     saved = assemble_saved_bytes(prep.counts)
     return float(sum(b for p, b in zip(prep.parts, saved) if p.group != "loss"))
+
+
+def discordant_pairs(measured, predicted, noise) -> tuple[int, int]:
+    """(pairs ranked the other way by the prediction, of those whose measured gap exceeds
+    the sum of both points' noise bands) over all candidate pairs; pairs inside the noise
+    are ties a re-measurement could reorder. NaN noise counts as zero."""
+    m, p = np.asarray(measured, float), np.asarray(predicted, float)
+    q = np.nan_to_num(np.asarray(noise, float))
+    wrong = resolved = 0
+    for i in range(len(m)):
+        for j in range(i + 1, len(m)):
+            if abs(m[i] - m[j]) > q[i] + q[j]:
+                resolved += 1
+                wrong += (m[i] - m[j]) * (p[i] - p[j]) < 0
+    return int(wrong), int(resolved)
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
