@@ -1,6 +1,7 @@
 """Command line shared by `perfmodel profile` and `python -m profilers` (same arguments).
 
     profile [run] --device cpu|cuda:N --suite gemm,conv,blocks,validation --budget 10m --out DIR
+                  [--stop-after 9m]
     profile export DIR [--csv] [--output FILE]
     profile compare DIR_A DIR_B
 """
@@ -29,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="export: CSV path (default DIR/measurements.csv)")
     parser.add_argument("--flush-l2", action="store_true", help="flush the GPU L2 before every sample")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--stop-after", help="pause this invocation after this long (e.g. 9m); "
+                                             "the same command continues the profile")
     parser.add_argument("--progress", choices=("auto", "plain", "none"), default="auto")
 
 
@@ -62,7 +65,8 @@ def run(args) -> int:
     config = ProfileConfig(out=Path(args.out), device=args.device, suites=suites,
                            budget_s=parse_duration(args.budget), flush_l2=args.flush_l2,
                            threads=args.threads)
-    result = run_profile(config, progress=args.progress)
+    stop = parse_duration(args.stop_after) if args.stop_after else None
+    result = run_profile(config, progress=args.progress, stop_after_s=stop)
     print(result.summary())
     if args.csv:
         print(f"wrote {schema.export_csv(result.directory)}")

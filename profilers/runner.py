@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,10 @@ class SuiteState:
     repeated: int = 0  # points measured again in the repeat pass
 
 
+class _Pause(Exception):
+    """The invocation's own time limit (`stop_after_s`) passed between two points."""
+
+
 @dataclass
 class ProfileResult:
     directory: Path
@@ -56,6 +61,8 @@ class ProfileResult:
     metadata: dict
     suites: list[SuiteState] = field(default_factory=list)
     resumed: bool = False
+    paused: bool = False  # stopped by `stop_after_s`; the same command continues it
+
 
     def summary(self) -> str:
         """A short table: points, failures, time spent per suite, and the energy source."""
@@ -71,6 +78,9 @@ class ProfileResult:
                          f"{fmt_seconds(s.spent_s):>10}{fmt_seconds(s.budget_s):>10}  {s.reason}")
         lines.append("band: a re-measurement lands within +-band of time_s 90% of the time "
                      "(from the repeat pass)")
+        if self.paused:
+            lines.append("paused (--stop-after): run the same command again to continue; "
+                         f"{len(self.frame)} points so far")
         ok = self.frame[self.frame["status"] == "ok"]
         if len(ok) and ok["energy_j"].notna().any():
             lines.append(f"energy measured for {int(ok['energy_j'].notna().sum())} of {len(ok)} points")
@@ -131,8 +141,13 @@ def _points_of(rows: list[dict], suite: str) -> list[dict]:
     return [r for r in rows if r.get("suite") == suite]
 
 
-def run_profile(config: ProfileConfig, progress: str = "auto") -> ProfileResult:
-    """Measure `config.suites` within `config.budget_s`; resume what a previous run left."""
+def run_profile(config: ProfileConfig, progress: str = "auto",
+                stop_after_s: float | None = None) -> ProfileResult:
+    """Measure `config.suites` within `config.budget_s`; resume what a previous run left.
+
+    `stop_after_s` bounds this invocation only (e.g. a machine that runs one command for at
+    most 10 minutes): past it, the run pauses between two points, as if interrupted, and
+    the same call continues it; the profile's own budget is unchanged."""
     out = Path(config.out)
     for name in config.suites:
         get_suite(name)  # unknown names fail before anything is measured
@@ -164,12 +179,17 @@ def run_profile(config: ProfileConfig, progress: str = "auto") -> ProfileResult:
             meta["suite_state"] = []
             write_metadata(meta, out)
         meta["notes"] = sorted(set(meta.get("notes", [])) | set(device.notes))
-        return _run(config, device, meta, journal, out, progress, resumed)
+        deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
+        try:
+            return _run(config, device, meta, journal, out, progress, resumed, deadline)
+        except _Pause:
+            write_metadata(meta, out)
+            return ProfileResult(out, read_profile(out), meta, [], resumed, paused=True)
     finally:
         device.close()
 
 
-def _run(config, device, meta, journal, out, progress, resumed) -> ProfileResult:
+def _run(config, device, meta, journal, out, progress, resumed, deadline=None) -> ProfileResult:
     shares = split_budget(config.budget_s, {n: get_suite(n).weight for n in config.suites})
     prior = read_profile(out).to_dict("records") if resumed else []
     records = journal.read()
@@ -191,7 +211,7 @@ def _run(config, device, meta, journal, out, progress, resumed) -> ProfileResult
                 state.repeated = int(ended[name].get("repeated", state.repeated))
             else:
                 spent_before = _run_suite(get_suite(name), state, rows, again, config, device,
-                                          journal, bar, spent_before)
+                                          journal, bar, spent_before, deadline)
                 journal.append({"kind": "suite_end", **asdict(state)})
             carry = max(0.0, state.budget_s - state.spent_s)
             states.append(state)
@@ -206,8 +226,13 @@ def _run(config, device, meta, journal, out, progress, resumed) -> ProfileResult
     return ProfileResult(out, frame, meta, states, resumed)
 
 
+def _pause_if_due(deadline) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise _Pause()
+
+
 def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, bar,
-               spent_total) -> float:
+               spent_total, deadline=None) -> float:
     """Measure the suite's points in order until the budget (less the repeat pass's
     reserve) or the points run out, then time its first points again (`profilers.repeat`)."""
     done = {r["point_id"] for r in rows}
@@ -230,6 +255,7 @@ def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, b
         if left <= 0 or (state.points and left < 0.5 * per_point):
             state.reason = "budget"
             break
+        _pause_if_due(deadline)
         row = measure_point(suite, point, seq, device, flush_l2=config.flush_l2)
         journal.append({"kind": "point", **row})
         done.add(point.id)
@@ -250,6 +276,7 @@ def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, b
             break
         if point.id not in ok or point.id in repeated:
             continue
+        _pause_if_due(deadline)
         rec = measure_repeat(suite, point, device, flush_l2=config.flush_l2)
         journal.append(rec)
         repeated.add(point.id)

@@ -103,3 +103,20 @@ def test_noise_band_is_the_quantile_of_relative_repeat_differences():
     assert bands["t"]["pooled"] and bands["t"]["band"] == pytest.approx(q)
     assert out["time_noise_s"].tolist() == pytest.approx([q] * n + [0.5, 4 * q])
     assert 0 < REPEAT_FRACTION < 0.5
+
+
+def test_stop_after_pauses_and_the_same_call_continues(tmp_path, small_suite):
+    config = ProfileConfig(out=tmp_path, suites=(small_suite.name,), budget_s=20)
+    calls, result = 0, None
+    while calls < 200:
+        calls += 1
+        result = run_profile(config, progress="none", stop_after_s=0.1)
+        if not result.paused:
+            break
+        assert not read_metadata(tmp_path)["complete"] and "paused" in result.summary()
+    assert calls > 2 and not result.paused
+    assert read_metadata(tmp_path)["complete"]
+    frame = result.frame
+    assert frame["point_id"].is_unique and len(frame) == 20
+    assert max(small_suite.builds.values()) == 2  # nothing measured twice but the repeats
+    assert result.suites[0].repeated == int(frame["time_repeat_s"].notna().sum()) > 0
