@@ -3,9 +3,11 @@
 A point's samples are taken within a fraction of a second, so their interquartile range
 misses what drifts over minutes (clock and turbo state, neighbours on a shared machine,
 thermal state). At the end of each suite the runner therefore measures the suite's first
-points again (the spread order makes them a sample of the whole suite) with a share
-`REPEAT_FRACTION` of the suite's budget. From the relative differences between the two
-medians each suite gets its band: the `BAND_COVERAGE` quantile of |repeat - first| / first.
+points again (the spread order makes them a sample of the whole suite) with a share of
+its budget (`Suite.repeat_fraction`: `REPEAT_FRACTION`, half for the `validation` suite,
+whose whole models are the ground truth of model-level predictions). From the relative
+differences between the two medians each suite gets its band: the `BAND_COVERAGE`
+quantile of |repeat - first| / first.
 Every ok row then reports `time_noise_s`, the half-width of the band in which a later
 measurement of the point is expected to fall `BAND_COVERAGE` of the time: the suite's
 band times `time_s`, and never less than the point's own `time_iqr_s`.
@@ -87,6 +89,6 @@ def add_noise(frame: pd.DataFrame, repeats: list[dict]) -> tuple[pd.DataFrame, d
     return frame, bands
 
 
-def repeat_budget(budget_s: float) -> float:
+def repeat_budget(budget_s: float, fraction: float = REPEAT_FRACTION) -> float:
     """Seconds of a suite's budget held back for its repeat pass."""
-    return REPEAT_FRACTION * budget_s if math.isfinite(budget_s) else 0.0
+    return fraction * budget_s if math.isfinite(budget_s) else 0.0

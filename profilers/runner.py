@@ -244,7 +244,7 @@ def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, b
     if not points:
         state.reason = "unavailable: no points for this device"
         return spent_total
-    main_budget = state.budget_s - repeat_budget(state.budget_s)
+    main_budget = state.budget_s - repeat_budget(state.budget_s, suite.repeat_fraction)
     spent_main = sum(float(r.get("wall_s") or 0) for r in rows)
     per_point = spent_main / max(state.points, 1)
     state.reason = "exhausted"
@@ -272,7 +272,8 @@ def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, b
     repeated = {r["point_id"] for r in again}
     spent_repeat = sum(float(r.get("wall_s") or 0) for r in again)
     for point in points:
-        if state.spent_s >= state.budget_s or spent_repeat >= repeat_budget(state.budget_s):
+        if (state.spent_s >= state.budget_s
+                or spent_repeat >= repeat_budget(state.budget_s, suite.repeat_fraction)):
             break
         if point.id not in ok or point.id in repeated:
             continue

@@ -48,7 +48,8 @@ def validation_models(device) -> list[tuple[str, float, str, int, dict]]:
 @register_suite
 class ValidationSuite(Suite):
     name = "validation"
-    weight = 2.0
+    weight = 3.0
+    repeat_fraction = 0.5  # every model twice, minutes apart, where the budget allows
 
     def timing_budget_s(self, device) -> float:
         return 1.5 if device.kind == "cuda" else 1.0
