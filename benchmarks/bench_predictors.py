@@ -19,7 +19,14 @@ Benchmarks:
   per-kernel power).
 - speed: 1,000,000 GEMM predictions through `Predictor.predict`; fitting 50,000 rows.
 
-Run: python3 benchmarks/bench_predictors.py [--quick] [--csv PATH]
+Each vidur / NeuSight benchmark also prints `interp_floor`, a reference and not a predictor
+(`perfmodel.learn.noise`): every row predicted from its two neighbours along the size that
+varies within its own series (tokens, batch), i.e. from measurements of the held-out group
+itself. A learned model near or below that floor is limited by the measurements' own jumps
+(clock states, kernel switches), not by missing features. `--diagnose` prints where the
+learned model's error sits (per size octave: rows, MAPE, share within 10%, bias).
+
+Run: python3 benchmarks/bench_predictors.py [--quick] [--diagnose] [--csv PATH]
 """
 from __future__ import annotations
 
@@ -40,9 +47,29 @@ from common import (VIDUR_DEVICES, load_llmcompass_matmul, load_neusight, load_v
 
 from perfmodel.errors import PerfmodelError  # noqa: E402
 from perfmodel.hardware.catalogue import get_device  # noqa: E402
-from perfmodel.learn.evaluate import METHODS, compare, cross_validate, score_table  # noqa: E402
+from perfmodel.learn.evaluate import METHODS, compare, cross_validate, error_breakdown, score_table  # noqa: E402
+from perfmodel.learn.noise import interpolation_floor  # noqa: E402
 
 ROWS: list[dict] = []
+DIAGNOSE = False
+FLOOR = "interp_floor"
+
+
+def with_floor(preds: pd.DataFrame, data: pd.DataFrame, along: str, within) -> pd.DataFrame:
+    """`preds` plus the interpolation-floor reference column (no interval)."""
+    floor = pd.Series(interpolation_floor(data, along, within), index=data.index)
+    preds[f"{FLOOR}_time_s"] = floor.reindex(preds.index).to_numpy()
+    preds[f"{FLOOR}_lo_s"] = preds[f"{FLOOR}_hi_s"] = np.nan
+    return preds
+
+
+def diagnose(name: str, preds: pd.DataFrame, data: pd.DataFrame, size: str) -> None:
+    """With --diagnose: the learned model's error per octave of `size` (stderr)."""
+    if not DIAGNOSE:
+        return
+    octave = 2 ** np.floor(np.log2(data[size].reindex(preds.index).to_numpy(dtype=float)))
+    t = error_breakdown(preds, octave.astype(int))
+    print(f"\n{name}: xgboost error per octave of {size}\n{t.round(2).to_string(index=False)}", file=sys.stderr)
 
 
 def add(bench: str, split: str, table: pd.DataFrame, target: str, check=None, note: str = "") -> None:
@@ -71,8 +98,9 @@ def bench_vidur(quick: bool) -> None:
             d = d[d["m"] % 64 == 0].reset_index(drop=True)
         n_llm = d["group"].nunique()
         t0 = time.time()
-        preds = cross_validate(d, key, group_by="group", n_folds=n_llm)
-        table = score_table(preds)
+        preds = with_floor(cross_validate(d, key, group_by="group", n_folds=n_llm), d, "m", ["group", "layer", "tp"])
+        diagnose(f"vidur {gpu}", preds, d, "m")
+        table = score_table(preds, METHODS + (FLOOR,))
         add(f"vidur {gpu} fp16 GEMM", f"leave-one-LLM-out ({n_llm} LLMs)", table,
             "MAPE<=5, >=90% within 10%", lambda r: r["mape"] <= 5 and r["within_10"] >= 90)
         print(f"vidur {gpu}: {len(d)} rows, {time.time() - t0:.0f} s", file=sys.stderr)
@@ -94,8 +122,10 @@ def bench_neusight(quick: bool) -> None:
             if quick and key not in ("h100-sxm", "a100-pcie-40gb"):
                 continue
             t0 = time.time()
-            preds = cross_validate(sub, key, group_by="group", n_folds=5)
-            add(f"neusight {op} fp32 {key}", "5-fold by shape family", score_table(preds),
+            along = "b" if op == "bmm" else "m"
+            preds = with_floor(cross_validate(sub, key, group_by="group", n_folds=5), sub, along, "group")
+            diagnose(f"neusight {op} {key}", preds, sub, along)
+            add(f"neusight {op} fp32 {key}", "5-fold by shape family", score_table(preds, METHODS + (FLOOR,)),
                 "MAPE<=8", lambda r: r["mape"] <= 8)
             print(f"neusight {op} {key}: {len(sub)} rows, {time.time() - t0:.0f} s", file=sys.stderr)
 
@@ -202,9 +232,12 @@ def render(rows: list[dict]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rows and GPUs (a smoke run)")
+    ap.add_argument("--diagnose", action="store_true", help="print where the learned model's error sits")
     ap.add_argument("--csv", help="also write the table to this CSV")
     ap.add_argument("--only", help="comma list of: vidur,neusight,cross,power,speed")
     args = ap.parse_args()
+    global DIAGNOSE
+    DIAGNOSE = args.diagnose
     shared_data()
     parts = {"vidur": lambda: bench_vidur(args.quick), "neusight": lambda: bench_neusight(args.quick),
              "cross": bench_cross_source, "power": bench_power, "speed": bench_speed}
@@ -215,7 +248,8 @@ def main() -> int:
     print(render(ROWS))
     print(f"\nmethods: {', '.join(METHODS)} (xgboost = the learned model; the others are baselines on the "
           "same splits). APE in %; R2 on log time (linear for power/energy); cover% = share inside "
-          "the 90% interval.")
+          f"the 90% interval. {FLOOR}: reference, each row from its two neighbours in its own series "
+          "(the held-out measurements themselves; series ends excluded), not a predictor.")
     if args.csv:
         pd.DataFrame(ROWS).to_csv(args.csv, index=False)
     return 0

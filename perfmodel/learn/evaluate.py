@@ -145,3 +145,19 @@ def evaluate(data, device=None, *, group_by=None, n_folds: int = 5,
     preds = cross_validate(data, device, group_by=group_by, n_folds=n_folds, coverage=coverage,
                            params=params, methods=methods, seed=seed)
     return score_table(preds, methods)
+
+
+def error_breakdown(preds: pd.DataFrame, by, method: str = "xgboost") -> pd.DataFrame:
+    """Where a method's error sits: per value of `by` (an array aligned with `preds`),
+    rows, MAPE, share within +-10% and mean signed error (bias), in %."""
+    truth = preds["time_s"].to_numpy(dtype=float)
+    signed = 100.0 * (preds[f"{method}_time_s"].to_numpy(dtype=float) / truth - 1.0)
+    t = pd.DataFrame({"by": np.asarray(by), "ape": np.abs(signed), "signed": signed})
+    t = t[np.isfinite(t["ape"])]
+    out = t.groupby("by", observed=True).agg(
+        n=("ape", "size"), mape=("ape", "mean"),
+        within_10=("ape", lambda a: 100.0 * float(np.mean(a <= 10.0))), bias=("signed", "mean"),
+    )
+    out["share_of_error"] = 100.0 * out["mape"] * out["n"] / float(t["ape"].sum())
+    return out.reset_index()
+
