@@ -29,7 +29,7 @@ METHODS = ("xgboost", "roofline", "linear", "random_forest")
 
 def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
             coverage: float = DEFAULT_COVERAGE, params: dict | None = None,
-            methods=METHODS, seed: int = 0, test_device=None) -> pd.DataFrame:
+            methods=METHODS, seed: int = 0, test_device=None, base: str = "roofline") -> pd.DataFrame:
     """Fit every method on `train`, predict `test`: one row per test row, columns per method.
 
     `test_device`: the device `test` was measured on when it is not the training device
@@ -41,7 +41,7 @@ def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise PerfmodelError(f"unknown method(s) {', '.join(sorted(unknown))}; expected {', '.join(METHODS)}")
-    pred = fit(train, device=device, group_by=group_by, coverage=coverage, params=params, seed=seed)
+    pred = fit(train, device=device, group_by=group_by, coverage=coverage, params=params, seed=seed, base=base)
     device = test_device or pred.device.key
     out = pd.DataFrame(index=test.index)
     out["time_s"] = test["time_s"].to_numpy(dtype=float)
@@ -101,7 +101,7 @@ def _fb(feats) -> tuple[np.ndarray, np.ndarray]:
 
 def cross_validate(data, device=None, *, group_by=None, n_folds: int = 5,
                    coverage: float = DEFAULT_COVERAGE, params: dict | None = None,
-                   methods=METHODS, seed: int = 0) -> pd.DataFrame:
+                   methods=METHODS, seed: int = 0, base: str = "roofline") -> pd.DataFrame:
     """Out-of-fold predictions of every method under grouped cross-validation (+ `fold`)."""
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise PerfmodelError(f"folds must be an integer >= 2, got {n_folds!r}")
@@ -114,7 +114,8 @@ def cross_validate(data, device=None, *, group_by=None, n_folds: int = 5,
     parts = []
     for i, test in enumerate(group_folds(groups, n_folds, seed)):
         tr, te = df[~test], df[test]
-        res = compare(tr, te, device, group_by=group_by, coverage=coverage, params=params, methods=methods, seed=seed)
+        res = compare(tr, te, device, group_by=group_by, coverage=coverage, params=params, methods=methods,
+                      seed=seed, base=base)
         res["fold"] = i
         parts.append(res)
     return pd.concat(parts).sort_index()
@@ -140,10 +141,10 @@ def score_table(preds: pd.DataFrame, methods=METHODS) -> pd.DataFrame:
 
 def evaluate(data, device=None, *, group_by=None, n_folds: int = 5,
              coverage: float = DEFAULT_COVERAGE, params: dict | None = None,
-             methods=METHODS, seed: int = 0) -> pd.DataFrame:
+             methods=METHODS, seed: int = 0, base: str = "roofline") -> pd.DataFrame:
     """Grouped cross-validation scores of the learned model and every baseline, side by side."""
     preds = cross_validate(data, device, group_by=group_by, n_folds=n_folds, coverage=coverage,
-                           params=params, methods=methods, seed=seed)
+                           params=params, methods=methods, seed=seed, base=base)
     return score_table(preds, methods)
 
 

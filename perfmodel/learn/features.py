@@ -286,6 +286,24 @@ def build_features(df: pd.DataFrame, kind: str, device) -> tuple[Features, np.nd
     return Features({k: np.asarray(v, dtype=float) for k, v in feats.items()}), t_r
 
 
+BASES = ("roofline", "tiled")  # what a learned model's log-time ratio is taken against
+
+
+def base_time(feats: Features, t_r: np.ndarray, base: str, device) -> np.ndarray:
+    """Seconds the learned ratio multiplies: the roofline, or the tile-quantised roofline.
+
+    `tiled`: max(compute time / best tile-and-wave efficiency, memory time) + launch
+    overhead, for kinds with tile features (GEMM, conv); others keep the roofline. The
+    quantisation then sits in the analytic part, which extrapolates (to other dtypes, batch
+    counts, sizes) where trees, piecewise constant, cannot.
+    """
+    if base == "roofline" or "log_t_tiled" not in feats:
+        return t_r
+    if base != "tiled":
+        raise PerfmodelError(f"unknown base {base!r}; expected one of {', '.join(BASES)}")
+    return np.maximum(np.exp2(feats["log_t_tiled"]), np.exp2(feats["log_t_memory"])) + launch_overhead_s(device)
+
+
 def kinds_of(df: pd.DataFrame) -> np.ndarray:
     """The op kind of every row."""
     codes, uniq = pd.factorize(df["op"])

@@ -1,6 +1,7 @@
 """The learned predictor of runtime, power and energy: `fit`, `Predictor.predict`, `save`, `load`.
 
-One xgboost model per op kind learns log(time / roofline time) from `features.py`; a second
+One xgboost model per op kind learns log(time / roofline time) from `features.py` (or, with
+`base="tiled"`, over the tile-quantised roofline); a second
 learns log(power) where the training data has power (or energy). Energy = power x time.
 Every prediction carries a split-conformal interval (`conformal.py`) calibrated on whole
 groups of rows the model was not fitted on, then the model is refitted on all rows. An op
@@ -26,7 +27,7 @@ import perfmodel
 from perfmodel.errors import PerfmodelError
 from perfmodel.learn.baselines import LinearBaseline
 from perfmodel.learn.conformal import Conformal, calibrate
-from perfmodel.learn.features import build_features, kinds_of
+from perfmodel.learn.features import BASES, base_time, build_features, kinds_of
 from perfmodel.learn.schema import read_measurements, validate_measurements, validate_ops
 
 FORMAT = "perfmodel-predictor"
@@ -68,6 +69,7 @@ class Predictor:
     linear: LinearBaseline
     coverage: float = DEFAULT_COVERAGE
     info: dict = field(default_factory=dict)
+    base: str = "roofline"  # the time the models' log ratio is taken against (features.base_time)
 
     @property
     def kinds(self) -> list[str]:
@@ -95,7 +97,7 @@ class Predictor:
                 out["pred_time_lo_s"][sel] = t_r
                 continue
             X = feats.matrix(model.features)
-            log_t = np.log(t_r) + _booster_predict(model.time, X)
+            log_t = np.log(base_time(feats, t_r, self.base, dev)) + _booster_predict(model.time, X)
             lo, hi = model.time_interval.bounds(log_t)
             out["pred_time_s"][sel] = np.exp(log_t)
             out["pred_time_lo_s"][sel] = np.exp(log_t + lo)
@@ -206,6 +208,7 @@ class Predictor:
                          "sklearn": sklearn.__version__, "numpy": np.__version__},
             "device": self.device.to_dict(), "coverage": self.coverage,
             "kinds": kinds, "linear_baseline": self.linear.to_dict(), "info": self.info,
+            "base": self.base,
         }
         (path / META_FILE).write_text(json.dumps(meta, indent=1, default=_json_default))
         return path
@@ -301,13 +304,16 @@ def _threads() -> int:
 
 
 def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
-        params: dict | None = None, min_rows: int = MIN_ROWS, seed: int = 0) -> Predictor:
+        params: dict | None = None, min_rows: int = MIN_ROWS, seed: int = 0,
+        base: str = "roofline") -> Predictor:
     """Fit a predictor on measurements (a DataFrame, or profile dirs / .parquet / .csv paths).
 
     `device`: the catalogue name of the measured device (default: the `device` column or the
     profile's metadata). `group_by`: columns whose rows stay together when holding out
     calibration rows (default: a `group` column, else the op's shape). `coverage`: target
-    share of measurements inside the intervals.
+    share of measurements inside the intervals. `base`: what the model learns the time
+    ratio to, `roofline` or `tiled` (the tile-quantised roofline of `features.base_time`,
+    which carries better to other dtypes and batch counts than the data's own range).
     """
     from perfmodel.hardware.catalogue import get_device
 
@@ -317,6 +323,8 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         df = read_measurements(data)
     if not 0.0 < coverage < 1.0:
         raise PerfmodelError(f"coverage must be between 0 and 1, got {coverage}")
+    if base not in BASES:
+        raise PerfmodelError(f"unknown base {base!r}; expected one of {', '.join(BASES)}")
     if device is None:
         names = pd.unique(df["device"].dropna().astype(str)) if "device" in df.columns else []
         if len(names) != 1:
@@ -349,7 +357,8 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         all_bytes[sel] = np.exp2(feats["log_bytes"])
         if len(sel) < min_rows:
             continue
-        models[kind] = _fit_kind(kind, feats, t_r, time[sel], power[sel], groups[sel], coverage, params, seed)
+        models[kind] = _fit_kind(kind, feats, base_time(feats, t_r, base, spec), time[sel], power[sel],
+                                 groups[sel], coverage, params, seed)
     usable = np.array([k is not None for k in kinds])
     if not usable.any():
         raise PerfmodelError(f"no usable rows: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}")
@@ -362,7 +371,7 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         "roofline_kinds": sorted({str(k) for k in kinds[usable]} - set(models)),
         "skipped_kinds": skipped,
     }
-    return Predictor(device=spec, models=models, linear=linear, coverage=coverage, info=info)
+    return Predictor(device=spec, models=models, linear=linear, coverage=coverage, info=info, base=base)
 
 
 def _fit_kind(kind, feats, t_r, time, power, groups, coverage, params, seed) -> KindModel:
@@ -434,11 +443,15 @@ def load(path) -> Predictor:
         models = {kind: _load_kind(path, kind, e) for kind, e in meta["kinds"].items()}
         linear = LinearBaseline.from_dict(meta["linear_baseline"])
         coverage = float(meta["coverage"])
+        base = str(meta.get("base", "roofline"))  # files saved before `base` existed: roofline
+        if base not in BASES:
+            raise PerfmodelError(f"{meta_path}: unknown base {base!r}")
     except PerfmodelError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise PerfmodelError(f"{meta_path}: corrupt or incomplete ({type(exc).__name__}: {exc})") from None
-    return Predictor(device=device, models=models, linear=linear, coverage=coverage, info=meta.get("info", {}))
+    return Predictor(device=device, models=models, linear=linear, coverage=coverage, info=meta.get("info", {}),
+                     base=base)
 
 
 def _num(v) -> float:
