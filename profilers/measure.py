@@ -9,6 +9,7 @@ from profilers.device import Device
 from profilers.memory import activation_bytes
 from profilers.points import Point
 from profilers.schema import COLUMN_NAMES
+from profilers.canary import TOLERANCE, timed
 from profilers.timer import Timer, measure_energy
 
 
@@ -28,8 +29,18 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
 
 
-def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bool = False) -> dict:
-    """One row for `point`: status ok with measurements, or status failed with the reason."""
+def _throttled(device: Device, state, speed: float | None):
+    """NVML's power/thermal reasons on a GPU; a slow canary around the timing anywhere."""
+    slow = speed is not None and speed > TOLERANCE
+    if device.kind == "cuda":
+        return bool(state.throttled or slow)
+    return slow if speed is not None else None
+
+
+def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bool = False,
+                  canary=None) -> dict:
+    """One row for `point`: status ok with measurements, or status failed with the reason.
+    With a `profilers.canary.Canary`, the timing is taken in a nominal-speed spell."""
     start = time.perf_counter()
     row = point_columns(point, seq)
     workload = None
@@ -48,9 +59,9 @@ def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bo
                 device.synchronize()
                 row["peak_bytes"] = device.peak_memory_bytes()
             timer = Timer(device, budget_s=suite.timing_budget_s(device), flush_l2=flush_l2)
-            timing = timer.measure(workload.run)
+            timing, speed = timed(timer, workload.run, canary)
             row.update(time_s=timing.median_s, time_iqr_s=timing.iqr_s, reps=timing.reps,
-                       inner_reps=timing.inner)
+                       inner_reps=timing.inner, speed_ratio=speed)
             state = None
             if device.has_energy:
                 energy = measure_energy(device, workload.run, timing.median_s,
@@ -63,7 +74,7 @@ def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bo
             state = state or device.state()
         row.update(sm_clock_hz=state.sm_clock_hz, mem_clock_hz=state.mem_clock_hz,
                    temp_c=state.temp_c, throttle_reasons=state.throttle_reasons,
-                   throttled=state.throttled if device.kind == "cuda" else None,
+                   throttled=_throttled(device, state, speed),
                    status="ok", error="")
     except Exception as exc:  # OOM, unsupported op, bad shape: a failed row, the run goes on
         row.update(status="failed", error=error_text(exc))

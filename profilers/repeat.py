@@ -24,6 +24,7 @@ import pandas as pd
 from profilers.device import Device
 from profilers.measure import error_text
 from profilers.points import Point
+from profilers.canary import timed
 from profilers.timer import Timer
 
 REPEAT_FRACTION = 0.15  # of each suite's budget, reserved for the repeat pass
@@ -31,7 +32,8 @@ BAND_COVERAGE = 0.9  # a re-measurement falls inside time_s +- time_noise_s this
 MIN_REPEATS = 5  # fewer repeats in a suite: use the band pooled over all suites
 
 
-def measure_repeat(suite, point: Point, device: Device, *, flush_l2: bool = False) -> dict:
+def measure_repeat(suite, point: Point, device: Device, *, flush_l2: bool = False,
+                   canary=None) -> dict:
     """A repeat record: the point timed again (no memory or energy), or its failure."""
     start = time.perf_counter()
     rec = {"kind": "repeat", "point_id": point.id, "suite": point.suite}
@@ -39,9 +41,10 @@ def measure_repeat(suite, point: Point, device: Device, *, flush_l2: bool = Fals
     try:
         workload = suite.build(point, device)
         with workload.context():
-            timing = Timer(device, budget_s=suite.timing_budget_s(device),
-                           flush_l2=flush_l2).measure(workload.run)
-        rec.update(time_s=timing.median_s, time_iqr_s=timing.iqr_s, reps=timing.reps)
+            timer = Timer(device, budget_s=suite.timing_budget_s(device), flush_l2=flush_l2)
+            timing, speed = timed(timer, workload.run, canary)
+        rec.update(time_s=timing.median_s, time_iqr_s=timing.iqr_s, reps=timing.reps,
+                   speed_ratio=speed)
     except Exception as exc:
         rec.update(time_s=None, error=error_text(exc))
     finally:

@@ -197,6 +197,7 @@ def _run(config, device, meta, journal, out, progress, resumed, deadline=None) -
     ended = {r["name"]: r for r in records if r.get("kind") == "suite_end"}
     ended.update({s["name"]: s for s in meta.get("suite_state", []) if s.get("reason")})
     states, carry = [], 0.0
+    canary = _canary(device)
     spent_before = sum(float(r.get("wall_s") or 0) for r in prior)
     with make_progress(config.budget_s, progress) as bar:
         for name in config.suites:
@@ -211,7 +212,7 @@ def _run(config, device, meta, journal, out, progress, resumed, deadline=None) -
                 state.repeated = int(ended[name].get("repeated", state.repeated))
             else:
                 spent_before = _run_suite(get_suite(name), state, rows, again, config, device,
-                                          journal, bar, spent_before, deadline)
+                                          journal, bar, spent_before, deadline, canary)
                 journal.append({"kind": "suite_end", **asdict(state)})
             carry = max(0.0, state.budget_s - state.spent_s)
             states.append(state)
@@ -226,13 +227,23 @@ def _run(config, device, meta, journal, out, progress, resumed, deadline=None) -
     return ProfileResult(out, frame, meta, states, resumed)
 
 
+def _canary(device):
+    """The run's canary (profilers.canary) on a CPU; None on a GPU, whose slow spells
+    NVML's clocks-event reasons report."""
+    if device.kind != "cpu":
+        return None
+    from profilers.canary import Canary
+
+    return Canary(device)
+
+
 def _pause_if_due(deadline) -> None:
     if deadline is not None and time.monotonic() >= deadline:
         raise _Pause()
 
 
 def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, bar,
-               spent_total, deadline=None) -> float:
+               spent_total, deadline=None, canary=None) -> float:
     """Measure the suite's points in order until the budget (less the repeat pass's
     reserve) or the points run out, then time its first points again (`profilers.repeat`)."""
     done = {r["point_id"] for r in rows}
@@ -256,7 +267,7 @@ def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, b
             state.reason = "budget"
             break
         _pause_if_due(deadline)
-        row = measure_point(suite, point, seq, device, flush_l2=config.flush_l2)
+        row = measure_point(suite, point, seq, device, flush_l2=config.flush_l2, canary=canary)
         journal.append({"kind": "point", **row})
         done.add(point.id)
         state.points += 1
@@ -278,7 +289,7 @@ def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, b
         if point.id not in ok or point.id in repeated:
             continue
         _pause_if_due(deadline)
-        rec = measure_repeat(suite, point, device, flush_l2=config.flush_l2)
+        rec = measure_repeat(suite, point, device, flush_l2=config.flush_l2, canary=canary)
         journal.append(rec)
         repeated.add(point.id)
         state.repeated += rec.get("time_s") is not None

@@ -91,7 +91,10 @@ COLUMNS: tuple[Column, ...] = (
     _C("mem_clock_hz", "float64", "Hz", "mean memory clock during the window"),
     _C("temp_c", "float64", "degC", "maximum GPU temperature during the window"),
     _C("throttle_reasons", "Int64", "", "NVML clocks-event reasons OR'd over the window"),
-    _C("throttled", "boolean", "", "power or thermal throttling seen during the window"),
+    _C("speed_ratio", "float64", "", "CPU: the canary's time around the timing over its "
+       "fastest in the run (1 = nominal speed; see profilers.canary); empty on a GPU"),
+    _C("throttled", "boolean", "", "GPU: power or thermal throttling seen during the window; "
+       "CPU: speed_ratio stayed above 1.2 (a slow spell of the machine)"),
     _C("status", "string", "", "ok or failed"),
     _C("error", "string", "", "why a failed point failed (exception type: message)"),
     _C("wall_s", "float64", "s", "wall time spent on the point (build, warm-up, timing, energy)"),

@@ -114,7 +114,7 @@ def test_stop_after_pauses_and_the_same_call_continues(tmp_path, small_suite):
         if not result.paused:
             break
         assert not read_metadata(tmp_path)["complete"] and "paused" in result.summary()
-    assert calls > 2 and not result.paused
+    assert calls >= 2 and not result.paused
     assert read_metadata(tmp_path)["complete"]
     frame = result.frame
     assert frame["point_id"].is_unique and len(frame) == 20

@@ -23,7 +23,7 @@ def _load() -> None:
 def suite_names() -> list[str]:
     """Names of the registered suites, in their default run order."""
     _load()
-    return list(SUITES)
+    return [n for n in _MODULES if n in SUITES] + [n for n in SUITES if n not in _MODULES]
 
 
 def get_suite(name: str) -> Suite:
