@@ -20,7 +20,7 @@ def run(args) -> int:
     from perfmodel.learn.evaluate import evaluate
 
     table = evaluate(args.profiles, device=args.device, group_by=args.group_by,
-                     n_folds=args.folds, coverage=args.coverage)
+                     n_folds=args.folds, coverage=args.coverage, base=args.base)
     if args.csv:
         from perfmodel.learn.schema import write_table
 

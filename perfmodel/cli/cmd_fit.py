@@ -20,12 +20,16 @@ def add_measurement_options(p, group_help: str) -> None:
     p.add_argument("--device", help="device the measurements come from (default: the profile's metadata)")
     p.add_argument("--group-by", metavar="COLS", help=group_help)
     p.add_argument("--coverage", type=float, default=0.9, help="interval coverage (default 0.9)")
+    p.add_argument("--base", default="roofline", choices=("roofline", "tiled"),
+                   help="time the model learns its ratio to: the roofline (default) or the "
+                        "tile-and-wave-quantised roofline (carries better across dtypes and sources)")
 
 
 def run(args) -> int:
     from perfmodel.learn.predictor import fit
 
-    pred = fit(args.profiles, device=args.device, group_by=args.group_by, coverage=args.coverage)
+    pred = fit(args.profiles, device=args.device, group_by=args.group_by, coverage=args.coverage,
+               base=args.base)
     path = pred.save(args.out)
     kinds = ", ".join(f"{k} ({m.rows} rows)" for k, m in sorted(pred.models.items())) or "none"
     print(f"fitted on {pred.info['rows']} rows for {pred.device.key}: learned op kinds {kinds}")
