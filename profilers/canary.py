@@ -1,4 +1,5 @@
-"""The canary: a fixed small workload timed around every point, to see the machine's speed.
+"""The canary (`--canary`): a fixed small workload timed around every point, to see the
+machine's speed.
 
 A shared machine (a cloud VM, a GPU under a power cap) has slow spells that last seconds
 to minutes: during one, everything runs up to 2x slower, and a point measured then is
@@ -8,6 +9,9 @@ canary has run so far; while it is more than `TOLERANCE` slower the runner waits
 `MAX_WAIT_S`), then measures, then times the canary again. A point whose canary was slow
 before or after is measured once more; the row records the slowdown (`speed_ratio`) and
 is flagged `throttled` when it stayed above the tolerance.
+
+It sees compute-side slowdowns (frequency, a busy sibling thread) only: a cache-resident
+GEMM does not notice memory-bandwidth or last-level-cache contention from neighbours.
 """
 from __future__ import annotations
 

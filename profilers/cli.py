@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="export: CSV path (default DIR/measurements.csv)")
     parser.add_argument("--flush-l2", action="store_true", help="flush the GPU L2 before every sample")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--canary", action="store_true",
+                        help="CPU: time a canary GEMM around every point, wait out slow spells "
+                             "and flag points caught in one (speed_ratio, throttled)")
     parser.add_argument("--stop-after", help="pause this invocation after this long (e.g. 9m); "
                                              "the same command continues the profile")
     parser.add_argument("--progress", choices=("auto", "plain", "none"), default="auto")
@@ -64,7 +67,7 @@ def run(args) -> int:
         raise PerfmodelError("--suite names no suite")
     config = ProfileConfig(out=Path(args.out), device=args.device, suites=suites,
                            budget_s=parse_duration(args.budget), flush_l2=args.flush_l2,
-                           threads=args.threads)
+                           threads=args.threads, canary=args.canary)
     stop = parse_duration(args.stop_after) if args.stop_after else None
     result = run_profile(config, progress=args.progress, stop_after_s=stop)
     print(result.summary())

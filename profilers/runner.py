@@ -31,10 +31,14 @@ class ProfileConfig:
     budget_s: float = 600.0
     flush_l2: bool = False
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    canary: bool = False  # time a canary GEMM around every CPU point (profilers.canary)
 
     def key(self) -> dict:
-        return {"device": self.device, "suites": list(self.suites), "budget_s": self.budget_s,
-                "flush_l2": self.flush_l2, "threads": self.threads}
+        key = {"device": self.device, "suites": list(self.suites), "budget_s": self.budget_s,
+               "flush_l2": self.flush_l2, "threads": self.threads}
+        if self.canary:
+            key["canary"] = True
+        return key
 
 
 @dataclass
@@ -197,7 +201,7 @@ def _run(config, device, meta, journal, out, progress, resumed, deadline=None) -
     ended = {r["name"]: r for r in records if r.get("kind") == "suite_end"}
     ended.update({s["name"]: s for s in meta.get("suite_state", []) if s.get("reason")})
     states, carry = [], 0.0
-    canary = _canary(device)
+    canary = _canary(device) if config.canary else None
     spent_before = sum(float(r.get("wall_s") or 0) for r in prior)
     with make_progress(config.budget_s, progress) as bar:
         for name in config.suites:
@@ -228,8 +232,8 @@ def _run(config, device, meta, journal, out, progress, resumed, deadline=None) -
 
 
 def _canary(device):
-    """The run's canary (profilers.canary) on a CPU; None on a GPU, whose slow spells
-    NVML's clocks-event reasons report."""
+    """The run's canary (profilers.canary) on a CPU (`--canary`); None on a GPU, whose slow
+    spells NVML's clocks-event reasons report."""
     if device.kind != "cpu":
         return None
     from profilers.canary import Canary

@@ -54,10 +54,10 @@ def test_fitted_lines_show_the_small_map_cliff(conv_rows):
 
 def test_floor_applies_to_native_rows_only(conv_rows):
     nc = fit_native(conv_rows)
-    df = pd.DataFrame([conv(), conv(direction="bwd"), conv(k=3), conv(h=3), conv(h=1)])
+    df = pd.DataFrame([conv(), conv(direction="bwd"), conv(k=3), conv(h=3), conv(h=1000)])
     f = nc.floor(df)
     assert f[0] > 0 and f[1] > 0
     assert np.isnan(f[2])  # 3x3: oneDNN
     assert f[0] < f[3] <= f[0] * 9 / 4  # 3x3 map: the 2x2 line (the nearest size below)
-    assert np.isnan(f[4])  # 1x1 map: below every fitted size, not extrapolated
+    assert np.isnan(f[4])  # a map above every fitted size: not extrapolated
     assert np.isnan(NativeConv().floor(df)).all()
