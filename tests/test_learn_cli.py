@@ -51,3 +51,24 @@ def test_evaluate_prints_every_method(tmp_path, capsys, monkeypatch):
     for method in ("xgboost", "roofline", "linear", "random_forest"):
         assert method in out
     assert "MAPE%" in out and "cover%" in out
+
+
+def test_fit_base_option_is_saved_and_a_bad_one_is_one_line(tmp_path, capsys, monkeypatch):
+    import json
+
+    import perfmodel.learn.predictor as predictor
+
+    monkeypatch.setitem(predictor.XGB_PARAMS, "n_estimators", 20)
+    train = tmp_path / "train.csv"
+    synthetic_gemms(200).to_csv(train, index=False)
+    model = tmp_path / "model"
+    assert main(["fit", str(train), "--device", "h100", "--base", "tiled", "--out", str(model)]) == 0
+    assert json.loads((model / "predictor.json").read_text())["base"] == "tiled"
+    capsys.readouterr()
+    try:
+        code = main(["fit", str(train), "--device", "h100", "--base", "flat", "--out", str(model)])
+    except SystemExit as exc:  # argparse's choices check exits with status 2
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--base" in err
