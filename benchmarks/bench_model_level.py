@@ -19,7 +19,12 @@ Rows:
   calibration - is ready, loaded from its cache) and warm (a second ranking).
   Target: < 1 s.
 
-Run: python3 benchmarks/bench_model_level.py [--profile DIR] [--gpu-profile DIR]
+- Repeatability (`--repeatability R`, measured live on this machine, a few minutes): the
+  target candidates' training steps timed in R round-robin rounds with the profilers'
+  timer; Spearman between rounds says how well the measured ranking reproduces itself,
+  the ceiling for any predicted ranking checked against one measurement.
+
+Run: python3 benchmarks/bench_model_level.py [--profile DIR] [--gpu-profile DIR] [--repeatability R]
 """
 from __future__ import annotations
 
@@ -159,12 +164,53 @@ def rank_speed(device) -> list[str]:
     return lines
 
 
+def repeatability(rounds: int) -> list[str]:
+    """Time the CPU target candidates' training steps in `rounds` round-robin rounds."""
+    import itertools
+
+    import torch
+
+    from profilers.device import open_device
+    from profilers.suites import get_suite
+    from profilers.timer import Timer
+
+    torch.set_num_threads(1)  # as the shipped profile was measured
+    dev, suite = open_device("cpu"), get_suite("validation")
+    points = [p for p in suite.points(dev) if p.phase == "train_step"
+              and p.p["factor"] == TARGET_FACTOR and p.p["strategy"]]
+    loads = {p.id: suite.build(p, dev) for p in points}
+    rows = []
+    for rnd in range(rounds):
+        for p in points:
+            w = loads[p.id]
+            with w.context():
+                t = Timer(dev, budget_s=suite.timing_budget_s(dev)).measure(w.run).median_s
+            rows.append(dict(round=rnd, model=p.op, strategy=p.p["strategy"], t=t))
+    df = pd.DataFrame(rows)
+    lines = [f"Repeatability of the measured ranking ({rounds} round-robin rounds, 1 thread, now):",
+             f"  {'family':<16} {'n':>3} {'Spearman min':>13} {'median':>8} "
+             f"{'top-1 same':>11} {'median spread':>14}"]
+    for model, g in df.groupby("model"):
+        piv = g.pivot(index="strategy", columns="round", values="t")
+        pairs = list(itertools.combinations(piv.columns, 2))
+        rho = [spearman(piv[a], piv[b]) for a, b in pairs]
+        top = np.mean([piv[a].idxmin() == piv[b].idxmin() for a, b in pairs])
+        spread = float(np.median(piv.max(axis=1) / piv.min(axis=1) - 1))
+        lines.append(f"  {model:<16} {len(piv):>3} {min(rho):>13.3f} {np.median(rho):>8.3f} "
+                     f"{top:>10.0%} {100 * spread:>13.1f}%")
+    lines.append("  spread: (slowest / fastest round) - 1 per candidate; top-1 same: share of "
+                 "round pairs with the same fastest candidate")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", help="CPU profile with blocks + validation suites (default: "
                                       "the shipped one under datasets/)")
     ap.add_argument("--gpu-profile", help="GPU profile with a validation suite")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--repeatability", type=int, default=0, metavar="R",
+                    help="also time the CPU target candidates in R rounds (minutes)")
     args = ap.parse_args()
     out = ["Model-level targets (issue 5)", ""]
     cpu = [Path(args.profile)] if args.profile else find_profiles("cpu")
@@ -187,6 +233,9 @@ def main() -> int:
     out.append("")
     if not args.skip_speed:
         out += rank_speed(str(cpu[0]) if cpu else "cpu")
+    if args.repeatability >= 2:
+        out.append("")
+        out += repeatability(args.repeatability)
     print("\n".join(out))
     return 0
 
