@@ -2,10 +2,13 @@
 
 A point's samples are taken within a fraction of a second, so their interquartile range
 misses what drifts over minutes (clock and turbo state, neighbours on a shared machine,
-thermal state). At the end of each suite the runner therefore measures the suite's first
-points again (the spread order makes them a sample of the whole suite) with a share of
-its budget (`Suite.repeat_fraction`: `REPEAT_FRACTION`, half for the `validation` suite,
-whose whole models are the ground truth of model-level predictions). From the relative
+thermal state). Each suite therefore times some of its points again as it goes, with a
+share of its budget (`Suite.repeat_fraction`: `REPEAT_FRACTION`, half for the `validation`
+suite, whose whole models are the ground truth of model-level predictions): after each
+point, while the repeats have had less than their share of the time so far, the next
+point not yet repeated from the first half of the points so far is timed again; what
+is left of the share at the end goes on the first points not yet repeated. Repeats thus
+span the run and lags from seconds to its whole length. From the relative
 differences between the two medians each suite gets its band: the `BAND_COVERAGE`
 quantile of |repeat - first| / first.
 Every ok row then reports `time_noise_s`, the half-width of the band in which a later

@@ -249,7 +249,12 @@ def _pause_if_due(deadline) -> None:
 def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, bar,
                spent_total, deadline=None, canary=None) -> float:
     """Measure the suite's points in order until the budget (less the repeat pass's
-    reserve) or the points run out, then time its first points again (`profilers.repeat`)."""
+    reserve) or the points run out, timing earlier points again as it goes
+    (`profilers.repeat`): after each point, while the repeats have used less than their
+    share of the time spent so far, the next point not yet repeated is timed again if it
+    was measured in the first half of the points so far (so repeats span the run's length
+    and lag); what the reserve has left after the last point goes on the first points not
+    yet repeated."""
     done = {r["point_id"] for r in rows}
     try:
         points = suite.points(device)
@@ -259,9 +264,34 @@ def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, b
     if not points:
         state.reason = "unavailable: no points for this device"
         return spent_total
-    main_budget = state.budget_s - repeat_budget(state.budget_s, suite.repeat_fraction)
+    share = suite.repeat_fraction
+    reserve = repeat_budget(state.budget_s, share)
+    main_budget = state.budget_s - reserve
     spent_main = sum(float(r.get("wall_s") or 0) for r in rows)
     per_point = spent_main / max(state.points, 1)
+    ok = {r["point_id"] for r in rows if r.get("status") == "ok"}
+    repeated = {r["point_id"] for r in again}
+    spent_repeat = sum(float(r.get("wall_s") or 0) for r in again)
+    total = spent_total
+
+    def repeat_next(limit: int) -> bool:
+        """Time again the first ok, unrepeated point among the first `limit`; False if none."""
+        nonlocal spent_repeat, total
+        for point in points[:max(0, limit)]:
+            if point.id in ok and point.id not in repeated:
+                _pause_if_due(deadline)
+                rec = measure_repeat(suite, point, device, flush_l2=config.flush_l2,
+                                     canary=canary)
+                journal.append(rec)
+                repeated.add(point.id)
+                state.repeated += rec.get("time_s") is not None
+                state.spent_s += rec["wall_s"]
+                spent_repeat += rec["wall_s"]
+                total += rec["wall_s"]
+                bar.update(suite.name, state.points, state.failed, total)
+                return True
+        return False
+
     state.reason = "exhausted"
     for seq, point in enumerate(points):
         if point.id in done:
@@ -274,31 +304,18 @@ def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, b
         row = measure_point(suite, point, seq, device, flush_l2=config.flush_l2, canary=canary)
         journal.append({"kind": "point", **row})
         done.add(point.id)
+        if row["status"] == "ok":
+            ok.add(point.id)
         state.points += 1
         state.failed += row["status"] == "failed"
         state.spent_s += row["wall_s"]
         spent_main += row["wall_s"]
-        spent_total += row["wall_s"]
+        total += row["wall_s"]
         per_point = spent_main / state.points
-        bar.update(suite.name, state.points, state.failed, spent_total)
-    ok = {r["point_id"] for r in rows if r.get("status") == "ok"}
-    ok |= {r["point_id"] for r in journal.read() if r.get("kind") == "point"
-           and r.get("suite") == suite.name and r.get("status") == "ok"}
-    repeated = {r["point_id"] for r in again}
-    spent_repeat = sum(float(r.get("wall_s") or 0) for r in again)
-    for point in points:
-        if (state.spent_s >= state.budget_s
-                or spent_repeat >= repeat_budget(state.budget_s, suite.repeat_fraction)):
-            break
-        if point.id not in ok or point.id in repeated:
-            continue
-        _pause_if_due(deadline)
-        rec = measure_repeat(suite, point, device, flush_l2=config.flush_l2, canary=canary)
-        journal.append(rec)
-        repeated.add(point.id)
-        state.repeated += rec.get("time_s") is not None
-        state.spent_s += rec["wall_s"]
-        spent_repeat += rec["wall_s"]
-        spent_total += rec["wall_s"]
-        bar.update(suite.name, state.points, state.failed, spent_total)
-    return spent_total
+        bar.update(suite.name, state.points, state.failed, total)
+        while (spent_repeat < spent_main * share / (1 - share) and spent_repeat < reserve
+               and repeat_next((seq + 1) // 2)):
+            pass
+    while state.spent_s < state.budget_s and spent_repeat < reserve and repeat_next(len(points)):
+        pass
+    return total
