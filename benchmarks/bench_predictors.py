@@ -51,7 +51,7 @@ from common import (VIDUR_DEVICES, load_llmcompass_matmul, load_neusight, load_v
                     own_gpu_profiles, shared_data)
 
 from perfmodel.errors import PerfmodelError  # noqa: E402
-from perfmodel.hardware.catalogue import get_device  # noqa: E402
+from perfmodel.hardware.catalogue import get_device, is_known  # noqa: E402
 from perfmodel.learn.evaluate import METHODS, compare, cross_validate, error_breakdown, score_table  # noqa: E402
 from perfmodel.learn.noise import interpolation_floor  # noqa: E402
 
@@ -153,7 +153,7 @@ def bench_cross_source() -> None:
     h = v[v["device"] == "h100-sxm"].reset_index(drop=True)
     for op in ("linear", "bmm"):
         ns = load_neusight(op)
-        ns = ns[ns["device"].map(lambda s: get_device(s).key if _known(s) else "") == "h100-sxm"]
+        ns = ns[ns["device"].map(lambda s: get_device(s).key if is_known(s) else "") == "h100-sxm"]
         pairs.append((f"vidur fp16 -> neusight {op} fp32, H100", h, ns.reset_index(drop=True), "h100-sxm",
                       "dtype differs AND math rate differs 15x: out of distribution"))
     a = v[v["device"] == VIDUR_DEVICES["a100"]].reset_index(drop=True)
@@ -167,14 +167,6 @@ def bench_cross_source() -> None:
         preds = with_tiled(run(), run)
         add("cross-source", name, score_table(preds, SHOWN), "MAPE<=10", lambda r: r["mape"] <= 10, why)
         print(f"cross-source {name}: {time.time() - t0:.0f} s", file=sys.stderr)
-
-
-def _known(name) -> bool:
-    try:
-        get_device(name)
-        return True
-    except PerfmodelError:
-        return False
 
 
 def bench_power() -> None:

@@ -169,3 +169,10 @@ def test_agrees_with_neusight_device_configs(shared_data):
         assert dev.memory_bandwidth / 1e9 == pytest.approx(cfg["Mem_Bw"], rel=0.03), dev.key
         assert dev.memory_bytes / 2**30 == pytest.approx(cfg["Dev_Mem"], rel=0.07), dev.key
     assert checked >= 8
+
+
+def test_is_known_says_whether_get_device_finds_it():
+    from perfmodel.hardware.catalogue import is_known
+
+    assert is_known("NVIDIA H100 80GB HBM3") and is_known("cpu")
+    assert not is_known("Tesla Q9000") and not is_known("")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from perfmodel.errors import PerfmodelError
-from perfmodel.hardware.catalogue import get_device
+from perfmodel.hardware.catalogue import get_device, is_known
 from perfmodel.learn.evaluate import error_breakdown
 from perfmodel.learn.metrics import score
 from perfmodel.learn.noise import interpolation_floor
@@ -52,16 +52,8 @@ def _neusight(op, key):
     from common import load_neusight
 
     d = load_neusight(op)
-    keys = {n: get_device(n).key for n in d["device"].unique() if _known(n)}
+    keys = {n: get_device(n).key for n in d["device"].unique() if is_known(n)}
     return d[d["device"].map(keys) == key].reset_index(drop=True)
-
-
-def _known(name) -> bool:
-    try:
-        get_device(name)
-        return True
-    except PerfmodelError:
-        return False
 
 
 def test_floor_separates_noisy_from_smooth_gpus(shared_data):

@@ -60,6 +60,15 @@ def list_devices(include_cpu: bool = False, measure_cpu_bandwidth: bool = False
     return devices
 
 
+def is_known(name) -> bool:
+    """Whether `get_device(name)` finds a device (no error raised)."""
+    try:
+        get_device(name)
+    except PerfmodelError:
+        return False
+    return True
+
+
 def get_device(name) -> DeviceSpec:
     """The spec of a device given its key, alias, torch/NVML name, or `cpu`."""
     if isinstance(name, DeviceSpec):
