@@ -182,7 +182,11 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
             meta["complete"] = False
             meta["suite_state"] = []
             write_metadata(meta, out)
-        meta["notes"] = sorted(set(meta.get("notes", [])) | set(device.notes))
+        notes = set(meta.get("notes", [])) | set(device.notes)
+        if config.canary and device.kind != "cpu":
+            notes.add("--canary applies to CPU runs only; on a GPU, NVML's clocks-event "
+                      "reasons flag throttled points")
+        meta["notes"] = sorted(notes)
         deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
         try:
             return _run(config, device, meta, journal, out, progress, resumed, deadline)

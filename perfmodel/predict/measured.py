@@ -61,13 +61,13 @@ def part_block_key(part, batch: int, dtype: str, train: bool):
                 batch, dtype, phase)
     if kind == "transformer_block":
         cfg, seq = part.key[1], part.key[2]
-        if not _suite_compatible(cfg):
+        if not suite_compatible(cfg):
             return None
         return ("transformer", cfg.d_model, seq, batch, dtype, phase)
     return None
 
 
-def _suite_compatible(cfg) -> bool:
+def suite_compatible(cfg) -> bool:
     """Whether a block config is the blocks suite's GPT-style block of its width."""
     try:
         from profilers.suites.blocks import transformer_cfg

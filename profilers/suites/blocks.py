@@ -72,7 +72,7 @@ def candidate_blocks(device) -> list[Point]:
     the transformer's alternately, each in the order the validation suite lists its models,
     so a budget that ends early still has blocks of both families."""
     from perfmodel.models.registry import resolve
-    from perfmodel.predict.measured import _suite_compatible
+    from perfmodel.predict.measured import suite_compatible
     from perfmodel.predict.parts import parts_of
     from profilers.suites.validation import CPU as V_CPU
     from profilers.suites.validation import GPU as V_GPU
@@ -95,7 +95,7 @@ def candidate_blocks(device) -> list[Point]:
                 args = dict(batch=batch, c_in=w_in, c_out=w_out, h=h, w=h, stride=stride,
                             kernel_h=3, kernel_w=3, bot_mul=float(bm or 1.0),
                             group_w=int(gw or 1), se_r=float(se_r))
-            elif kind == "transformer_block" and _suite_compatible(part.key[1]):
+            elif kind == "transformer_block" and suite_compatible(part.key[1]):
                 d, seq = part.key[1].d_model, part.key[2]
                 op = "transformer_block"
                 args = dict(batch=batch, seq_q=seq, seq_k=seq, d_model=d, heads=max(1, d // 64),
@@ -152,10 +152,7 @@ class BlocksSuite(Suite):
     def points(self, device) -> list[Point]:
         """Grid points in spread order, alternating with the validation models' blocks."""
         grid = super().points(device)
-        try:
-            models = candidate_blocks(device)
-        except Exception:  # a family missing from perfmodel: the grid alone
-            models = []
+        models = candidate_blocks(device)
         out, seen = [], set()
         for i in range(max(len(grid), len(models))):
             for source in (models, grid):
