@@ -1,6 +1,8 @@
 """Run suites on a device within a time budget, writing a crash-safe, resumable profile."""
 from __future__ import annotations
 
+from collections import Counter
+
 import datetime as _dt
 import platform
 import time
@@ -255,10 +257,10 @@ def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, b
     """Measure the suite's points in order until the budget (less the repeat pass's
     reserve) or the points run out, timing earlier points again as it goes
     (`profilers.repeat`): after each point, while the repeats have used less than their
-    share of the time spent so far, the next point not yet repeated is timed again if it
-    was measured in the first half of the points so far (so repeats span the run's length
-    and lag); what the reserve has left after the last point goes on the first points not
-    yet repeated."""
+    share of the time spent so far, a point measured in the first half of the points so
+    far is timed again (so repeats span the run's length and lag), the one repeated fewest
+    times, at most `suite.max_repeats`; what the reserve has left after the last point
+    goes the same way over all points."""
     done = {r["point_id"] for r in rows}
     try:
         points = suite.points(device)
@@ -274,27 +276,29 @@ def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, b
     spent_main = sum(float(r.get("wall_s") or 0) for r in rows)
     per_point = spent_main / max(state.points, 1)
     ok = {r["point_id"] for r in rows if r.get("status") == "ok"}
-    repeated = {r["point_id"] for r in again}
+    times_repeated = Counter(r["point_id"] for r in again)
     spent_repeat = sum(float(r.get("wall_s") or 0) for r in again)
     total = spent_total
 
     def repeat_next(limit: int) -> bool:
-        """Time again the first ok, unrepeated point among the first `limit`; False if none."""
+        """Time again the ok point among the first `limit` repeated fewest times (below
+        `suite.max_repeats`; the earliest on ties); False if none."""
         nonlocal spent_repeat, total
-        for point in points[:max(0, limit)]:
-            if point.id in ok and point.id not in repeated:
-                _pause_if_due(deadline)
-                rec = measure_repeat(suite, point, device, flush_l2=config.flush_l2,
-                                     canary=canary)
-                journal.append(rec)
-                repeated.add(point.id)
-                state.repeated += rec.get("time_s") is not None
-                state.spent_s += rec["wall_s"]
-                spent_repeat += rec["wall_s"]
-                total += rec["wall_s"]
-                bar.update(suite.name, state.points, state.failed, total)
-                return True
-        return False
+        todo = [p for p in points[:max(0, limit)]
+                if p.id in ok and times_repeated[p.id] < suite.max_repeats]
+        if not todo:
+            return False
+        point = min(todo, key=lambda p: times_repeated[p.id])  # min keeps the earliest
+        _pause_if_due(deadline)
+        rec = measure_repeat(suite, point, device, flush_l2=config.flush_l2, canary=canary)
+        journal.append(rec)
+        times_repeated[point.id] += 1
+        state.repeated += rec.get("time_s") is not None
+        state.spent_s += rec["wall_s"]
+        spent_repeat += rec["wall_s"]
+        total += rec["wall_s"]
+        bar.update(suite.name, state.points, state.failed, total)
+        return True
 
     state.reason = "exhausted"
     for seq, point in enumerate(points):

@@ -1,4 +1,4 @@
-"""The profile format (version 1): columns with units, reading, writing and CSV export.
+"""The profile format (version 3): columns with units, reading, writing and CSV export.
 
 A profile is a directory holding `measurements.parquet` (one row per point) and
 `metadata.json`. `datasets/README.md` documents the same columns; a test keeps them equal.
@@ -14,8 +14,9 @@ import pandas as pd
 
 from perfmodel.errors import PerfmodelError
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 lacks the repeat-pass columns (read as empty)
+SCHEMA_VERSION = 3
+# version 1 lacks the repeat-pass columns, version 2 `repeats` and `time_center_s` (read as empty)
+READABLE_VERSIONS = (1, 2, 3)
 MEASUREMENTS = "measurements.parquet"
 METADATA = "metadata.json"
 JOURNAL = "journal.jsonl"
@@ -68,8 +69,11 @@ COLUMNS: tuple[Column, ...] = (
     _C("bytes", "float64", "B", "minimum bytes read + written by one execution"),
     _C("time_s", "float64", "s", "median time of one execution"),
     _C("time_iqr_s", "float64", "s", "interquartile range of the timed samples"),
-    _C("time_repeat_s", "float64", "s", "median of the same point timed again at the end of "
-       "its suite (the repeat pass; empty for points not repeated)"),
+    _C("time_repeat_s", "float64", "s", "median of the point's repeat measurements (the "
+       "repeat pass, later in its suite; empty for points not repeated)"),
+    _C("repeats", "Int64", "", "repeat measurements of the point (0 when not repeated)"),
+    _C("time_center_s", "float64", "s", "median of all of the point's measurements (time_s "
+       "and every repeat): its best time estimate across the run"),
     _C("time_noise_s", "float64", "s", "half-width of the band around time_s in which a "
        "re-measurement falls 90% of the time: the suite's repeat-pass band x time_s, at "
        "least time_iqr_s"),

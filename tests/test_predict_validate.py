@@ -111,9 +111,13 @@ def test_discordant_pairs_ignore_measured_ties_within_the_noise():
     assert discordant_pairs(measured, [1.6, 1.5, 1.0], [float("nan")] * 3) == (3, 3)
 
 
-def test_measured_time_is_the_mean_of_the_first_and_the_repeat_median():
-    from perfmodel.predict.validate import measured_time
+def test_measured_time_is_the_center_of_all_measurements():
+    from perfmodel.predict.measured import center_time
 
-    assert measured_time({"time_s": 1.0, "time_repeat_s": 1.2}) == pytest.approx(1.1)
-    assert measured_time({"time_s": 1.0, "time_repeat_s": float("nan")}) == 1.0
-    assert measured_time({"time_s": 1.0}) == 1.0
+    assert center_time({"time_s": 1.0, "time_repeat_s": 1.3, "time_center_s": 1.2}) == 1.2
+    # schema 2: no center, the mean of the first and the repeat median
+    assert center_time({"time_s": 1.0, "time_repeat_s": 1.2}) == pytest.approx(1.1)
+    assert center_time({"time_s": 1.0, "time_repeat_s": 1.2,
+                        "time_center_s": float("nan")}) == pytest.approx(1.1)
+    assert center_time({"time_s": 1.0, "time_repeat_s": float("nan")}) == 1.0
+    assert center_time({"time_s": 1.0}) == 1.0

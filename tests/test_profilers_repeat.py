@@ -74,6 +74,29 @@ def test_repeat_pass_fills_repeat_and_noise_columns(tmp_path, small_suite):
     assert "repeated" in result.summary() and "band" in result.summary()
 
 
+def test_a_suite_with_max_repeats_times_points_again_fewest_repeated_first(tmp_path, small_suite,
+                                                                           monkeypatch):
+    monkeypatch.setattr(small_suite, "max_repeats", 2, raising=False)
+    monkeypatch.setattr(small_suite, "repeat_fraction", 0.6, raising=False)
+    result = run_profile(ProfileConfig(out=tmp_path, suites=(small_suite.name,), budget_s=20),
+                         progress="none")
+    ok = result.frame[result.frame["status"] == "ok"]
+    assert len(ok) == 20
+    assert max(small_suite.builds.values()) == 3  # main + two repeats, never more
+    counts = ok["repeats"].astype(int)
+    assert counts.max() == 2 and (counts >= 1).all()  # everyone once before anyone twice
+    twice = ok[counts == 2]
+    assert set(twice["seq"]) == set(range(len(twice)))  # the earliest points first
+    # the center is the median of the first and every repeat; with two repeats the middle one
+    lo = np.minimum(twice["time_s"], twice["time_repeat_s"])
+    hi = np.maximum(twice["time_s"], twice["time_repeat_s"])
+    assert ((twice["time_center_s"] >= lo - 1e-15) & (twice["time_center_s"] <= hi + 1e-15)).all()
+    once = ok[counts == 1]
+    assert np.allclose(once["time_center_s"], (once["time_s"] + once["time_repeat_s"]) / 2)
+    band = read_metadata(tmp_path)["repeat_bands"][small_suite.name]
+    assert band["repeated"] == int(counts.sum()) == result.suites[0].repeated
+
+
 def test_interrupted_repeat_pass_resumes_without_repeating_twice(tmp_path, small_suite):
     small_suite.interrupt_after = 3
     config = ProfileConfig(out=tmp_path, suites=(small_suite.name,), budget_s=20)

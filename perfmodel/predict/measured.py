@@ -6,9 +6,12 @@ residual bottleneck blocks (ResNet, RegNetX/Y) and GPT-style transformer blocks,
 (`fwd_bwd`, train mode). A part of a model with the same constructor arguments, input
 shape, batch and dtype is the same workload, so its measured time replaces the calibrated
 sum of its ops ("a measured block beats a sum of ops"); the forward/backward split keeps
-the calibrated proportions. Only steady measurements are used (interquartile range at
-most `MAX_REL_IQR` of the median). These are the same rows the calibration is fitted on:
-both come from the `blocks` suite, never from the `validation` suite.
+the calibrated proportions. A block's time is its `center_time`: the median of all its
+measurements where the repeat pass timed it again, the same estimate `perfmodel validate`
+takes for a whole model. Unsteady blocks (a wide interquartile range) are used too: the
+median of their samples is still a measurement of that exact workload, where the sum of
+its ops would be a model of it. These are the same rows the calibration is fitted on: both
+come from the `blocks` suite, never from the `validation` suite.
 """
 from __future__ import annotations
 
@@ -16,17 +19,27 @@ import json
 
 import pandas as pd
 
-MAX_REL_IQR = 0.25
 CNN_BLOCKS = ("resnet_bottleneck", "regnet_x_block", "regnet_y_block")
 
 
+def center_time(r) -> float:
+    """A profile row's best time estimate across its run: `time_center_s` (the median of
+    all its measurements; schema 3), else the mean of `time_s` and the repeat's median
+    (`time_repeat_s`; schema 2), else `time_s`."""
+    t = float(r["time_s"])
+    for col in ("time_center_s", "time_repeat_s"):
+        v = r.get(col)
+        if v is not None and pd.notna(v) and float(v) > 0:
+            return float(v) if col == "time_center_s" else (t + float(v)) / 2
+    return t
+
+
 def block_table(blocks: pd.DataFrame) -> dict[tuple, float]:
-    """Measured seconds keyed like `part_block_key`, from a profile's `blocks` rows."""
+    """Measured seconds (`center_time`) keyed like `part_block_key`, from a profile's
+    `blocks` rows."""
     out: dict[tuple, float] = {}
     for _, r in blocks.iterrows():
-        t = float(r["time_s"])
-        iqr = r.get("time_iqr_s")
-        if iqr is not None and pd.notna(iqr) and float(iqr) > MAX_REL_IQR * t:
+        if r.get("status", "ok") != "ok" or not pd.notna(r["time_s"]):
             continue
         try:
             p = json.loads(r["params"])
@@ -34,7 +47,7 @@ def block_table(blocks: pd.DataFrame) -> dict[tuple, float]:
             continue
         key = _row_key(str(r["op"]), p, str(r["dtype"]), str(r["phase"]))
         if key is not None:
-            out[key] = t
+            out[key] = center_time(r)
     return out
 
 

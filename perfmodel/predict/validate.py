@@ -4,8 +4,8 @@ Each profile under `datasets/` (or the one given) is its own backend: per-op pre
 its per-op suites, calibration on its `blocks` suite. Its `validation` rows (whole-model
 `train_step` / `inference` of scaled candidates) are only ever predicted, never fitted on.
 
-The measured time of a model is the mean of its two medians where the profile's repeat
-pass timed it twice (`measured_time`).
+The measured time of a model is the median of all its measurements where the profile's
+repeat pass timed it again (`measured.center_time`).
 
 `ValidationReport.table`: one row per measured candidate: measured and predicted time (with
 the interval and whether it covers the measurement), relative error, measured vs predicted
@@ -27,6 +27,7 @@ import pandas as pd
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict.device import (datasets_dir, from_profile, is_profile,
                                       read_profile_rows)
+from perfmodel.predict.measured import center_time
 from perfmodel.predict.model import predict_model
 
 GROUP = ["profile", "model", "phase", "batch", "dtype"]
@@ -152,7 +153,7 @@ def _compare(prof: Path, r, backend) -> dict:
                          dtype=str(r["dtype"]), train=train, device=backend,
                          factor=factor if strategy else 1.0, strategy=strategy,
                          overrides=overrides)
-    measured = measured_time(r)
+    measured = center_time(r)
     acts = _model_saved_bytes(str(r["op"]), pred.batch, str(r["dtype"]), factor, strategy,
                               overrides)
     lo, hi = pred.time.lo, pred.time.hi
@@ -174,16 +175,6 @@ def _compare(prof: Path, r, backend) -> dict:
         "source": pred.source, "measured_parts": pred.measured_parts,
         "block_parts": int(pred.by_module["group"].isin(BLOCK_GROUPS).sum()),
     }
-
-
-def measured_time(r) -> float:
-    """A validation row's measured seconds: the mean of its two medians where the profiler's
-    repeat pass timed the model again minutes later (`time_repeat_s`), else its median."""
-    t = float(r["time_s"])
-    again = r.get("time_repeat_s")
-    if again is not None and pd.notna(again) and float(again) > 0:
-        return (t + float(again)) / 2
-    return t
 
 
 def _model_saved_bytes(model, batch, dtype, factor, strategy, overrides) -> float:

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from profilers.order import seed_of, spread_order
 from profilers.points import Point, Workload
-from profilers.repeat import REPEAT_FRACTION
+from profilers.repeat import MAX_REPEATS, REPEAT_FRACTION
 
 SUITES: dict[str, type["Suite"]] = {}
 
@@ -24,6 +24,7 @@ class Suite:
     name: ClassVar[str] = ""
     weight: ClassVar[float] = 1.0  # share of the run's budget relative to other suites
     repeat_fraction: ClassVar[float] = REPEAT_FRACTION  # of its budget: the repeat pass
+    max_repeats: ClassVar[int] = MAX_REPEATS  # times a point is measured again, at most
 
     def candidates(self, device) -> list[Point]:
         """Every point this suite could measure on `device` (any order, deterministic)."""
