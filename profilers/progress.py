@@ -13,7 +13,8 @@ def fmt_seconds(s: float) -> str:
 
 
 class PlainProgress:
-    """One line per point at most every `every_s` seconds, and one per suite change."""
+    """At most one line every `every_s` seconds: the suite measuring then (suites take
+    turns) with its points so far, and the run's time against its budget."""
 
     def __init__(self, budget_s: float, stream=None, every_s: float = 5.0):
         self.budget_s = budget_s
@@ -30,7 +31,7 @@ class PlainProgress:
 
     def update(self, suite: str, done: int, failed: int, spent_s: float) -> None:
         now = time.monotonic()
-        if suite == self._suite and now - self._last < self.every_s:
+        if self._suite is not None and now - self._last < self.every_s:
             return
         self._suite, self._last = suite, now
         print(f"[{suite}] {done} points done ({failed} failed), "

@@ -200,32 +200,46 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
 
 
 def _run(config, device, meta, journal, out, progress, resumed, deadline=None) -> ProfileResult:
-    shares = split_budget(config.budget_s, {n: get_suite(n).weight for n in config.suites})
+    """Measure the suites interleaved in time (`_SuiteRun`, `_budgets`), then compact."""
+    weights = {n: get_suite(n).weight for n in config.suites}
     prior = read_profile(out).to_dict("records") if resumed else []
     records = journal.read()
     repeats = [r for r in records if r.get("kind") == "repeat"]
     ended = {r["name"]: r for r in records if r.get("kind") == "suite_end"}
     ended.update({s["name"]: s for s in meta.get("suite_state", []) if s.get("reason")})
-    states, carry = [], 0.0
+    budgets = _budgets(config.budget_s, weights, ended)
     canary = _canary(device) if config.canary else None
-    spent_before = sum(float(r.get("wall_s") or 0) for r in prior)
+    states, runs = [], []
+    total = sum(float(r.get("wall_s") or 0) for r in prior + repeats)
+    for name in config.suites:
+        rows, again = _points_of(prior, name), _points_of(repeats, name)
+        state = SuiteState(name, budgets[name],
+                           sum(float(r.get("wall_s") or 0) for r in rows + again), len(rows),
+                           sum(r.get("status") == "failed" for r in rows), repeated=len(again))
+        if name in ended:
+            state.budget_s = float(ended[name].get("budget_s", state.budget_s))
+            state.reason = ended[name]["reason"]
+            state.repeated = int(ended[name].get("repeated", state.repeated))
+        else:
+            runs.append(_SuiteRun(get_suite(name), state, rows, again, config, device,
+                                  journal, canary))
+        states.append(state)
     with make_progress(config.budget_s, progress) as bar:
-        for name in config.suites:
-            rows = _points_of(prior, name)
-            again = _points_of(repeats, name)
-            state = SuiteState(name, shares[name] + carry,
-                               sum(float(r.get("wall_s") or 0) for r in rows + again), len(rows),
-                               sum(r.get("status") == "failed" for r in rows), repeated=len(again))
-            spent_before += sum(float(r.get("wall_s") or 0) for r in again)
-            if name in ended:
-                state.reason = ended[name]["reason"]
-                state.repeated = int(ended[name].get("repeated", state.repeated))
-            else:
-                spent_before = _run_suite(get_suite(name), state, rows, again, config, device,
-                                          journal, bar, spent_before, deadline, canary)
-                journal.append({"kind": "suite_end", **asdict(state)})
-            carry = max(0.0, state.budget_s - state.spent_s)
-            states.append(state)
+        active = [r for r in runs if not r.state.reason]
+        for r in runs:
+            if r.state.reason:  # unavailable on this device
+                journal.append({"kind": "suite_end", **asdict(r.state)})
+        while active:
+            # the suite furthest behind its share of the budget goes next
+            run = min(active, key=lambda r: r.state.spent_s / max(r.state.budget_s, 1e-9))
+            spent = run.state.spent_s
+            if run.step(deadline):
+                total += run.state.spent_s - spent
+                bar.update(run.suite.name, run.state.points, run.state.failed, total)
+                continue
+            journal.append({"kind": "suite_end", **asdict(run.state)})
+            active.remove(run)
+            _pass_on(max(0.0, run.state.budget_s - run.state.spent_s), active, weights)
     frame = dedupe(read_profile(out))
     repeats = [r for r in journal.read() if r.get("kind") == "repeat"]
     frame, bands = add_noise(frame, repeats)
@@ -235,6 +249,26 @@ def _run(config, device, meta, journal, out, progress, resumed, deadline=None) -
     write_metadata(meta, out)
     journal.remove()
     return ProfileResult(out, frame, meta, states, resumed)
+
+
+def _budgets(total_s: float, weights: dict[str, float], ended: dict[str, dict]) -> dict[str, float]:
+    """Each suite's budget: its weighted share, plus, for suites still running, what the
+    suites that already ended left unused, shared by weight."""
+    budgets = split_budget(total_s, weights)
+    left = sum(max(0.0, float(e.get("budget_s", budgets[n])) - float(e.get("spent_s", 0.0)))
+               for n, e in ended.items() if n in budgets)
+    running = {n: w for n, w in weights.items() if n not in ended}
+    norm = sum(running.values())
+    for n, w in running.items():
+        budgets[n] += left * w / norm
+    return budgets
+
+
+def _pass_on(seconds: float, active: list, weights: dict[str, float]) -> None:
+    """Share a finished suite's unused seconds among the suites still running, by weight."""
+    norm = sum(weights[r.suite.name] for r in active)
+    for r in active:
+        r.state.budget_s += seconds * weights[r.suite.name] / norm
 
 
 def _canary(device):
@@ -252,78 +286,94 @@ def _pause_if_due(deadline) -> None:
         raise _Pause()
 
 
-def _run_suite(suite, state: SuiteState, rows, again, config, device, journal, bar,
-               spent_total, deadline=None, canary=None) -> float:
-    """Measure the suite's points in order until the budget (less the repeat pass's
-    reserve) or the points run out, timing earlier points again as it goes
-    (`profilers.repeat`): after each point, while the repeats have used less than their
-    share of the time spent so far, a point measured in the first half of the points so
-    far is timed again (so repeats span the run's length and lag), the one repeated fewest
-    times, at most `suite.max_repeats`; what the reserve has left after the last point
-    goes the same way over all points."""
-    done = {r["point_id"] for r in rows}
-    try:
-        points = suite.points(device)
-    except Exception as exc:
-        state.reason = f"unavailable: {type(exc).__name__}: {exc}"
-        return spent_total
-    if not points:
-        state.reason = "unavailable: no points for this device"
-        return spent_total
-    share = suite.repeat_fraction
-    reserve = repeat_budget(state.budget_s, share)
-    main_budget = state.budget_s - reserve
-    spent_main = sum(float(r.get("wall_s") or 0) for r in rows)
-    per_point = spent_main / max(state.points, 1)
-    ok = {r["point_id"] for r in rows if r.get("status") == "ok"}
-    times_repeated = Counter(r["point_id"] for r in again)
-    spent_repeat = sum(float(r.get("wall_s") or 0) for r in again)
-    total = spent_total
+class _SuiteRun:
+    """One suite measured one step (a point or a repeat) at a time, so the runner can
+    interleave the suites in time: every suite then sees the same mixture of the machine's
+    states over the run (a slow spell or a drift of minutes biases none of them against
+    another, e.g. the blocks against the whole models they predict).
 
-    def repeat_next(limit: int) -> bool:
-        """Time again the ok point among the first `limit` repeated fewest times (below
-        `suite.max_repeats`; the earliest on ties); False if none."""
-        nonlocal spent_repeat, total
-        todo = [p for p in points[:max(0, limit)]
-                if p.id in ok and times_repeated[p.id] < suite.max_repeats]
-        if not todo:
-            return False
-        point = min(todo, key=lambda p: times_repeated[p.id])  # min keeps the earliest
-        _pause_if_due(deadline)
-        rec = measure_repeat(suite, point, device, flush_l2=config.flush_l2, canary=canary)
-        journal.append(rec)
-        times_repeated[point.id] += 1
-        state.repeated += rec.get("time_s") is not None
-        state.spent_s += rec["wall_s"]
-        spent_repeat += rec["wall_s"]
-        total += rec["wall_s"]
-        bar.update(suite.name, state.points, state.failed, total)
-        return True
+    Within the suite: points in order until the budget (less the repeat pass's reserve) or
+    the points run out, timing earlier points again as it goes (`profilers.repeat`): after
+    each point, while the repeats have used less than their share of the time spent so
+    far, a point measured in the first half of the points so far is timed again (so
+    repeats span the run's length and lag), the one repeated fewest times, at most
+    `suite.repeats_of(point)` times; what the reserve has left after the last point goes the same way
+    over all points."""
 
-    state.reason = "exhausted"
-    for seq, point in enumerate(points):
-        if point.id in done:
-            continue
-        left = main_budget - spent_main
-        if left <= 0 or (state.points and left < 0.5 * per_point):
-            state.reason = "budget"
-            break
+    def __init__(self, suite, state: SuiteState, rows, again, config, device, journal, canary):
+        self.suite, self.state, self.config, self.device = suite, state, config, device
+        self.journal, self.canary = journal, canary
+        self.done = {r["point_id"] for r in rows}
+        self.ok = {r["point_id"] for r in rows if r.get("status") == "ok"}
+        self.times_repeated = Counter(r["point_id"] for r in again)
+        self.spent_main = sum(float(r.get("wall_s") or 0) for r in rows)
+        self.spent_repeat = sum(float(r.get("wall_s") or 0) for r in again)
+        self.share = suite.repeat_fraction
+        self.next, self.last_seq, self.tail = 0, None, False
+        try:
+            self.points = suite.points(device)
+        except Exception as exc:
+            state.reason = f"unavailable: {type(exc).__name__}: {exc}"
+            self.points = []
+            return
+        if not self.points:
+            state.reason = "unavailable: no points for this device"
+
+    @property
+    def reserve(self) -> float:
+        return repeat_budget(self.state.budget_s, self.share)
+
+    def step(self, deadline=None) -> bool:
+        """Measure one point or repeat; False once the suite has ended (reason set)."""
+        if not self.tail:
+            if (self.last_seq is not None
+                    and self.spent_repeat < self.spent_main * self.share / (1 - self.share)
+                    and self.spent_repeat < self.reserve
+                    and self._repeat((self.last_seq + 1) // 2, deadline)):
+                return True
+            while self.next < len(self.points) and self.points[self.next].id in self.done:
+                self.next += 1
+            per_point = self.spent_main / max(self.state.points, 1)
+            left = self.state.budget_s - self.reserve - self.spent_main
+            if self.next >= len(self.points):
+                self.tail, self.state.reason = True, "exhausted"
+            elif left <= 0 or (self.state.points and left < 0.5 * per_point):
+                self.tail, self.state.reason = True, "budget"
+            else:
+                self._measure(self.next, deadline)
+                return True
+        return (self.state.spent_s < self.state.budget_s and self.spent_repeat < self.reserve
+                and self._repeat(len(self.points), deadline))
+
+    def _measure(self, seq: int, deadline) -> None:
+        point, state = self.points[seq], self.state
         _pause_if_due(deadline)
-        row = measure_point(suite, point, seq, device, flush_l2=config.flush_l2, canary=canary)
-        journal.append({"kind": "point", **row})
-        done.add(point.id)
+        row = measure_point(self.suite, point, seq, self.device, flush_l2=self.config.flush_l2,
+                            canary=self.canary)
+        self.journal.append({"kind": "point", **row})
+        self.done.add(point.id)
         if row["status"] == "ok":
-            ok.add(point.id)
+            self.ok.add(point.id)
         state.points += 1
         state.failed += row["status"] == "failed"
         state.spent_s += row["wall_s"]
-        spent_main += row["wall_s"]
-        total += row["wall_s"]
-        per_point = spent_main / state.points
-        bar.update(suite.name, state.points, state.failed, total)
-        while (spent_repeat < spent_main * share / (1 - share) and spent_repeat < reserve
-               and repeat_next((seq + 1) // 2)):
-            pass
-    while state.spent_s < state.budget_s and spent_repeat < reserve and repeat_next(len(points)):
-        pass
-    return total
+        self.spent_main += row["wall_s"]
+        self.last_seq, self.next = seq, seq + 1
+
+    def _repeat(self, limit: int, deadline) -> bool:
+        """Time again the ok point among the first `limit` repeated fewest times (below
+        `suite.repeats_of(point)`; the earliest on ties); False if none."""
+        todo = [p for p in self.points[:max(0, limit)]
+                if p.id in self.ok and self.times_repeated[p.id] < self.suite.repeats_of(p)]
+        if not todo:
+            return False
+        point = min(todo, key=lambda p: self.times_repeated[p.id])  # min keeps the earliest
+        _pause_if_due(deadline)
+        rec = measure_repeat(self.suite, point, self.device, flush_l2=self.config.flush_l2,
+                             canary=self.canary)
+        self.journal.append(rec)
+        self.times_repeated[point.id] += 1
+        self.state.repeated += rec.get("time_s") is not None
+        self.state.spent_s += rec["wall_s"]
+        self.spent_repeat += rec["wall_s"]
+        return True

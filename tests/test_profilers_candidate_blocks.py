@@ -39,3 +39,13 @@ def test_candidate_blocks_alternate_with_the_grid_and_come_early():
     head = order[: 2 * len(cands)]
     assert len(cands & set(head)) == len(cands)  # all of them within the first 2n points
     assert 0.4 < sum(i in cands for i in head) / len(head) <= 0.5 + 1e-9
+
+
+def test_only_the_validation_models_blocks_are_repeated_and_up_to_twice():
+    device = open_device("cpu")
+    suite = get_suite("blocks")
+    points = suite.points(device)
+    cands = {p.id for p in candidate_blocks(device)}
+    wanted = {p.id: suite.repeats_of(p) for p in points}
+    assert {wanted[i] for i in cands} == {2}
+    assert {w for i, w in wanted.items() if i not in cands} == {0}

@@ -97,6 +97,46 @@ def test_a_suite_with_max_repeats_times_points_again_fewest_repeated_first(tmp_p
     assert band["repeated"] == int(counts.sum()) == result.suites[0].repeated
 
 
+def test_suites_take_turns_in_proportion_to_their_budgets(tmp_path, small_suite):
+    """Every suite is spread over the whole run: none runs only at its start or its end."""
+    order = []
+
+    class _Other(small_suite):
+        name = "small_gemms_other"
+        weight = 2.0
+
+        def candidates(self, device):
+            return [Point.make(self.name, "gemm", "fwd", "float32", m=8 + i, n=8, k=8, b=1)
+                    for i in range(200)]
+
+        def build(self, point, device):
+            order.append(self.name)
+            return super().build(point, device)
+
+    class _First(small_suite):
+        def candidates(self, device):
+            return [Point.make(self.name, "gemm", "fwd", "float32", m=8 + i, n=8, k=8, b=1)
+                    for i in range(200)]
+
+        def build(self, point, device):
+            order.append(self.name)
+            return super().build(point, device)
+
+    SUITES[_First.name], SUITES[_Other.name] = _First, _Other
+    try:
+        result = run_profile(ProfileConfig(out=tmp_path, suites=(_First.name, _Other.name),
+                                           budget_s=0.6), progress="none")
+    finally:
+        del SUITES[_Other.name]
+    assert {s.name: s.reason for s in result.suites} == {_First.name: "budget",
+                                                          _Other.name: "budget"}
+    half = len(order) // 2
+    for name in (_First.name, _Other.name):  # both in each half of the run
+        assert name in order[:half] and name in order[half:]
+    spent = {s.name: s.spent_s for s in result.suites}
+    assert 1.3 < spent[_Other.name] / spent[_First.name] < 3.0  # weights 2 : 1
+
+
 def test_interrupted_repeat_pass_resumes_without_repeating_twice(tmp_path, small_suite):
     small_suite.interrupt_after = 3
     config = ProfileConfig(out=tmp_path, suites=(small_suite.name,), budget_s=20)

@@ -26,6 +26,10 @@ class Suite:
     repeat_fraction: ClassVar[float] = REPEAT_FRACTION  # of its budget: the repeat pass
     max_repeats: ClassVar[int] = MAX_REPEATS  # times a point is measured again, at most
 
+    def repeats_of(self, point: Point) -> int:
+        """How many times the repeat pass may measure `point` again (`max_repeats`)."""
+        return self.max_repeats
+
     def candidates(self, device) -> list[Point]:
         """Every point this suite could measure on `device` (any order, deterministic)."""
         raise NotImplementedError
