@@ -308,16 +308,15 @@ class _SuiteRun:
         self.times_repeated = Counter(r["point_id"] for r in again)
         self.spent_main = sum(float(r.get("wall_s") or 0) for r in rows)
         self.spent_repeat = sum(float(r.get("wall_s") or 0) for r in again)
-        self.share = suite.repeat_fraction
         self.next, self.last_seq, self.tail = 0, None, False
         try:
             self.points = suite.points(device)
         except Exception as exc:
             state.reason = f"unavailable: {type(exc).__name__}: {exc}"
             self.points = []
-            return
-        if not self.points:
+        if not self.points and not state.reason:
             state.reason = "unavailable: no points for this device"
+        self.share = suite.repeat_fraction  # after points(): a suite may set it per device
 
     @property
     def reserve(self) -> float:
