@@ -4,7 +4,9 @@ Rows:
 - CPU: RegNetX-400MF and a GPT-style base (gpt2 shrunk for CPU, `perfmodel/predict/
   targets.py`), each scaled x4 by >= 6 strategies; predicted against measured training-step
   time of the shipped CPU profile's `validation` suite (never used for fitting; the per-op
-  predictor comes from its per-op suites, the calibration from its `blocks` suite).
+  predictor comes from its per-op suites, the calibration from its `blocks` suite). A
+  model's measured time is its `time_center_s`: the median of its measurements, taken
+  minutes apart (five on a CPU with schema-3 profiles).
   Targets: median |error| <= 10 %, Spearman >= 0.9 across the candidates (per family and
   pooled), the same fastest candidate. Interval coverage is reported alongside. The
   profile's `blocks` suite times the candidates' distinct blocks in isolation, and the

@@ -30,11 +30,12 @@ import pandas as pd
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict.calibration import (FEATURES, MIN_BLOCK_ROWS, Calibration, Calibrations,
                                           feature_columns, features, fit_calibration)
+from perfmodel.predict.measured import center_time
 from perfmodel.predict.optimes import OpTimes
 
 PER_OP_EXCLUDED = ("blocks", "validation")
 MIN_PER_OP_ROWS = 50
-CACHE_VERSION = 4  # bump when the cached files change format
+CACHE_VERSION = 5  # bump when the cached files change format or meaning
 MAX_REL_IQR = 0.25  # block rows whose IQR exceeds 25% of the median are not calibrated on
 
 
@@ -393,7 +394,7 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
             continue
         t = optimes.predict(ops)["time_s"].to_numpy()
         X.append(features(ops, t))
-        y.append(float(row["time_s"]))
+        y.append(center_time(row))
         p = json.loads(row["params"]) if isinstance(row.get("params"), str) else {}
         groups.append(json.dumps({k: v for k, v in sorted(p.items())}, default=str)
                       + str(row["op"]))
