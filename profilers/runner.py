@@ -297,8 +297,10 @@ class _SuiteRun:
     each point, while the repeats have used less than their share of the time spent so
     far, a point measured in the first half of the points so far is timed again (so
     repeats span the run's length and lag), the one repeated fewest times, at most
-    `suite.repeats_of(point)` times; what the reserve has left after the last point goes the same way
-    over all points."""
+    `suite.repeats_of(point)` times; what the reserve has left after the last point goes
+    the same way over all points, in rounds. A suite with `interleave_repeats` False
+    measures all its points first and then only rounds, so that each point's measurements
+    lie far apart (the ground truth of whole models, the blocks that stand in for them)."""
 
     def __init__(self, suite, state: SuiteState, rows, again, config, device, journal, canary):
         self.suite, self.state, self.config, self.device = suite, state, config, device
@@ -325,7 +327,7 @@ class _SuiteRun:
     def step(self, deadline=None) -> bool:
         """Measure one point or repeat; False once the suite has ended (reason set)."""
         if not self.tail:
-            if (self.last_seq is not None
+            if (self.suite.interleave_repeats and self.last_seq is not None
                     and self.spent_repeat < self.spent_main * self.share / (1 - self.share)
                     and self.spent_repeat < self.reserve
                     and self._repeat((self.last_seq + 1) // 2, deadline)):

@@ -137,6 +137,28 @@ def test_suites_take_turns_in_proportion_to_their_budgets(tmp_path, small_suite)
     assert 1.3 < spent[_Other.name] / spent[_First.name] < 3.0  # weights 2 : 1
 
 
+def test_a_suite_without_interleaved_repeats_measures_its_points_then_rounds(tmp_path, small_suite,
+                                                                             monkeypatch):
+    order = []
+    build = small_suite.build
+
+    def logged(self, point, device):
+        order.append(point.id)
+        return build(self, point, device)
+
+    monkeypatch.setattr(small_suite, "build", logged)
+    monkeypatch.setattr(small_suite, "max_repeats", 2, raising=False)
+    monkeypatch.setattr(small_suite, "repeat_fraction", 0.6, raising=False)
+    monkeypatch.setattr(small_suite, "interleave_repeats", False, raising=False)
+    result = run_profile(ProfileConfig(out=tmp_path, suites=(small_suite.name,), budget_s=20),
+                         progress="none")
+    assert len(result.frame) == 20
+    first = order[:20]
+    assert len(set(first)) == 20  # every point once before any repeat
+    rounds = order[20:]
+    assert rounds[:20] == first and rounds[20:40] == first[:len(rounds) - 20]  # in rounds
+
+
 def test_interrupted_repeat_pass_resumes_without_repeating_twice(tmp_path, small_suite):
     small_suite.interrupt_after = 3
     config = ProfileConfig(out=tmp_path, suites=(small_suite.name,), budget_s=20)

@@ -25,6 +25,8 @@ class Suite:
     weight: ClassVar[float] = 1.0  # share of the run's budget relative to other suites
     repeat_fraction: ClassVar[float] = REPEAT_FRACTION  # of its budget: the repeat pass
     max_repeats: ClassVar[int] = MAX_REPEATS  # times a point is measured again, at most
+    # repeats as the suite goes (lags from seconds on), or only in rounds after its points
+    interleave_repeats: ClassVar[bool] = True
 
     def repeats_of(self, point: Point) -> int:
         """How many times the repeat pass may measure `point` again (`max_repeats`)."""

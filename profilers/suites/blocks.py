@@ -121,6 +121,7 @@ class BlocksSuite(Suite):
     # `time_center_s`); the grid points, which only calibrate sums of ops, are not repeated.
     repeat_fraction = 0.35
     max_repeats = 2
+    interleave_repeats = False  # rounds over the model blocks after the grid's points
 
     def __init__(self) -> None:
         self._models: set[str] = set()

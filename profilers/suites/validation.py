@@ -54,6 +54,7 @@ class ValidationSuite(Suite):
     # budget allows; perfmodel takes the median of all (`time_center_s`).
     repeat_fraction = 0.6
     max_repeats = 2
+    interleave_repeats = False  # rounds: a model's measurements lie minutes apart
     CPU_REPEATS = dict(repeat_fraction=0.75, max_repeats=4)
 
     def points(self, device):
