@@ -12,7 +12,7 @@ import pandas as pd
 
 from perfmodel.errors import PerfmodelError
 from profilers.repeat import BAND_COVERAGE
-from profilers.schema import read_profile
+from profilers.schema import read_metadata, read_profile
 
 
 @dataclass
@@ -69,7 +69,12 @@ def _noise(frame: pd.DataFrame) -> pd.Series:
 
 
 def compare_profiles(a, b) -> Comparison:
-    """Compare the `ok` points two profiles share (by point id)."""
+    """Compare the `ok` points two profiles share (by point id); both must be complete
+    (their bands come from the repeat pass, computed when a run ends)."""
+    for d in (a, b):
+        if not read_metadata(d).get("complete"):
+            raise PerfmodelError(f"{d} is not complete: its noise bands are computed when "
+                                 f"the run ends; finish it (the same command again) first")
     fa, fb = read_profile(a), read_profile(b)
     fa, fb = fa[fa["status"] == "ok"].copy(), fb[fb["status"] == "ok"].copy()
     fa["noise"], fb["noise"] = _noise(fa), _noise(fb)

@@ -158,7 +158,7 @@ def test_compare_reports_agreement_against_iqr(tmp_path):
         rows = [dict(point_id=f"s/op/fwd/float32/i={i}", suite="s", seq=i, status="ok",
                      time_s=t, time_iqr_s=q) for i, (t, q) in enumerate(zip(times, iqrs))]
         write_measurements(to_frame(rows), path)
-        write_metadata({"schema_version": SCHEMA_VERSION}, path)
+        write_metadata({"schema_version": SCHEMA_VERSION, "complete": True}, path)
 
     fake(tmp_path / "a", [1.0, 2.0, 3.0], [0.1, 0.1, 0.1])
     fake(tmp_path / "b", [1.05, 2.5, 3.0], [0.1, 0.1, 0.0])
@@ -173,16 +173,19 @@ def test_compare_reports_agreement_against_iqr(tmp_path):
 def test_compare_uses_the_reported_noise_band_one_way_each(tmp_path):
     from profilers.schema import SCHEMA_VERSION, to_frame, write_measurements, write_metadata
 
-    def fake(path, times, noise):
+    def fake(path, times, noise, complete=True):
         path.mkdir()
         rows = [dict(point_id=f"s/op/fwd/float32/i={i}", suite="s", seq=i, status="ok",
                      time_s=t, time_iqr_s=0.0, time_noise_s=q)
                 for i, (t, q) in enumerate(zip(times, noise))]
         write_measurements(to_frame(rows), path)
-        write_metadata({"schema_version": SCHEMA_VERSION}, path)
+        write_metadata({"schema_version": SCHEMA_VERSION, "complete": complete}, path)
 
     fake(tmp_path / "a", [1.0, 1.0], [0.2, 0.05])
     fake(tmp_path / "b", [1.1, 1.1], [0.05, 0.2])
+    fake(tmp_path / "c", [1.1, 1.1], [0.05, 0.2], complete=False)
+    with pytest.raises(PerfmodelError, match="c is not complete"):
+        compare_profiles(tmp_path / "a", tmp_path / "c")
     cmp = compare_profiles(tmp_path / "a", tmp_path / "b")
     assert list(cmp.frame["in_a"]) == [True, False]
     assert list(cmp.frame["in_b"]) == [False, True]
