@@ -23,9 +23,11 @@ class _SmallGemms(Suite):
     builds: Counter = Counter()
     interrupt_after: int | None = None
 
+    n_points = 20
+
     def candidates(self, device):
         return [Point.make(self.name, "gemm", "fwd", "float32", m=8 + i, n=8, k=8, b=1)
-                for i in range(20)]
+                for i in range(self.n_points)]
 
     def features(self, point):
         return [float(point.p["m"])]
@@ -104,19 +106,14 @@ def test_suites_take_turns_in_proportion_to_their_budgets(tmp_path, small_suite)
     class _Other(small_suite):
         name = "small_gemms_other"
         weight = 2.0
-
-        def candidates(self, device):
-            return [Point.make(self.name, "gemm", "fwd", "float32", m=8 + i, n=8, k=8, b=1)
-                    for i in range(200)]
+        n_points = 200
 
         def build(self, point, device):
             order.append(self.name)
             return super().build(point, device)
 
     class _First(small_suite):
-        def candidates(self, device):
-            return [Point.make(self.name, "gemm", "fwd", "float32", m=8 + i, n=8, k=8, b=1)
-                    for i in range(200)]
+        n_points = 200
 
         def build(self, point, device):
             order.append(self.name)
