@@ -93,3 +93,21 @@ def test_validation_models_measure_on_cpu():
     train = [p for p in pts if p.phase == "train_step"]
     assert {p.p["strategy"] for p in train if p.op == "RegNetX-400MF"} >= {"d", "w", "r"}
     assert {p.p["strategy"] for p in train if p.op == "gpt2"} >= {"d", "w", "s"}
+
+
+def test_ground_truth_suites_repeat_more_on_a_cpu_than_on_a_gpu():
+    """Whole models and their blocks are timed again in rounds: five and three times in
+    all on a shared CPU, twice on a GPU (whose time is scarcer and noise smaller)."""
+    import types
+
+    from profilers.device import open_device
+    from profilers.suites import get_suite
+
+    gpu = types.SimpleNamespace(kind="cuda", supports=lambda dtype: (True, ""))
+    for name, on_cpu, on_gpu in (("validation", 4, 1), ("blocks", 2, 1)):
+        for device, want in ((open_device("cpu"), on_cpu), (gpu, on_gpu)):
+            suite = get_suite(name)
+            points = suite.points(device)
+            assert not suite.interleave_repeats
+            assert max(suite.repeats_of(p) for p in points) == want, (name, device.kind)
+    assert get_suite("validation").max_repeats == 1  # the class is left as it was

@@ -27,6 +27,8 @@ class Suite:
     max_repeats: ClassVar[int] = MAX_REPEATS  # times a point is measured again, at most
     # repeats as the suite goes (lags from seconds on), or only in rounds after its points
     interleave_repeats: ClassVar[bool] = True
+    # on a CPU (a shared machine's slow spells): other `repeat_fraction` / `max_repeats`
+    cpu_repeats: ClassVar[dict | None] = None
 
     def repeats_of(self, point: Point) -> int:
         """How many times the repeat pass may measure `point` again (`max_repeats`)."""
@@ -55,7 +57,11 @@ class Suite:
         return 0.3
 
     def points(self, device) -> list[Point]:
-        """The candidates, spread-ordered: each prefix covers the space."""
+        """The candidates, spread-ordered: each prefix covers the space. On a CPU, sets
+        this suite object's `cpu_repeats`."""
+        if device.kind == "cpu" and self.cpu_repeats:
+            for name, value in self.cpu_repeats.items():
+                setattr(self, name, value)
         cands = self.candidates(device)
         order = spread_order([self.features(p) for p in cands], seed_of(self.name))
         return [cands[i] for i in order]
