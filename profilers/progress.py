@@ -1,6 +1,7 @@
 """Progress display: a rich bar on a terminal when rich is installed, plain lines otherwise."""
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -20,8 +21,7 @@ class PlainProgress:
         self.budget_s = budget_s
         self.stream = stream or sys.stderr
         self.every_s = every_s
-        self._last = 0.0
-        self._suite = None
+        self._last = -math.inf
 
     def __enter__(self):
         return self
@@ -31,9 +31,9 @@ class PlainProgress:
 
     def update(self, suite: str, done: int, failed: int, spent_s: float) -> None:
         now = time.monotonic()
-        if self._suite is not None and now - self._last < self.every_s:
+        if now - self._last < self.every_s:
             return
-        self._suite, self._last = suite, now
+        self._last = now
         print(f"[{suite}] {done} points done ({failed} failed), "
               f"{fmt_seconds(spent_s)}/{fmt_seconds(self.budget_s)}, "
               f"ETA {fmt_seconds(self.budget_s - spent_s)}", file=self.stream, flush=True)

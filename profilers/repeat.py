@@ -60,21 +60,16 @@ def measure_repeat(suite, point: Point, device: Device, *, flush_l2: bool = Fals
     return rec
 
 
-def repeat_bands(frame: pd.DataFrame, repeats: list[dict] | None = None) -> dict[str, dict]:
+def repeat_bands(frame: pd.DataFrame, repeats: list[dict]) -> dict[str, dict]:
     """Per suite: repeat measurements and the band (BAND_COVERAGE quantile of the relative
-    difference between a repeat's and the first median). The differences come from the
-    repeat records where given (each repeat of a point counts), else from the frame's
-    `time_repeat_s`."""
+    difference between a repeat's and the first median), from the repeat records (each
+    repeat of a point counts)."""
     t = pd.to_numeric(frame["time_s"], errors="coerce")
     first = pd.Series(t.to_numpy(), index=frame["point_id"])
     ok_ids = set(frame.loc[(frame["status"] == "ok") & (t > 0), "point_id"])
     suite_of = pd.Series(frame["suite"].to_numpy(), index=frame["point_id"])
-    if repeats is None:
-        rep = pd.to_numeric(frame["time_repeat_s"], errors="coerce")
-        pairs = [(pid, r) for pid, r in zip(frame["point_id"], rep) if r > 0]
-    else:
-        pairs = [(r["point_id"], float(r["time_s"])) for r in repeats
-                 if r.get("time_s") is not None and float(r["time_s"]) > 0]
+    pairs = [(r["point_id"], float(r["time_s"])) for r in repeats
+             if r.get("time_s") is not None and float(r["time_s"]) > 0]
     pairs = [(pid, r) for pid, r in pairs if pid in ok_ids]
     rel = pd.Series([abs(r - first[pid]) / first[pid] for pid, r in pairs], dtype=float)
     suites = pd.Series([suite_of[pid] for pid, _ in pairs], dtype=object)
@@ -104,12 +99,12 @@ def add_noise(frame: pd.DataFrame, repeats: list[dict]) -> tuple[pd.DataFrame, d
         have = med.notna()
         frame.loc[have, "time_repeat_s"] = med[have].astype(float)
     count = frame["point_id"].map({k: len(v) for k, v in times.items()}).fillna(0)
-    frame["repeats"] = count.astype("int64").where(frame["status"] == "ok")
+    frame["repeats"] = count.astype("Int64").where(frame["status"] == "ok")
     center = [float(np.median([ti] + times.get(pid, []))) if ti == ti else np.nan
               for pid, ti in zip(frame["point_id"], t)]
     frame["time_center_s"] = pd.Series(center, index=frame.index, dtype="float64").where(
         frame["status"] == "ok")
-    bands = repeat_bands(frame, repeats if repeats else None)
+    bands = repeat_bands(frame, repeats)
     iqr = pd.to_numeric(frame["time_iqr_s"], errors="coerce").fillna(0.0)
     band = frame["suite"].map({k: v["band"] for k, v in bands.items()}).astype(float)
     noise = np.maximum(band * t, iqr)
