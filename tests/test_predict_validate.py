@@ -121,3 +121,27 @@ def test_measured_time_is_the_center_of_all_measurements():
                         "time_center_s": float("nan")}) == pytest.approx(1.1)
     assert center_time({"time_s": 1.0, "time_repeat_s": float("nan")}) == 1.0
     assert center_time({"time_s": 1.0}) == 1.0
+
+
+def test_per_op_rows_are_fitted_on_their_center_time():
+    """The per-op predictor learns each point's median over its measurements: the
+    vectorised `center_times` agrees with `center_time` row by row, on the shipped profile
+    too; a row with energy but no power keeps the power of its first measurement."""
+    from pathlib import Path
+
+    from perfmodel.predict.measured import center_time, center_times, with_center_times
+
+    df = pd.DataFrame({"time_s": [1.0, 1.0, 1.0, 2.0], "time_repeat_s": [1.3, 1.2, np.nan, np.nan],
+                       "time_center_s": [1.2, np.nan, np.nan, np.nan],
+                       "energy_j": [np.nan, np.nan, 5.0, np.nan],
+                       "power_w": [np.nan, 9.0, np.nan, np.nan]})
+    assert center_times(df).tolist() == pytest.approx([1.2, 1.1, 1.0, 2.0])
+    out = with_center_times(df)
+    assert out["time_s"].tolist() == pytest.approx([1.2, 1.1, 1.0, 2.0])
+    assert out["power_w"].tolist()[1:3] == [9.0, 5.0] and np.isnan(out["power_w"].iloc[0])
+    assert df["time_s"].tolist() == [1.0, 1.0, 1.0, 2.0]  # the input is left alone
+    root = Path(__file__).resolve().parents[1]
+    shipped = pd.read_parquet(root / "datasets" / "cpu-amd-epyc" / "measurements.parquet")
+    rows = shipped[shipped["repeats"].fillna(0) > 0].head(200)
+    assert (center_times(rows) != rows["time_s"]).any()
+    assert center_times(rows).tolist() == pytest.approx([center_time(r) for _, r in rows.iterrows()])

@@ -35,7 +35,7 @@ from perfmodel.predict.optimes import OpTimes
 
 PER_OP_EXCLUDED = ("blocks", "validation")
 MIN_PER_OP_ROWS = 50
-CACHE_VERSION = 5  # bump when the cached files change format or meaning
+CACHE_VERSION = 6  # bump when the cached files change format or meaning
 MAX_REL_IQR = 0.25  # block rows whose IQR exceeds 25% of the median are not calibrated on
 
 
@@ -290,7 +290,7 @@ def _code_digest() -> str:
         here = Path(__file__).resolve().parent
         files = sorted((here.parent / "learn").glob("*.py")) + [
             here / "calibration.py", here / "optimes.py", here / "counts.py",
-            here / "native.py"]
+            here / "native.py", here / "measured.py"]
         h = hashlib.sha256()
         for f in files:
             h.update(f.name.encode() + f.read_bytes())
@@ -308,7 +308,10 @@ def from_profile(path: Path, spec=None) -> Backend:
         spec = get_device(meta.get("catalogue_key") or meta.get("device_name") or "cpu")
     rows = read_profile_rows(path)
     digest = _digest(path)
-    per_op = rows[~rows["suite"].astype(str).isin(PER_OP_EXCLUDED)]
+    from perfmodel.predict.measured import with_center_times
+
+    # per-op suites: learn each point's median over its measurements (`center_time`)
+    per_op = with_center_times(rows[~rows["suite"].astype(str).isin(PER_OP_EXCLUDED)])
     predictor, how = None, "roofline per op"
     if len(per_op) >= MIN_PER_OP_ROWS:
         per_op = per_op.copy()
@@ -327,7 +330,7 @@ def from_profile(path: Path, spec=None) -> Backend:
     if predictor is not None:
         from perfmodel.predict.native import fit_native
 
-        optimes.native = fit_native(rows[~rows["suite"].astype(str).isin(PER_OP_EXCLUDED)])
+        optimes.native = fit_native(per_op)
     blocks = rows[rows["suite"].astype(str) == "blocks"]
     calibration = _cached_calibration(blocks, optimes, digest)
     optimes.power_w = calibration.power_w if np.isfinite(calibration.power_w) else None

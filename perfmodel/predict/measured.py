@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
 CNN_BLOCKS = ("resnet_bottleneck", "regnet_x_block", "regnet_y_block")
@@ -32,6 +33,35 @@ def center_time(r) -> float:
         if v is not None and pd.notna(v) and float(v) > 0:
             return float(v) if col == "time_center_s" else (t + float(v)) / 2
     return t
+
+
+def center_times(df: pd.DataFrame) -> pd.Series:
+    """`center_time` of every row of a profile frame, vectorised (seconds)."""
+    t = pd.to_numeric(df["time_s"], errors="coerce").astype(float)
+    out = t.copy()
+    if "time_repeat_s" in df.columns:
+        rep = pd.to_numeric(df["time_repeat_s"], errors="coerce").astype(float)
+        out = out.where(~(rep > 0), (t + rep) / 2)
+    if "time_center_s" in df.columns:
+        cen = pd.to_numeric(df["time_center_s"], errors="coerce").astype(float)
+        out = out.where(~(cen > 0), cen)
+    return out
+
+
+def with_center_times(per_op: pd.DataFrame) -> pd.DataFrame:
+    """Per-op rows with `time_s` set to their `center_time`, the target the per-op predictor
+    learns (the median of a point's measurements rather than its first one). Where a row
+    has energy but no power, its power is worked out from the first measurement's time
+    first, so the energy stays tied to the time it was measured over."""
+    out = per_op.copy()
+    if "energy_j" in out.columns:
+        e = pd.to_numeric(out["energy_j"], errors="coerce").astype(float)
+        p = (pd.to_numeric(out["power_w"], errors="coerce").astype(float)
+             if "power_w" in out.columns else pd.Series(np.nan, index=out.index))
+        derived = e / pd.to_numeric(out["time_s"], errors="coerce").astype(float)
+        out["power_w"] = p.where(p.notna(), derived)
+    out["time_s"] = center_times(out)
+    return out
 
 
 def block_table(blocks: pd.DataFrame) -> dict[tuple, float]:
