@@ -7,7 +7,7 @@ from perfmodel.predict.measured import _row_key, part_block_key
 from perfmodel.predict.parts import parts_of
 from profilers.device import open_device
 from profilers.suites import get_suite
-from profilers.suites.blocks import candidate_blocks
+from profilers.suites.blocks import candidate_blocks, ranked_blocks
 from profilers.suites.validation import validation_models
 
 
@@ -47,5 +47,22 @@ def test_only_the_validation_models_blocks_are_repeated_and_up_to_twice():
     points = suite.points(device)
     cands = {p.id for p in candidate_blocks(device)}
     wanted = {p.id: suite.repeats_of(p) for p in points}
-    assert {wanted[i] for i in cands} == {2}
+    assert {wanted[i] for i in cands} == {2, 5}
     assert {w for i, w in wanted.items() if i not in cands} == {0}
+    # five times: the fwd_bwd blocks of the ranked candidates (x4, training step)
+    ranked = ranked_blocks(device)
+    assert ranked and ranked < cands
+    assert {i for i in cands if wanted[i] == 5} == ranked
+    by_id = {p.id: p for p in points}
+    assert {by_id[i].phase for i in ranked} == {"fwd_bwd"}
+    assert {by_id[i].op for i in ranked} == {"regnet_x_block", "transformer_block"}
+    # exactly the blocks a ranked candidate's training step is predicted from
+    want = set()
+    for model, factor, strategy, batch, overrides in validation_models(device):
+        if factor == 4.0 and strategy:
+            for part in parts_of(resolve(model, factor, strategy, **overrides), loss=False):
+                key = part_block_key(part, batch, "float32", train=True)
+                if key is not None:
+                    want.add(key)
+    got = {_row_key(by_id[i].op, by_id[i].p, by_id[i].dtype, by_id[i].phase) for i in ranked}
+    assert got == want

@@ -97,17 +97,25 @@ def test_validation_models_measure_on_cpu():
 
 def test_ground_truth_suites_repeat_more_on_a_cpu_than_on_a_gpu():
     """Whole models and their blocks are timed again in rounds: five and three times in
-    all on a shared CPU, twice on a GPU (whose time is scarcer and noise smaller)."""
+    all on a shared CPU, twice on a GPU (whose time is scarcer and noise smaller); on a
+    CPU the ranked candidates' training steps 16 times and their blocks 6 times."""
     import types
 
     from profilers.device import open_device
     from profilers.suites import get_suite
+    from profilers.suites.validation import is_ranked
 
     gpu = types.SimpleNamespace(kind="cuda", supports=lambda dtype: (True, ""))
-    for name, on_cpu, on_gpu in (("validation", 4, 1), ("blocks", 2, 1)):
+    for name, on_cpu, on_gpu in (("validation", {4, 15}, {1}), ("blocks", {0, 2, 5}, {0, 1})):
         for device, want in ((open_device("cpu"), on_cpu), (gpu, on_gpu)):
             suite = get_suite(name)
             points = suite.points(device)
             assert not suite.interleave_repeats
-            assert max(suite.repeats_of(p) for p in points) == want, (name, device.kind)
+            assert {suite.repeats_of(p) for p in points} == want, (name, device.kind)
+    suite = get_suite("validation")
+    points = suite.points(open_device("cpu"))
+    ranked = [p for p in points if suite.repeats_of(p) == 15]
+    assert len(ranked) == 13  # 6 RegNetX + 7 gpt2 strategies at x4, training step
+    assert all(is_ranked(p.p["factor"], p.p["strategy"], p.phase) for p in ranked)
+    assert {(p.p["factor"], p.phase) for p in ranked} == {(4.0, "train_step")}
     assert get_suite("validation").max_repeats == 1  # the class is left as it was

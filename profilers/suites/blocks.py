@@ -71,17 +71,27 @@ def candidate_blocks(device) -> list[Point]:
     """The distinct blocks of the validation suite's models, fwd and fwd_bwd: the CNN's and
     the transformer's alternately, each in the order the validation suite lists its models,
     so a budget that ends early still has blocks of both families."""
+    return _candidate_blocks(device)[0]
+
+
+def ranked_blocks(device) -> set[str]:
+    """Ids of the candidate blocks that stand in for parts of a ranked candidate's
+    training step (`validation.is_ranked`): fwd_bwd blocks of those models."""
+    return _candidate_blocks(device)[1]
+
+
+def _candidate_blocks(device) -> tuple[list[Point], set[str]]:
     from perfmodel.models.registry import resolve
     from perfmodel.predict.measured import suite_compatible
     from perfmodel.predict.parts import parts_of
     from profilers.suites.validation import CPU as V_CPU
     from profilers.suites.validation import GPU as V_GPU
-    from profilers.suites.validation import validation_models
+    from profilers.suites.validation import is_ranked, validation_models
 
     dtypes = [d for d in (V_GPU if device.kind == "cuda" else V_CPU)["dtypes"]
               if device.supports(d)[0]]
     families: dict[str, list[Point]] = {}
-    seen = set()
+    seen, ranked = set(), set()
     for model, factor, strategy, batch, overrides in validation_models(device):
         points = families.setdefault(model, [])
         params = resolve(model, factor, strategy or None, **overrides)
@@ -105,11 +115,14 @@ def candidate_blocks(device) -> list[Point]:
             for dtype in dtypes:
                 for phase in PHASES:
                     point = Point.make("blocks", op, phase, dtype, **args)
+                    if phase == "fwd_bwd" and is_ranked(factor, strategy, "train_step"):
+                        ranked.add(point.id)
                     if point.id not in seen:
                         seen.add(point.id)
                         points.append(point)
     lists = list(families.values())
-    return [f[i] for i in range(max(map(len, lists), default=0)) for f in lists if i < len(f)]
+    order = [f[i] for i in range(max(map(len, lists), default=0)) for f in lists if i < len(f)]
+    return order, ranked
 
 
 @register_suite
@@ -118,18 +131,26 @@ class BlocksSuite(Suite):
     weight = 3.0
     # The validation models' own blocks stand in for parts of those models, so they are
     # timed again, in rounds after the suite's points (perfmodel takes the median,
-    # `time_center_s`): once on a GPU, twice on a CPU; the grid points, which only
-    # calibrate sums of ops, are not repeated.
+    # `time_center_s`): once on a GPU, twice on a CPU, and on a CPU the blocks of the
+    # ranked candidates' training steps (`ranked_blocks`) up to five times, as the
+    # validation suite does with those models; the grid points, which only calibrate sums
+    # of ops, are not repeated.
     repeat_fraction = 0.15
     max_repeats = 1
+    ranked_repeats: int | None = None  # None: as `max_repeats`
     interleave_repeats = False
-    cpu_repeats = dict(repeat_fraction=0.35, max_repeats=2)
+    cpu_repeats = dict(repeat_fraction=0.4, max_repeats=2, ranked_repeats=5)
 
     def __init__(self) -> None:
         self._models: set[str] = set()
+        self._ranked: set[str] = set()
 
     def repeats_of(self, point: Point) -> int:
-        return self.max_repeats if point.id in self._models else 0
+        if point.id not in self._models:
+            return 0
+        if self.ranked_repeats is not None and point.id in self._ranked:
+            return max(self.ranked_repeats, self.max_repeats)
+        return self.max_repeats
 
     def timing_budget_s(self, device) -> float:
         return 0.8 if device.kind == "cuda" else 0.6
@@ -166,7 +187,7 @@ class BlocksSuite(Suite):
     def points(self, device) -> list[Point]:
         """Grid points in spread order, alternating with the validation models' blocks."""
         grid = super().points(device)
-        models = candidate_blocks(device)
+        models, self._ranked = _candidate_blocks(device)
         self._models = {p.id for p in models}
         out, seen = [], set()
         for i in range(max(len(grid), len(models))):
