@@ -76,7 +76,8 @@ def family_rows(table: pd.DataFrame, suffix: str) -> list[tuple[str, pd.DataFram
 
 def score(rows: pd.DataFrame) -> dict:
     err = np.abs(rows["error"].to_numpy())
-    groups = rows.groupby(["model", "batch", "factor"])  # candidates of one base and factor
+    # candidates of one base, factor, batch and dtype (a GPU profile has two dtypes)
+    groups = rows.groupby([c for c in ("model", "batch", "factor", "dtype") if c in rows])
     top1 = all(g["measured_s"].idxmin() == g["pred_s"].idxmin() for _, g in groups)
     # how much slower (measured) the predicted fastest is than the measured fastest
     top1_gap = max(float(g.loc[g["pred_s"].idxmin(), "measured_s"] / g["measured_s"].min() - 1)
@@ -133,8 +134,8 @@ def accuracy_section(label: str, profile: Path, targets: dict,
                  "gap exceeds both time_noise_s bands")
     lines.append("  per candidate (measured vs predicted training-step time; blocks whose "
                  "time is the profile's own block measurement):")
-    for r in sel.sort_values(["model", "batch", "factor", "measured_s"]).itertuples(index=False):
-        lines.append(f"    {r.model:<14} b{r.batch:<3} x{r.factor:<4g} {r.strategy or 'base':<12} "
+    for r in sel.sort_values(["model", "dtype", "batch", "factor", "measured_s"]).itertuples(index=False):
+        lines.append(f"    {r.model:<14} {r.dtype:<9} b{r.batch:<3} x{r.factor:<4g} {r.strategy or 'base':<12} "
                      f"{r.measured_s:9.4g} s  {r.pred_s:9.4g} s [{r.pred_lo_s:.4g}, "
                      f"{r.pred_hi_s:.4g}]  {100 * r.error:+6.1f}%  "
                      f"{r.measured_parts}/{r.block_parts} blocks measured")

@@ -119,3 +119,27 @@ def test_ground_truth_suites_repeat_more_on_a_cpu_than_on_a_gpu():
     assert all(is_ranked(p.p["factor"], p.p["strategy"], p.phase) for p in ranked)
     assert {(p.p["factor"], p.phase) for p in ranked} == {(4.0, "train_step")}
     assert get_suite("validation").max_repeats == 1  # the class is left as it was
+
+
+def test_validation_suite_measures_one_complete_ranking_first():
+    """Scarce GPU time or a short run must still leave a whole set of strategies to rank:
+    the ranked candidates at each family's middle batch, in every dtype, come first."""
+    import types
+
+    from profilers.device import open_device
+    from profilers.suites import get_suite
+    from profilers.suites.validation import CNN_STRATEGIES, GPT_STRATEGIES, is_ranked
+
+    gpu = types.SimpleNamespace(kind="cuda", supports=lambda dtype: (True, ""))
+    for device, dtypes, batch in ((open_device("cpu"), {"float32"}, {"RegNetX-400MF": 8, "gpt2": 4}),
+                                  (gpu, {"tf32", "bfloat16"}, {"RegNetX-400MF": 64, "gpt2": 8})):
+        points = get_suite("validation").points(device)
+        n = (len(CNN_STRATEGIES) + len(GPT_STRATEGIES)) * len(dtypes)
+        head, rest = points[:n], points[n:]
+        assert all(is_ranked(p.p["factor"], p.p["strategy"], p.phase) for p in head)
+        assert {(p.op, p.p["strategy"], p.dtype) for p in head} == {
+            (m, s, dt) for m, ss in (("RegNetX-400MF", CNN_STRATEGIES), ("gpt2", GPT_STRATEGIES))
+            for s in ss for dt in dtypes}
+        assert {p.p["batch"] for p in head if p.op == "gpt2"} == {batch["gpt2"]}
+        assert {p.p["batch"] for p in head if p.op != "gpt2"} == {batch["RegNetX-400MF"]}
+        assert len({p.id for p in points}) == len(points) and not {p.id for p in head} & {p.id for p in rest}

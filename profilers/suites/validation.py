@@ -94,6 +94,20 @@ class ValidationSuite(Suite):
                         batch=batch, overrides=json.dumps(overrides, sort_keys=True)))
         return points
 
+    def points(self, device) -> list[Point]:
+        """Spread order, except that one complete ranking comes first: every ranked
+        candidate (`is_ranked`) at each family's middle batch size, in every dtype. A short
+        or interrupted run (scarce GPU time) then still has a whole set of strategies to
+        rank, rather than a spread that lacks some."""
+        spread = super().points(device)
+        g = GPU if device.kind == "cuda" else CPU
+        middle = {CNN: g["cnn_batch"][len(g["cnn_batch"]) // 2],
+                  GPT: g["gpt_batch"][len(g["gpt_batch"]) // 2]}
+        first = [p for p in spread if p.p["batch"] == middle[p.op]
+                 and is_ranked(p.p["factor"], p.p["strategy"], p.phase)]
+        ids = {p.id for p in first}
+        return first + [p for p in spread if p.id not in ids]
+
     def features(self, point: Point) -> list[float]:
         p = point.p
         return [log2(p["factor"] * 4), log2(p["batch"])] + one_hot(
