@@ -160,6 +160,7 @@ def bench_cross_source() -> None:
     pairs.append(("vidur fp16 A100-PCIe -> llmcompass fp16 matmul A100-SXM", a, load_llmcompass_matmul("A100"),
                   VIDUR_DEVICES["a100"], "closest available pair: other lab, other shapes, same dtype; "
                   "other A100 variant (300 W PCIe vs SXM) and a ~30 us timing floor in LLMCompass"))
+    pairs += own_profile_pairs(v)
     for name, train, test, key, why in pairs:
         t0 = time.time()
         test_key = get_device(test["device"].iloc[0]).key
@@ -167,6 +168,37 @@ def bench_cross_source() -> None:
         preds = with_tiled(run(), run)
         add("cross-source", name, score_table(preds, SHOWN), "MAPE<=10", lambda r: r["mape"] <= 10, why)
         print(f"cross-source {name}: {time.time() - t0:.0f} s", file=sys.stderr)
+
+
+def own_profile_pairs(v: pd.DataFrame) -> list[tuple]:
+    """The issue's own pair, once this project has profiled a GPU vidur also measured:
+    vidur's fp16 GEMMs -> the profile's bfloat16 GEMMs (another source, other shapes, a
+    dtype of the same math rate)."""
+    import json
+
+    from perfmodel.learn.schema import read_measurements
+
+    pairs, found = [], False
+    for prof in own_gpu_profiles():
+        meta = json.loads((prof / "metadata.json").read_text())
+        key = meta.get("catalogue_key")
+        if meta.get("device_kind") != "gpu":
+            continue
+        found = True
+        src = v[v["device"] == key].reset_index(drop=True)
+        own = read_measurements(prof)
+        own = own[(own["suite"].astype(str) == "gemm") & (own["dtype"].astype(str) == "bfloat16")]
+        if src.empty or own.empty:
+            note("cross-source", f"{prof.name}: " + ("vidur has no GEMMs of this GPU" if src.empty
+                                                    else "no bfloat16 GEMMs in the profile"), "MAPE<=10")
+            continue
+        own = own.assign(group=prof.name, device=key).reset_index(drop=True)
+        pairs.append((f"vidur fp16 -> own {prof.name} bfloat16 GEMMs", src, own, key,
+                      "the issue's pair: another source, other shapes, same math rate"))
+    if not found:
+        note("cross-source", "no own GPU profile under datasets/ yet: the issue's pair (vidur fp16 "
+             "-> the project's bfloat16 GEMMs of the same GPU) runs once there is one", "MAPE<=10")
+    return pairs
 
 
 def bench_power() -> None:
