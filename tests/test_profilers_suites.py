@@ -110,9 +110,7 @@ def test_ground_truth_suites_repeat_more_on_a_cpu_than_on_a_gpu():
         for device, want in ((open_device("cpu"), on_cpu), (gpu, on_gpu)):
             suite = get_suite(name)
             points = suite.points(device)
-            # whole models in rounds after their points; blocks as the grid goes, so that
-            # both spread over the whole run
-            assert suite.interleave_repeats == (name == "blocks")
+            assert not suite.interleave_repeats
             assert {suite.repeats_of(p) for p in points} == want, (name, device.kind)
     suite = get_suite("validation")
     points = suite.points(open_device("cpu"))

@@ -130,20 +130,15 @@ class BlocksSuite(Suite):
     name = "blocks"
     weight = 3.0
     # The validation models' own blocks stand in for parts of those models, so they are
-    # timed again (perfmodel takes the median, `time_center_s`): once on a GPU, twice on
-    # a CPU, and on a CPU the blocks of the ranked candidates' training steps
-    # (`ranked_blocks`) up to five times, as the validation suite does with those models;
-    # the grid points, which only calibrate sums of ops, are not repeated. The repeats go
-    # on as the suite goes, fewest-repeated first, not in rounds after its grid: the
-    # grid fills the suite's budget until near the end of the run, so rounds after it
-    # would put five of a ranked block's six measurements in the run's last minutes,
-    # while the whole models they predict are timed over all of it (on this project's
-    # VM that put the ranked blocks' repeats +5% and the models' -3% off their first
-    # measurements in one run: a bias of the prediction, not noise).
+    # timed again, in rounds after the suite's points (perfmodel takes the median,
+    # `time_center_s`): once on a GPU, twice on a CPU, and on a CPU the blocks of the
+    # ranked candidates' training steps (`ranked_blocks`) up to five times, as the
+    # validation suite does with those models; the grid points, which only calibrate sums
+    # of ops, are not repeated.
     repeat_fraction = 0.15
     max_repeats = 1
     ranked_repeats: int | None = None  # None: as `max_repeats`
-    interleave_repeats = True
+    interleave_repeats = False
     cpu_repeats = dict(repeat_fraction=0.4, max_repeats=2, ranked_repeats=5)
 
     def __init__(self) -> None:
