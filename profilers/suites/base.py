@@ -27,11 +27,22 @@ class Suite:
     max_repeats: ClassVar[int] = MAX_REPEATS  # times a point is measured again, at most
     # repeats as the suite goes (lags from seconds on), or only in rounds after its points
     interleave_repeats: ClassVar[bool] = True
-    # on a CPU (a shared machine's slow spells): other `repeat_fraction` / `max_repeats`
+    # points of a ranking's ground truth (`ranked`): timed again this often (None: as
+    # `max_repeats`)
+    ranked_repeats: ClassVar[int | None] = None
+    # on a CPU (a shared machine's slow spells): other `repeat_fraction` / `max_repeats` /
+    # `ranked_repeats`
     cpu_repeats: ClassVar[dict | None] = None
 
+    def ranked(self, point: Point) -> bool:
+        """Whether `point` belongs to a ranking's ground truth (none by default)."""
+        return False
+
     def repeats_of(self, point: Point) -> int:
-        """How many times the repeat pass may measure `point` again (`max_repeats`)."""
+        """How many times the repeat pass may measure `point` again: `max_repeats`, or
+        `ranked_repeats` for a `ranked` point where that is more."""
+        if self.ranked_repeats is not None and self.ranked(point):
+            return max(self.ranked_repeats, self.max_repeats)
         return self.max_repeats
 
     def candidates(self, device) -> list[Point]:

@@ -137,7 +137,6 @@ class BlocksSuite(Suite):
     # of ops, are not repeated.
     repeat_fraction = 0.15
     max_repeats = 1
-    ranked_repeats: int | None = None  # None: as `max_repeats`
     interleave_repeats = False
     cpu_repeats = dict(repeat_fraction=0.4, max_repeats=2, ranked_repeats=5)
 
@@ -145,12 +144,11 @@ class BlocksSuite(Suite):
         self._models: set[str] = set()
         self._ranked: set[str] = set()
 
+    def ranked(self, point: Point) -> bool:
+        return point.id in self._ranked
+
     def repeats_of(self, point: Point) -> int:
-        if point.id not in self._models:
-            return 0
-        if self.ranked_repeats is not None and point.id in self._ranked:
-            return max(self.ranked_repeats, self.max_repeats)
-        return self.max_repeats
+        return super().repeats_of(point) if point.id in self._models else 0
 
     def timing_budget_s(self, device) -> float:
         return 0.8 if device.kind == "cuda" else 0.6

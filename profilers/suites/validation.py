@@ -69,15 +69,11 @@ class ValidationSuite(Suite):
     # rounds, so the ranking a benchmark checks needs the median of many.
     repeat_fraction = 0.3
     max_repeats = 1
-    ranked_repeats: int | None = None  # None: as `max_repeats`
     interleave_repeats = False
     cpu_repeats = dict(repeat_fraction=0.8, max_repeats=4, ranked_repeats=15)
 
-    def repeats_of(self, point: Point) -> int:
-        p = point.p
-        if self.ranked_repeats is not None and is_ranked(p["factor"], p["strategy"], point.phase):
-            return max(self.ranked_repeats, self.max_repeats)
-        return self.max_repeats
+    def ranked(self, point: Point) -> bool:
+        return is_ranked(point.p["factor"], point.p["strategy"], point.phase)
 
     def timing_budget_s(self, device) -> float:
         return 1.5 if device.kind == "cuda" else 1.0
