@@ -58,6 +58,7 @@ def test_cpu_device_energy_window_with_fake_rapl(tmp_path):
     win = dev.end_window("w")
     assert win.source == "rapl" and win.energy_j == pytest.approx(2.5)
     assert win.power_w == pytest.approx(2.5 / win.duration_s)
+    dev.close()
 
 
 def test_cpu_device_without_rapl_has_empty_energy(tmp_path):
@@ -68,6 +69,7 @@ def test_cpu_device_without_rapl_has_empty_energy(tmp_path):
     assert win.energy_j is None and win.power_w is None and win.source == ""
     assert dev.idle_power_w() is None
     assert dev.metadata()["notes"] == dev.notes
+    dev.close()
 
 
 def test_open_device_errors():
@@ -198,3 +200,19 @@ def test_gpu_metadata_and_idle_power():
     assert meta["device_kind"] == "gpu" and meta["sm_count"] > 0
     if dev.has_energy:
         assert dev.idle_power_w(0.5) > 0
+
+
+def test_cpu_device_flushes_denormals_while_open(tmp_path):
+    """A fresh model's first training steps make denormals that some CPUs run several times
+    slower; the CPU device flushes them while open and records it, and restores on close."""
+    import torch
+
+    tiny = torch.tensor([1e-30], dtype=torch.float32)
+    assert float(tiny * 1e-10) > 0  # denormal result kept
+    dev = CpuDevice(tmp_path / "none")
+    try:
+        assert dev.flush_denormal and dev.metadata()["flush_denormal"] is True
+        assert float(tiny * 1e-10) == 0.0
+    finally:
+        dev.close()
+    assert float(tiny * 1e-10) > 0
