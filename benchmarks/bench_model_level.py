@@ -12,7 +12,10 @@ Rows:
   profile's `blocks` suite times the candidates' distinct blocks in isolation, and the
   prediction uses them ("a measured block beats a sum of ops"; the stem, head, loss and
   optimizer step are still predicted): each candidate line says how many of its blocks
-  were measured. An ablation section repeats the scoring with no block measurement used.
+  were measured. The sum of parts is multiplied by the profile's whole-model scale
+  (`perfmodel/predict/assembly.py`), fitted on its unscaled and x2 validation models only,
+  never on the x4 candidates scored here. Two ablation sections repeat the scoring with no
+  block measurement used, and with no whole-model scale.
 - GPU: the same on a shipped GPU profile with a validation suite (median step-time error
   <= 8 %, energy <= 10 %), or a line saying none exists.
 - Speed: ranking 100 candidates (`rank_candidates` of RegNetX-400MF, 8 strategies x 8
@@ -94,10 +97,11 @@ def score(rows: pd.DataFrame) -> dict:
                 coverage=float(rows["in_interval"].mean()), top1_gap=top1_gap)
 
 
-def accuracy_section(label: str, profile: Path, targets: dict,
-                     measured_blocks: bool = True) -> list[str]:
+def accuracy_section(label: str, profile: Path, targets: dict, measured_blocks: bool = True,
+                     assembly: bool = True, detail: bool = True) -> list[str]:
     lines = [f"{label}: profile {profile}"]
-    rep = validate(profile, phases=("train_step",), measured_blocks=measured_blocks)
+    rep = validate(profile, phases=("train_step",), measured_blocks=measured_blocks,
+                   assembly=assembly)
     for prof, desc in rep.backends.items():
         lines.append(f"  predicted with: {desc}")
     table = rep.table
@@ -128,6 +132,8 @@ def accuracy_section(label: str, profile: Path, targets: dict,
                      f"{'PASS' if ok else 'FAIL'}"
                      + ("" if s["strategies"] >= MIN_STRATEGIES else
                         f" (only {s['strategies']} strategies measured)"))
+    if not detail:
+        return lines
     lines.append("  top-1: 'same', or how much slower (measured) the predicted fastest candidate "
                  "is than the measured fastest")
     lines.append("  swaps: candidate pairs the prediction orders wrongly / pairs whose measured "
@@ -231,7 +237,11 @@ def main() -> int:
         out += accuracy_section("CPU", prof, CPU_TARGETS)
         out.append("")
         out += accuracy_section("CPU ablation, block measurements not used (every block is its "
-                                "calibrated sum of ops)", prof, CPU_TARGETS, measured_blocks=False)
+                                "calibrated sum of ops)", prof, CPU_TARGETS, measured_blocks=False,
+                                detail=False)
+        out.append("")
+        out += accuracy_section("CPU ablation, no whole-model scale (parts summed as they are)",
+                                prof, CPU_TARGETS, assembly=False, detail=False)
     out.append("")
     gpu = [Path(args.gpu_profile)] if args.gpu_profile else find_profiles("gpu")
     gpu = [g for g in gpu if _has_validation(g)]

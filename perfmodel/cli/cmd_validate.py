@@ -11,7 +11,11 @@ def register(subparsers) -> None:
                     "(in the profile given, or in every profile under datasets/) with that "
                     "profile's own per-op predictor and block calibration, and print the "
                     "error table: measured, predicted (interval), error per candidate; "
-                    "median |error|, Spearman and top-1 agreement per group.")
+                    "median |error|, Spearman and top-1 agreement per group. The "
+                    "whole-model scale is fitted on the suite in two folds (unscaled and x2 "
+                    "models; x4 candidates): each row is scored with the other fold's.")
+    p.add_argument("--no-assembly-scale", dest="assembly", action="store_false",
+                   help="predict without the whole-model scale (the parts' sum as it is)")
     p.add_argument("--profile", default=None, help="one profile directory (default: datasets/*)")
     p.add_argument("--phase", choices=["train_step", "inference", "all"], default="all",
                    help="which measured phase to validate (default all)")
@@ -23,7 +27,7 @@ def run(args) -> int:
     from perfmodel.predict.validate import validate
 
     phases = ("train_step", "inference") if args.phase == "all" else (args.phase,)
-    report = validate(args.profile, phases=phases)
+    report = validate(args.profile, phases=phases, assembly=args.assembly)
     if args.json:
         print(json.dumps(report.to_records(), indent=1))
     else:

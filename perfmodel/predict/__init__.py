@@ -18,7 +18,10 @@ Data flow (one module per step):
   `memory.py`: weights, gradients, optimizer states, activations, workspace.
 - `model.py`: `predict_model` -> `ModelPrediction`; `rank.py`: candidates, Pareto front,
   plot; `llm.py`: data-parallel transformer step time, the predicted mode of `mfu`;
-  `validate.py`: predictions against the `validation` suite (never fitted on);
+  `assembly.py`: the whole-model scale (a model vs the sum of its isolated parts),
+  fitted on the `validation` suite's unscaled and x2 models;
+  `validate.py`: predictions against the `validation` suite, each row scored with the
+  scale fitted on the other fold (never on itself);
   `targets.py`: the issue-5 accuracy targets.
 """
 from perfmodel.predict.device import Backend, resolve_backend

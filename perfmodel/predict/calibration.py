@@ -16,7 +16,8 @@ the calibrated time is `beta . x` with `beta >= 0` fitted by non-negative least 
 on relative error (rows divided by the measured time) over the profile's `blocks` suite
 (phases `fwd` and `fwd_bwd`). The count terms are the per-op overheads; the sum terms
 rescale the kernels. Only the blocks suite is used: the `validation` suite (whole models)
-is the evaluation target and never enters the fit. The optimizer step's pointwise kernels
+never enters this fit (its unscaled and x2 models give one whole-model scale per phase
+afterwards, `assembly.py`). The optimizer step's pointwise kernels
 are not calibrated (`model.optimizer_seconds`): they stream from DRAM, unlike the
 cache-resident vector ops of a block measured in a loop.
 

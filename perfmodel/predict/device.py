@@ -3,8 +3,9 @@
 - A profile directory (`metadata.json` + `measurements.parquet`, written by `profilers`):
   a per-op predictor is fitted on its per-op suites (everything except `blocks` and
   `validation`) when it has enough of them, else the roofline; the `blocks` suite
-  calibrates the sum of ops (`perfmodel.predict.calibration`). The `validation` suite is
-  never used for prediction.
+  calibrates the sum of ops (`perfmodel.predict.calibration`); the `validation` suite's
+  unscaled and x2 models give the whole-model scale (`perfmodel.predict.assembly`), its
+  x4 candidates (a ranking's ground truth) are never fitted on.
 - A saved predictor directory (`predictor.json`, from `perfmodel fit`): its per-op models.
 - A device name (`h100`, `cpu`, ...): the shipped profile under `datasets/` that matches
   the catalogue key (and, for a CPU, the processor name) is used as above; with none,
@@ -67,6 +68,11 @@ class Backend:
     profile_dir: Path | None = None
     measured: dict = field(default_factory=dict, repr=False)  # measured.block_table
     _parts: dict = field(default_factory=dict, repr=False)
+    assembly: object = None  # assembly.AssemblyScale: whole model vs its parts
+
+    def assembly_scale(self, train: bool, dtype: str) -> float:
+        """Measured / predicted whole-model time on this device (1 when not fitted)."""
+        return self.assembly.scale(train, dtype) if self.assembly is not None else 1.0
 
     def measured_time(self, part, batch: int, dtype: str, train: bool) -> float | None:
         """Seconds the profile measured for exactly this part, if it did."""
@@ -271,7 +277,7 @@ def read_profile_rows(path: Path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _digest(path: Path) -> str:
+def profile_digest(path: Path) -> str:
     """SHA-256 (16 hex digits) of a profile's measurements and of the code that fits on them.
 
     The code part (`perfmodel.learn`, the calibration and per-op pricing sources) makes a
@@ -298,6 +304,19 @@ def _code_digest() -> str:
     return _CODE_DIGEST[0]
 
 
+def _model_code_digest() -> str:
+    """SHA-256 of the code a whole-model prediction runs (models, counting, predict): a
+    cached whole-model scale is refitted when any of it changes."""
+    if len(_CODE_DIGEST) < 2:
+        root = Path(__file__).resolve().parents[1]
+        h = hashlib.sha256(_code_digest().encode())
+        for sub in ("models", "counting", "predict", "ops"):
+            for f in sorted((root / sub).glob("*.py")):
+                h.update(f"{sub}/{f.name}".encode() + f.read_bytes())
+        _CODE_DIGEST.append(h.hexdigest())
+    return _CODE_DIGEST[1]
+
+
 def from_profile(path: Path, spec=None) -> Backend:
     """Backend of a profile directory: per-op predictor (or roofline) + blocks calibration."""
     from perfmodel.hardware.catalogue import get_device
@@ -307,7 +326,7 @@ def from_profile(path: Path, spec=None) -> Backend:
     if spec is None:
         spec = get_device(meta.get("catalogue_key") or meta.get("device_name") or "cpu")
     rows = read_profile_rows(path)
-    digest = _digest(path)
+    digest = profile_digest(path)
     from perfmodel.predict.measured import with_center_times
 
     # per-op suites: learn each point's median over its measurements (`center_time`)
@@ -341,8 +360,36 @@ def from_profile(path: Path, spec=None) -> Backend:
     measured = block_table(blocks)
     if measured:
         cal += f"; {len(measured)} measured blocks used as they are"
-    return Backend(spec, optimes, calibration, "profile", f"profile {path}: {how}; {cal}", path,
-                   measured)
+    backend = Backend(spec, optimes, calibration, "profile", f"profile {path}: {how}; {cal}",
+                      path, measured)
+    validation = rows[rows["suite"].astype(str) == "validation"]
+    if len(validation):
+        backend.assembly = cached_assembly(backend, validation, digest, "base")
+        backend.description += "; " + backend.assembly.describe()
+    return backend
+
+
+def cached_assembly(backend: Backend, validation: pd.DataFrame, digest: str, fold: str):
+    """`assembly.fit_assembly` of a backend without a scale, cached on disk."""
+    import dataclasses
+
+    from perfmodel.predict.assembly import AssemblyScale, fit_assembly
+
+    blocks = "blocks" if backend.measured else "noblocks"
+    where = cache_dir() / (f"assembly-v{CACHE_VERSION}-{digest}-{_model_code_digest()[:12]}-"
+                           f"{backend.optimes.source}-{blocks}-{fold}.json")
+    if where.is_file():
+        try:
+            return AssemblyScale.from_json(where.read_text())
+        except (ValueError, TypeError, KeyError):
+            pass
+    fit = fit_assembly(dataclasses.replace(backend, assembly=None), validation, fold)
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_text(fit.to_json())
+    except OSError:
+        pass
+    return fit
 
 
 def _cached_predictor(per_op: pd.DataFrame, spec, digest: str):

@@ -81,6 +81,7 @@ class ModelPrediction:
     samples: int = 0  # samples (images or sequences) per step
     measured_parts: int = 0  # parts whose time is the profile's own block measurement
     tokens: int = 0  # tokens per step for sequence models (0 for images)
+    assembly_scale: float = 1.0  # whole model / sum of its parts, from measured models
     ops: pd.DataFrame = field(default=None, repr=False)
 
     @property
@@ -103,7 +104,7 @@ class ModelPrediction:
             d["tokens_per_s"] = _num(self.tokens / self.time.value)
         d.update(self.memory.to_dict())
         d.update(device=self.device, backend=self.backend, source=self.source,
-                 measured_parts=self.measured_parts)
+                 measured_parts=self.measured_parts, assembly_scale=self.assembly_scale)
         return d
 
 
@@ -234,10 +235,13 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
             f = optimizer_ops(optimizer, numels, dtype)
             f["pred_time_s"] = backend.optimes.predict(f)["time_s"].to_numpy()
             op_frames.append(f)
-    opt_t = optimizer_seconds(x_opt)
-    total = float(beta @ x_total) + opt_t
-    fwd = float(beta[:HALF] @ x_total[:HALF])
-    bwd = float(beta[HALF:] @ x_total[HALF:])
+    # a whole model runs slower than its isolated parts (cold caches, glue): the profile's
+    # measured whole models give the scale (`assembly`), 1 where it has none
+    scale = backend.assembly_scale(train, dtype)
+    opt_t = scale * optimizer_seconds(x_opt)
+    total = scale * float(beta @ x_total) + opt_t
+    fwd = scale * float(beta[:HALF] @ x_total[:HALF])
+    bwd = scale * float(beta[HALF:] @ x_total[HALF:])
     ratio = cal.interval(1.0)
     if not cal.calibrated:
         # Learned per-op intervals summed as if their errors were perfectly correlated
@@ -248,6 +252,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     power = _power(backend, e_raw, t_raw)
     energy = Estimate(total * power, total * power * ratio[0], total * power * ratio[1])
     by_module = pd.DataFrame(rows)
+    by_module["time_s"] = by_module["time_s"] * scale
     by_module["share"] = by_module["time_s"] / total if total > 0 else np.nan
     shared = sum(p.shared_params for p in parts)
     size = (sum(c.param_bytes for c in counts) / max(1, sum(c.params for c in counts)))
@@ -263,7 +268,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         time=est(total), forward=est(fwd), backward=est(bwd), optimizer_time=est(opt_t),
         energy=energy, memory=mem, by_module=by_module, device=backend.device.key,
         backend=backend.description, source=backend.source, samples=batch,
-        measured_parts=n_measured, tokens=batch * seq if is_seq else 0,
+        measured_parts=n_measured, tokens=batch * seq if is_seq else 0, assembly_scale=scale,
         ops=pd.concat(op_frames, ignore_index=True) if op_frames else None)
 
 

@@ -2,7 +2,10 @@
 
 Each profile under `datasets/` (or the one given) is its own backend: per-op predictor from
 its per-op suites, calibration on its `blocks` suite. Its `validation` rows (whole-model
-`train_step` / `inference` of scaled candidates) are only ever predicted, never fitted on.
+`train_step` / `inference` of scaled candidates) fit one number per phase and dtype, the
+whole-model scale (`perfmodel.predict.assembly`), in two folds (unscaled and x2 models;
+x4 candidates): every row is predicted with the scale fitted on the other fold, so no row
+is scored by a fit that saw it.
 
 The measured time of a model is the median of all its measurements where the profile's
 repeat pass timed it again (`measured.center_time`).
@@ -25,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.errors import PerfmodelError
-from perfmodel.predict.device import (datasets_dir, from_profile, is_profile,
-                                      read_profile_rows)
+from perfmodel.predict.assembly import FOLDS, fold_of, model_args, other_fold, row_factor
+from perfmodel.predict.device import (cached_assembly, datasets_dir, from_profile,
+                                      is_profile, profile_digest, read_profile_rows)
 from perfmodel.predict.measured import center_time
 from perfmodel.predict.model import predict_model
 
@@ -113,27 +117,43 @@ class ValidationReport:
 
 
 def validate(profile=None, *, phases=("train_step", "inference"),
-             models: list[str] | None = None, measured_blocks: bool = True) -> ValidationReport:
+             models: list[str] | None = None, measured_blocks: bool = True,
+             assembly: bool = True) -> ValidationReport:
     """Predict every measured whole model of the profile(s) and compare.
 
     `measured_blocks=False` ignores the profile's block measurements (every part is its
-    calibrated sum of ops): how well the predictor composes parts it never saw whole."""
+    calibrated sum of ops): how well the predictor composes parts it never saw whole.
+    The whole-model scale (`perfmodel.predict.assembly`) is fitted on the validation suite
+    itself, one fold at a time: each row is predicted with the scale fitted on the other
+    fold, never on itself. `assembly=False` predicts without any scale."""
     rows, backends = [], {}
     for prof in validation_profiles(profile):
         data = read_profile_rows(prof)
-        val = data[data["suite"].astype(str) == "validation"]
-        val = val[val["phase"].astype(str).isin(phases)]
+        all_val = data[data["suite"].astype(str) == "validation"]
+        val = all_val[all_val["phase"].astype(str).isin(phases)]
         if models:
             val = val[val["op"].astype(str).isin(models)]
         if val.empty:
             continue
-        backend = from_profile(prof)
+        backend = dataclasses.replace(from_profile(prof), assembly=None)
         if not measured_blocks:
             backend = dataclasses.replace(backend, measured={}, _parts={})
-        backends[str(prof)] = backend.description + (
+        by_fold = {f: backend for f in FOLDS}
+        desc = backend.description.split("; whole-model scale")[0].split(
+            "; no whole-model scale")[0]
+        if assembly:
+            digest = profile_digest(prof)
+            for f in FOLDS:  # a row's scale comes from the other fold
+                fit = cached_assembly(backend, all_val, digest, other_fold(f))
+                by_fold[f] = dataclasses.replace(backend, assembly=fit)
+            desc += "; " + by_fold["x4"].assembly.describe() + " (scores the x4 rows; the " \
+                "others are scored with the scale fitted on the x4 fold)"
+        else:
+            desc += "; no whole-model scale"
+        backends[str(prof)] = desc + (
             "" if measured_blocks else "; measured blocks NOT used (sum of ops only)")
         for _, r in val.iterrows():
-            rows.append(_compare(prof, r, backend))
+            rows.append(_compare(prof, r, by_fold[fold_of(row_factor(r))]))
     if not rows and profile is not None:
         raise PerfmodelError(f"{profile}: no validation measurements (run the profilers' "
                              "validation suite)")
@@ -142,17 +162,9 @@ def validate(profile=None, *, phases=("train_step", "inference"),
 
 
 def _compare(prof: Path, r, backend) -> dict:
-    p = json.loads(r["params"]) if isinstance(r.get("params"), str) else {}
-    overrides = p.get("overrides", {})
-    if isinstance(overrides, str):
-        overrides = json.loads(overrides)
-    strategy = p.get("strategy") or None
-    factor = float(p.get("factor", 1.0))
-    train = str(r["phase"]) == "train_step"
-    pred = predict_model(str(r["op"]), int(p.get("batch", r.get("batch", 1))),
-                         dtype=str(r["dtype"]), train=train, device=backend,
-                         factor=factor if strategy else 1.0, strategy=strategy,
-                         overrides=overrides)
+    a = model_args(r)
+    strategy, factor, overrides = a["strategy"], row_factor(r), a["overrides"]
+    pred = predict_model(a.pop("model"), a.pop("batch"), device=backend, **a)
     measured = center_time(r)
     acts = _model_saved_bytes(str(r["op"]), pred.batch, str(r["dtype"]), factor, strategy,
                               overrides)
@@ -174,6 +186,7 @@ def _compare(prof: Path, r, backend) -> dict:
         "measured_act_bytes": a_meas, "pred_act_bytes": acts,
         "source": pred.source, "measured_parts": pred.measured_parts,
         "block_parts": int(pred.by_module["group"].isin(BLOCK_GROUPS).sum()),
+        "assembly_scale": pred.assembly_scale,
     }
 
 
