@@ -4,6 +4,7 @@
                   [--stop-after 9m]
     profile export DIR [--csv] [--output FILE]
     profile compare DIR_A DIR_B
+    profile merge DIR_A DIR_B [...] --out DIR   (pool runs of one device)
 """
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from pathlib import Path
 
 from perfmodel.errors import PerfmodelError
 
-ACTIONS = ("run", "export", "compare")
+ACTIONS = ("run", "export", "compare", "merge")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the profile command."""
     parser.add_argument("action", nargs="?", choices=ACTIONS, default="run",
-                        help="run (default): measure; export: write CSV; compare: two profiles")
-    parser.add_argument("paths", nargs="*", help="profile directories (export, compare)")
+                        help="run (default): measure; export: write CSV; compare: two "
+                             "profiles; merge: pool complete runs of one device into --out")
+    parser.add_argument("paths", nargs="*", help="profile directories (export, compare, merge)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--suite", default="gemm,conv,blocks,validation",
                         help="comma-separated suites (default: all)")
@@ -54,6 +56,15 @@ def run(args) -> int:
         from profilers.compare import compare_profiles
 
         print(compare_profiles(*args.paths).report())
+        return 0
+    if args.action == "merge":
+        if not args.out:
+            raise PerfmodelError("merge needs --out DIR for the pooled profile")
+        from profilers.merge import merge_profiles
+
+        m = merge_profiles(args.paths, args.out)
+        print(f"wrote {args.out}: {len(m.frame)} points, {m.pooled_points} of them pooled "
+              f"over {m.runs} runs")
         return 0
     if args.paths:
         raise PerfmodelError(f"unexpected arguments {' '.join(args.paths)}; did you mean --out?")

@@ -1,0 +1,132 @@
+"""Pool several complete profiles of one device into one (`profile merge A B --out C`).
+
+On a shared machine one run's time for a point moves with the neighbours of the minutes it
+was measured in: on a 2-vCPU cloud VM (Intel Xeon, KVM) a whole model's training step was
+25 % slower in one 4-minute window than in the one before it, and a block's median of five
+measurements in one run lay 14 % above that of a later run while its neighbours agreed.
+Runs made at different times see different spells; pooling them shrinks what any single
+spell does to a point.
+
+A point measured in several runs gets:
+- `time_center_s` and `time_repeat_s`: the geometric mean of the runs' values, each run
+  weighted by its measurements of the point (1 + `repeats`);
+- `repeats`: every measurement after the first, over all runs;
+- `time_noise_s`: the runs' mean (the band of one re-measurement does not shrink; at least
+  `time_iqr_s`); `energy_j`, `power_w`: the runs' mean where measured;
+- every other column (`time_s`, the first measurement, included) from the first run that
+  measured it `ok`.
+A point only some runs measured is kept as that run measured it. The metadata is the first
+run's with the sources listed under `merged_from`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.errors import PerfmodelError
+from profilers.schema import read_metadata, read_profile, write_measurements, write_metadata
+
+SAME_DEVICE = ("device_kind", "device_name", "catalogue_key", "torch_threads")
+
+
+@dataclass
+class Merged:
+    """The pooled rows, how many runs went in, and how many points more than one measured."""
+
+    frame: pd.DataFrame
+    runs: int
+    pooled_points: int
+
+
+def merge_profiles(sources: list, out) -> Merged:
+    """Write the pooled profile of `sources` (complete profiles of one device) to `out`."""
+    if len(sources) < 2:
+        raise PerfmodelError("merge needs at least two profile directories")
+    out = Path(out)
+    metas, frames = [], []
+    for src in sources:
+        meta = read_metadata(src)
+        if not meta.get("complete"):
+            raise PerfmodelError(f"{src} is not complete: finish it (the same command again) "
+                                 "before merging")
+        for key in SAME_DEVICE:
+            if metas and meta.get(key) != metas[0].get(key):
+                raise PerfmodelError(f"{src}: {key} {meta.get(key)!r} differs from "
+                                     f"{sources[0]}'s {metas[0].get(key)!r}: not the same device")
+        if Path(src).resolve() == out.resolve():
+            raise PerfmodelError(f"--out {out} is one of the sources")
+        f = read_profile(src)
+        frames.append(f[f["status"] == "ok"].assign(_run=len(frames)))
+        metas.append(meta)
+    if out.exists() and any(out.iterdir()):
+        raise PerfmodelError(f"{out} exists and is not empty")
+    merged, runs = pool(pd.concat(frames, ignore_index=True))
+    result = Merged(merged, len(sources), int((runs > 1).sum()))
+    out.mkdir(parents=True, exist_ok=True)
+    write_measurements(merged, out)
+    write_metadata(_metadata(sources, metas, result), out)
+    return result
+
+
+def pool(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """One row per point id from the `ok` rows of several runs (column `_run`), and the
+    number of runs that measured each point."""
+    rows = rows.sort_values(["_run"], kind="stable")
+    first = rows.drop_duplicates("point_id", keep="first").set_index("point_id")
+    n = (1 + pd.to_numeric(rows["repeats"], errors="coerce").fillna(0)).astype(float)
+    g = rows.assign(_w=n).groupby("point_id", sort=False)
+
+    def wgeo(col: str) -> pd.Series:
+        v = pd.to_numeric(rows[col], errors="coerce").astype(float)
+        ok = v > 0
+        lw = (np.log(v.where(ok)) * n).where(ok)
+        num = lw.groupby(rows["point_id"]).sum(min_count=1)
+        den = n.where(ok).groupby(rows["point_id"]).sum(min_count=1)
+        return np.exp(num / den)
+
+    def mean(col: str) -> pd.Series:
+        return pd.to_numeric(rows[col], errors="coerce").astype(float).groupby(
+            rows["point_id"]).mean()
+
+    out = first.copy()
+    runs = g.size()
+    for col in ("time_center_s", "time_repeat_s"):
+        pooled = wgeo(col).reindex(out.index)
+        out[col] = pooled.where(pooled.notna(), out[col])
+    out["repeats"] = (g["_w"].sum() - 1).reindex(out.index).round().astype("Int64")
+    noise = mean("time_noise_s").reindex(out.index)
+    out["time_noise_s"] = np.maximum(noise, pd.to_numeric(out["time_iqr_s"], errors="coerce"))
+    for col in ("energy_j", "power_w"):
+        out[col] = mean(col).reindex(out.index)
+    out = out.reset_index().drop(columns=["_run"])
+    return out.sort_values(["suite", "seq"], kind="stable").reset_index(drop=True), runs
+
+
+def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
+    meta = dict(metas[0])
+    meta["created"] = min(str(m.get("created", "")) for m in metas)
+    meta["finished"] = max(str(m.get("finished", "")) for m in metas)
+    meta["suites"] = sorted({s for m in metas for s in m.get("suites", [])})
+    meta["merged_from"] = [
+        {"name": Path(s).name, "created": m.get("created"), "finished": m.get("finished"),
+         "suites": m.get("suites"), "torch": m.get("torch"),
+         "flush_denormal": m.get("flush_denormal")} for s, m in zip(sources, metas)]
+    bands: dict = {}
+    for m in metas:
+        for suite, b in (m.get("repeat_bands") or {}).items():
+            bands.setdefault(suite, []).append(b)
+    meta["repeat_bands"] = {
+        suite: {"repeated": int(sum(b.get("repeated", 0) for b in bs)),
+                "band": float(np.mean([b["band"] for b in bs])),
+                "median_rel_diff": float(np.mean([b.get("median_rel_diff", np.nan) for b in bs])),
+                "pooled": bool(any(b.get("pooled") for b in bs)), "runs": len(bs)}
+        for suite, bs in bands.items()}
+    meta.pop("suite_state", None)
+    meta["complete"] = True
+    meta["notes"] = list(meta.get("notes", [])) + [
+        f"merged from {merged.runs} runs: {merged.pooled_points} points measured in more "
+        "than one"]
+    return meta

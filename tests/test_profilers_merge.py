@@ -1,0 +1,111 @@
+"""Pooling runs of one device: `profile merge A B --out C`."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from perfmodel.errors import PerfmodelError
+from profilers.merge import merge_profiles
+from profilers.schema import (SCHEMA_VERSION, read_metadata, read_profile, to_frame,
+                              write_measurements, write_metadata)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEVICE = {"device_kind": "cpu", "device_name": "Test CPU", "catalogue_key": "cpu",
+          "torch_threads": 1}
+
+
+def fake(path: Path, points: dict, complete=True, created="2026-01-01", **meta):
+    """points: id -> (time_s, center, repeats, noise)."""
+    path.mkdir()
+    rows = [dict(point_id=f"blocks/{pid}", suite="blocks", op="b", seq=i, status="ok",
+                 time_s=t, time_iqr_s=0.01, time_center_s=c, repeats=r, time_noise_s=q,
+                 params=json.dumps({"i": i}))
+            for i, (pid, (t, c, r, q)) in enumerate(points.items())]
+    write_measurements(to_frame(rows), path)
+    write_metadata({"schema_version": SCHEMA_VERSION, "complete": complete, "created": created,
+                    "finished": created, "suites": ["blocks"],
+                    "repeat_bands": {"blocks": {"repeated": len(rows), "band": 0.2,
+                                                "median_rel_diff": 0.1, "pooled": False}},
+                    **{**DEVICE, **meta}}, path)
+
+
+def test_pools_shared_points_weighted_by_their_measurements(tmp_path):
+    fake(tmp_path / "a", {"x": (1.0, 1.0, 2, 0.2), "y": (2.0, 2.0, 0, 0.3)})
+    fake(tmp_path / "b", {"x": (1.3, 1.2, 4, 0.4), "z": (5.0, 5.0, 1, 0.5)},
+         created="2026-02-01")
+    merged = merge_profiles([tmp_path / "a", tmp_path / "b"], tmp_path / "c")
+    assert len(merged.frame) == 3 and merged.runs == 2 and merged.pooled_points == 1
+    f = read_profile(tmp_path / "c").set_index("point_id")
+    # x: 3 measurements at 1.0, 5 at 1.2 -> geometric mean weighted 3:5
+    assert f.loc["blocks/x", "time_center_s"] == pytest.approx(
+        math.exp((3 * math.log(1.0) + 5 * math.log(1.2)) / 8))
+    assert f.loc["blocks/x", "repeats"] == 7  # 8 measurements, the first not a repeat
+    assert f.loc["blocks/x", "time_s"] == 1.0  # the first run's first measurement
+    assert f.loc["blocks/x", "time_noise_s"] == pytest.approx(0.3)
+    assert f.loc["blocks/y", "time_center_s"] == 2.0 and f.loc["blocks/z", "repeats"] == 1
+    meta = read_metadata(tmp_path / "c")
+    assert meta["complete"] and [m["name"] for m in meta["merged_from"]] == ["a", "b"]
+    assert meta["created"] == "2026-01-01" and meta["finished"] == "2026-02-01"
+    assert meta["repeat_bands"]["blocks"]["runs"] == 2
+    assert "1 points measured in more than one" in meta["notes"][-1]
+
+
+def test_refuses_what_cannot_be_pooled(tmp_path):
+    fake(tmp_path / "a", {"x": (1.0, 1.0, 0, 0.1)})
+    fake(tmp_path / "b", {"x": (1.0, 1.0, 0, 0.1)}, device_name="Other CPU")
+    fake(tmp_path / "c", {"x": (1.0, 1.0, 0, 0.1)}, complete=False)
+    fake(tmp_path / "d", {"x": (1.0, 1.0, 0, 0.1)})
+    with pytest.raises(PerfmodelError, match="not the same device"):
+        merge_profiles([tmp_path / "a", tmp_path / "b"], tmp_path / "out1")
+    with pytest.raises(PerfmodelError, match="c is not complete"):
+        merge_profiles([tmp_path / "a", tmp_path / "c"], tmp_path / "out2")
+    with pytest.raises(PerfmodelError, match="at least two"):
+        merge_profiles([tmp_path / "a"], tmp_path / "out3")
+    with pytest.raises(PerfmodelError, match="is one of the sources"):
+        merge_profiles([tmp_path / "a", tmp_path / "d"], tmp_path / "d")
+    with pytest.raises(PerfmodelError, match="not empty"):
+        merge_profiles([tmp_path / "a", tmp_path / "d"], tmp_path / "b")
+
+
+def test_cli_merge_says_what_it_wrote_and_errors_in_one_line(tmp_path):
+    fake(tmp_path / "a", {"x": (1.0, 1.0, 0, 0.1)})
+    fake(tmp_path / "b", {"x": (1.2, 1.2, 0, 0.1)})
+    cmd = [sys.executable, "-m", "profilers", "merge", str(tmp_path / "a"), str(tmp_path / "b")]
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    bad = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+    assert "needs --out" in bad.stderr
+    ok = subprocess.run(cmd + ["--out", str(tmp_path / "c")], capture_output=True, text=True,
+                        cwd=ROOT, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "1 points, 1 of them pooled over 2 runs" in ok.stdout
+
+
+def _shipped(name: str) -> Path:
+    d = ROOT / "datasets" / name
+    if not (d / "measurements.parquet").is_file():
+        pytest.skip(f"no shipped {name} profile")
+    return d
+
+
+def test_real_profiles_of_two_machines_are_not_pooled(tmp_path):
+    with pytest.raises(PerfmodelError, match="device_name"):
+        merge_profiles([_shipped("cpu-amd-epyc"), _shipped("cpu-intel-xeon")], tmp_path / "x")
+
+
+def test_a_real_profile_pooled_with_itself_keeps_its_times(tmp_path):
+    src = _shipped("cpu-amd-epyc")
+    merged = merge_profiles([src, src], tmp_path / "x").frame.set_index("point_id")
+    orig = read_profile(src)
+    orig = orig[orig["status"] == "ok"].set_index("point_id")
+    assert len(merged) == len(orig)
+    both = pd.concat([orig["time_center_s"], merged["time_center_s"]], axis=1).dropna()
+    assert ((both.iloc[:, 0] / both.iloc[:, 1] - 1).abs() < 1e-9).all()
+    rep = pd.to_numeric(orig["repeats"]).fillna(0)
+    assert (merged.loc[orig.index, "repeats"].astype(int) == (2 * (rep + 1) - 1)).all()
