@@ -8,8 +8,9 @@ Runs made at different times see different spells; pooling them shrinks what any
 spell does to a point.
 
 A point measured in several runs gets:
-- `time_center_s` and `time_repeat_s`: the geometric mean of the runs' values, each run
-  weighted by its measurements of the point (1 + `repeats`);
+- `time_center_s` and `time_repeat_s`: from two runs, the geometric mean of their values,
+  each run weighted by its measurements of the point (1 + `repeats`); from three or more,
+  the median of the runs' values (one run caught in a slow spell no longer moves it);
 - `repeats`: every measurement after the first, over all runs;
 - `time_noise_s`: the runs' mean (the band of one re-measurement does not shrink; at least
   `time_iqr_s`); `energy_j`, `power_w`: the runs' mean where measured;
@@ -79,13 +80,17 @@ def pool(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     n = (1 + pd.to_numeric(rows["repeats"], errors="coerce").fillna(0)).astype(float)
     g = rows.assign(_w=n).groupby("point_id", sort=False)
 
-    def wgeo(col: str) -> pd.Series:
+    def center(col: str) -> pd.Series:
         v = pd.to_numeric(rows[col], errors="coerce").astype(float)
         ok = v > 0
-        lw = (np.log(v.where(ok)) * n).where(ok)
+        logs = np.log(v.where(ok))
+        lw = (logs * n).where(ok)
         num = lw.groupby(rows["point_id"]).sum(min_count=1)
         den = n.where(ok).groupby(rows["point_id"]).sum(min_count=1)
-        return np.exp(num / den)
+        weighted = np.exp(num / den)
+        count = ok.groupby(rows["point_id"]).sum()
+        median = np.exp(logs.groupby(rows["point_id"]).median())
+        return median.where(count >= 3, weighted)
 
     def mean(col: str) -> pd.Series:
         return pd.to_numeric(rows[col], errors="coerce").astype(float).groupby(
@@ -94,7 +99,7 @@ def pool(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     out = first.copy()
     runs = g.size()
     for col in ("time_center_s", "time_repeat_s"):
-        pooled = wgeo(col).reindex(out.index)
+        pooled = center(col).reindex(out.index)
         out[col] = pooled.where(pooled.notna(), out[col])
     out["repeats"] = (g["_w"].sum() - 1).reindex(out.index).round().astype("Int64")
     noise = mean("time_noise_s").reindex(out.index)

@@ -56,6 +56,15 @@ def test_pools_shared_points_weighted_by_their_measurements(tmp_path):
     assert "1 points measured in more than one" in meta["notes"][-1]
 
 
+def test_three_runs_take_the_median_run(tmp_path):
+    fake(tmp_path / "a", {"x": (1.0, 1.0, 14, 0.2)})
+    fake(tmp_path / "b", {"x": (1.5, 1.5, 14, 0.2)})  # a run caught in a slow spell
+    fake(tmp_path / "c", {"x": (1.1, 1.1, 1, 0.2)})
+    m = merge_profiles([tmp_path / n for n in "abc"], tmp_path / "out")
+    row = m.frame.set_index("point_id").loc["blocks/x"]
+    assert row["time_center_s"] == pytest.approx(1.1) and row["repeats"] == 31
+
+
 def test_refuses_what_cannot_be_pooled(tmp_path):
     fake(tmp_path / "a", {"x": (1.0, 1.0, 0, 0.1)})
     fake(tmp_path / "b", {"x": (1.0, 1.0, 0, 0.1)}, device_name="Other CPU")
