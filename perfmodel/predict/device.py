@@ -378,12 +378,19 @@ def cached_assembly(backend: Backend, validation: pd.DataFrame, digest: str, fol
     blocks = "blocks" if backend.measured else "noblocks"
     where = cache_dir() / (f"assembly-v{CACHE_VERSION}-{digest}-{_model_code_digest()[:12]}-"
                            f"{backend.optimes.source}-{blocks}-{fold}.json")
+    return _json_cached(where, AssemblyScale.from_json, lambda: fit_assembly(
+        dataclasses.replace(backend, assembly=None), validation, fold))
+
+
+def _json_cached(where: Path, load, make):
+    """`load(text)` of the cache file `where`, else `make()`, written there as `.to_json()`
+    (an unreadable cache file is refitted; a cache that cannot be written is skipped)."""
     if where.is_file():
         try:
-            return AssemblyScale.from_json(where.read_text())
+            return load(where.read_text())
         except (ValueError, TypeError, KeyError):
             pass
-    fit = fit_assembly(dataclasses.replace(backend, assembly=None), validation, fold)
+    fit = make()
     try:
         where.parent.mkdir(parents=True, exist_ok=True)
         where.write_text(fit.to_json())
@@ -413,18 +420,8 @@ def _cached_predictor(per_op: pd.DataFrame, spec, digest: str):
 
 def _cached_calibration(blocks: pd.DataFrame, optimes: OpTimes, digest: str) -> Calibrations:
     where = cache_dir() / f"calibration-v{CACHE_VERSION}-{digest}-{optimes.source}.json"
-    if where.is_file():
-        try:
-            return Calibrations.from_json(where.read_text())
-        except (ValueError, TypeError, KeyError):
-            pass
-    cal = calibrate_on_blocks(blocks, optimes)
-    try:
-        where.parent.mkdir(parents=True, exist_ok=True)
-        where.write_text(cal.to_json())
-    except OSError:
-        pass
-    return cal
+    return _json_cached(where, Calibrations.from_json,
+                        lambda: calibrate_on_blocks(blocks, optimes))
 
 
 def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
