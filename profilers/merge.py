@@ -62,8 +62,8 @@ def merge_profiles(sources: list, out) -> Merged:
         f = read_profile(src)
         frames.append(f[f["status"] == "ok"].assign(_run=len(frames)))
         metas.append(meta)
-    if out.exists() and any(out.iterdir()):
-        raise PerfmodelError(f"{out} exists and is not empty")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PerfmodelError(f"{out} exists and is not an empty directory")
     merged, runs = pool(pd.concat(frames, ignore_index=True))
     result = Merged(merged, len(sources), int((runs > 1).sum()))
     out.mkdir(parents=True, exist_ok=True)

@@ -78,8 +78,11 @@ def test_refuses_what_cannot_be_pooled(tmp_path):
         merge_profiles([tmp_path / "a"], tmp_path / "out3")
     with pytest.raises(PerfmodelError, match="is one of the sources"):
         merge_profiles([tmp_path / "a", tmp_path / "d"], tmp_path / "d")
-    with pytest.raises(PerfmodelError, match="not empty"):
+    with pytest.raises(PerfmodelError, match="not an empty directory"):
         merge_profiles([tmp_path / "a", tmp_path / "d"], tmp_path / "b")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(PerfmodelError, match="not an empty directory"):
+        merge_profiles([tmp_path / "a", tmp_path / "d"], tmp_path / "f")
 
 
 def test_cli_merge_says_what_it_wrote_and_errors_in_one_line(tmp_path):

@@ -4,16 +4,16 @@ The calibrated sum of ops and the measured blocks describe parts timed in isolat
 repeated with its own weights and activations warm in cache. In a whole training step
 every part finds its data evicted by the parts before it, and the step adds glue that no
 part measures (autograd bookkeeping, the allocator returning and faulting in memory). On
-a shared cloud CPU this made whole models 10-15 % slower than their isolated parts (Intel
-Xeon VM: measured / predicted 1.10 over the unscaled and x2 models); on a dedicated one
-the parts are slightly pessimistic (AMD EPYC: 0.96).
+a shared cloud CPU this made whole training steps 5-10 % slower than their isolated parts
+(Intel Xeon VM: measured / predicted 1.10 in one run, 1.05 over three runs pooled, over
+the unscaled and x2 models); on the AMD EPYC VM the parts are slightly pessimistic (0.95).
 
 The scale is one number per (phase, dtype): the median of measured / predicted over the
 profile's measured whole models (`validation` suite) of one fold, at least `MIN_ROWS` of
 them. It is applied only where it stands out of its own noise: |log scale| at least
 `MIN_Z` standard errors of the median (from the log ratios' MAD); otherwise the parts'
-sum stands (AMD inference: 0.985, z 1.1, left at 1). Folds split the suite by scale factor, so a fitted scale is always scored on models
-it never saw:
+sum stands (AMD inference: 0.985, z 1.1, left at 1). Folds split the suite by scale
+factor, so a fitted scale is always scored on models it never saw:
 
 - `base`: the unscaled models and the x2 candidates (factor < `HELD_OUT_FACTOR`). Every
   prediction uses the scale fitted on this fold.
