@@ -5,6 +5,7 @@
     profile export DIR [--csv] [--output FILE]
     profile compare DIR_A DIR_B
     profile merge DIR_A DIR_B [...] --out DIR   (pool runs of one device)
+    profile finish DIR   (end a paused or cut-short run with what it measured)
 """
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from pathlib import Path
 
 from perfmodel.errors import PerfmodelError
 
-ACTIONS = ("run", "export", "compare", "merge")
+ACTIONS = ("run", "export", "compare", "merge", "finish")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the profile command."""
     parser.add_argument("action", nargs="?", choices=ACTIONS, default="run",
                         help="run (default): measure; export: write CSV; compare: two "
-                             "profiles; merge: pool complete runs of one device into --out")
+                             "profiles; merge: pool complete runs of one device into --out; "
+                             "finish: end a paused or cut-short run with what it measured")
     parser.add_argument("paths", nargs="*", help="profile directories (export, compare, merge)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--suite", default="gemm,conv,blocks,validation",
@@ -65,6 +67,13 @@ def run(args) -> int:
         m = merge_profiles(args.paths, args.out)
         print(f"wrote {args.out}: {len(m.frame)} points, {m.pooled_points} of them pooled "
               f"over {m.runs} runs")
+        return 0
+    if args.action == "finish":
+        if len(args.paths) != 1:
+            raise PerfmodelError("finish needs exactly one profile directory")
+        from profilers.runner import finish_profile
+
+        print(finish_profile(args.paths[0]).summary())
         return 0
     if args.paths:
         raise PerfmodelError(f"unexpected arguments {' '.join(args.paths)}; did you mean --out?")

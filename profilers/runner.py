@@ -52,7 +52,8 @@ class SuiteState:
     spent_s: float = 0.0
     points: int = 0
     failed: int = 0
-    reason: str = ""  # why it ended: "budget", "exhausted", "unavailable: ..." ("" = running)
+    reason: str = ""  # why it ended: "budget", "exhausted", "unavailable: ...", "stopped"
+    # (`finish_profile`); "" = running
     repeated: int = 0  # points measured again in the repeat pass
 
 
@@ -240,15 +241,58 @@ def _run(config, device, meta, journal, out, progress, resumed, deadline=None) -
             journal.append({"kind": "suite_end", **asdict(run.state)})
             active.remove(run)
             _pass_on(max(0.0, run.state.budget_s - run.state.spent_s), active, weights)
+    frame = _compact(out, journal, meta, states, load_average_end=_load_average())
+    return ProfileResult(out, frame, meta, states, resumed)
+
+
+def _compact(out: Path, journal: Journal, meta: dict, states, **extra) -> pd.DataFrame:
+    """Fold the journal into measurements.parquet (noise bands from its repeats), mark the
+    metadata complete, remove the journal; the compacted frame."""
     frame = dedupe(read_profile(out))
     repeats = [r for r in journal.read() if r.get("kind") == "repeat"]
     frame, bands = add_noise(frame, repeats)
     write_measurements(frame, out)
-    meta.update(complete=True, finished=_now(), load_average_end=_load_average(),
-                suite_state=[asdict(s) for s in states], repeat_bands=bands)
+    meta.update(complete=True, finished=_now(), suite_state=[asdict(s) for s in states],
+                repeat_bands=bands, **extra)
     write_metadata(meta, out)
     journal.remove()
-    return ProfileResult(out, frame, meta, states, resumed)
+    return frame
+
+
+def finish_profile(out) -> ProfileResult:
+    """End a paused or interrupted profile where it stands, without measuring more: what
+    the journal holds becomes the profile (noise bands from the repeats it has), suites
+    that had not ended end with reason "stopped", and the metadata says `stopped_early`.
+    For a run cut short on a machine that is gone (a lent GPU), so that the measurements
+    it made are a profile that fits, compares and merges like any other."""
+    out = Path(out)
+    if not (out / METADATA).is_file():
+        raise PerfmodelError(f"{out}: not a profile directory (no {METADATA})")
+    meta = read_metadata(out)
+    if meta.get("complete"):
+        raise PerfmodelError(f"{out}: already complete, nothing to finish")
+    journal = Journal(out / JOURNAL)
+    records = journal.read()
+    rows = read_profile(out).to_dict("records")
+    repeats = [r for r in records if r.get("kind") == "repeat"]
+    ended = {r["name"]: r for r in records if r.get("kind") == "suite_end"}
+    names = list(meta.get("suites") or (meta.get("config") or {}).get("suites") or [])
+    weights = {n: get_suite(n).weight for n in names}
+    budgets = _budgets(float(meta.get("budget_s") or 0.0), weights, ended)
+    states = []
+    for name in names:
+        mine, again = _points_of(rows, name), _points_of(repeats, name)
+        state = SuiteState(name, budgets[name],
+                           sum(float(r.get("wall_s") or 0) for r in mine + again), len(mine),
+                           sum(r.get("status") == "failed" for r in mine), "stopped",
+                           sum(r.get("time_s") is not None for r in again))
+        if name in ended:
+            e = ended[name]
+            state.budget_s = float(e.get("budget_s", state.budget_s))
+            state.reason = e["reason"]
+        states.append(state)
+    frame = _compact(out, journal, meta, states, stopped_early=True)
+    return ProfileResult(out, frame, meta, states, resumed=True)
 
 
 def _budgets(total_s: float, weights: dict[str, float], ended: dict[str, dict]) -> dict[str, float]:

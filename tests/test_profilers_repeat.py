@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from perfmodel.errors import PerfmodelError
 from profilers.points import Point, Workload
 from profilers.repeat import BAND_COVERAGE, REPEAT_FRACTION, add_noise
 from profilers.runner import ProfileConfig, run_profile
@@ -202,3 +203,35 @@ def test_stop_after_pauses_and_the_same_call_continues(tmp_path, small_suite):
     assert frame["point_id"].is_unique and len(frame) == 20
     assert max(small_suite.builds.values()) == 2  # nothing measured twice but the repeats
     assert result.suites[0].repeated == int(frame["time_repeat_s"].notna().sum()) > 0
+
+
+def test_finish_ends_a_paused_run_with_what_it_measured(tmp_path, small_suite):
+    """A run cut short where the machine is gone (a lent GPU) is finished offline: its
+    journal becomes the profile, nothing is measured again, unfinished suites say why."""
+    from profilers.runner import finish_profile
+
+    config = ProfileConfig(out=tmp_path, suites=(small_suite.name,), budget_s=20)
+    journal = ""
+    while journal.count('"kind": "point"') < 6:  # one point or repeat per call, about
+        assert run_profile(config, progress="none", stop_after_s=0.05).paused
+        journal = (tmp_path / JOURNAL).read_text()
+    points = journal.count('"kind": "point"')
+    assert points >= 1
+    builds = sum(small_suite.builds.values())
+
+    done = finish_profile(tmp_path)
+    assert sum(small_suite.builds.values()) == builds  # nothing measured
+    meta = read_metadata(tmp_path)
+    assert meta["complete"] and meta["stopped_early"] and not (tmp_path / JOURNAL).exists()
+    assert len(done.frame) == points and done.frame["point_id"].is_unique
+    (state,) = meta["suite_state"]
+    assert state["reason"] == "stopped" and state["points"] == points
+    assert state["repeated"] == journal.count('"kind": "repeat"')
+    assert "stopped" in done.summary()
+    # the same run command now finds a complete profile and measures nothing more
+    again = run_profile(config, progress="none")
+    assert sum(small_suite.builds.values()) == builds and len(again.frame) == points
+    with pytest.raises(PerfmodelError, match="already complete"):
+        finish_profile(tmp_path)
+    with pytest.raises(PerfmodelError, match="not a profile"):
+        finish_profile(tmp_path / "nothing")

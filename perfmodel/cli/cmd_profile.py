@@ -9,7 +9,8 @@ def register(subparsers) -> None:
         "profile", help="measure runtime, memory, power and energy on a GPU or the CPU",
         description="Measure suites within a time budget into a resumable profile directory "
                     "(rerun the same command to resume); `export DIR --csv`; `compare A B`; "
-                    "`merge A B --out C` pools complete runs of one device.")
+                    "`merge A B --out C` pools complete runs of one device; `finish DIR` ends a "
+                    "paused or cut-short run with what it measured.")
     add_arguments(parser)
     parser.set_defaults(func=run)
 
