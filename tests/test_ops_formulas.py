@@ -109,7 +109,10 @@ def test_attention_gqa_agrees_with_flop_counter_and_reads_fewer_kv_bytes():
     mha = op_cost("attention", batch=1, heads=32, seq_q=64, seq_k=64, head_dim=128, dtype="float16")
     gqa = op_cost("attention", batch=1, heads=32, kv_heads=8, seq_q=64, seq_k=64, head_dim=128,
                   dtype="float16")
-    assert gqa.flops == mha.flops == fc.sdpa_flop_count((1, 32, 64, 128), (1, 8, 64, 128), (1, 8, 64, 128))
+    # each of the 8 KV heads serves 4 query heads: the FLOPs of 32 heads (torch 2.11
+    # counts only equal head counts, so K and V are given broadcast to 32 heads)
+    assert gqa.flops == mha.flops == fc.sdpa_flop_count((1, 32, 64, 128), (1, 32, 64, 128),
+                                                        (1, 32, 64, 128))
     assert mha.bytes_read - gqa.bytes_read == 2 * 2 * (32 - 8) * 64 * 128
 
 

@@ -1,0 +1,295 @@
+"""A lent machine's whole measuring session in one command, inside one deadline.
+
+    PYTHONPATH=. python3 -m profilers.session --out $OUT --deadline 9m
+
+GPU time is lent in short leases (here: one command of at most 10 minutes, 15 minutes of
+device time in all, a machine's start included), so the checks, the profile (whole-model
+ground truth included) and the GPU tests must fit one command, and what it measured must
+come back even when it is cut short. Every step runs in a child process with its own
+time limit, so a crash or a hang in one (a CUDA error, a deadlocked NVML call) costs that
+step only. In order:
+
+1. `check`: versions (Python, torch, CUDA, cuDNN, driver, NVML), the device, and whether
+   its energy counter and power readings answer: a sustained GEMM is measured by both,
+   and they should agree (`check.energy_ratio`, counter / integrated power).
+2. `profile`: `python -m profilers` over every suite into `OUT/<slug>/` (slug: the
+   catalogue key, e.g. `h200-sxm`), with the time left minus what the tests need; the
+   validation suite measures one complete set of ranked candidates first. If it is cut
+   short, `profile finish` makes a profile of what its journal holds.
+3. `tests`: the `gpu`-marked tests (`pytest -m gpu tests/`).
+
+`OUT/session.json` (rewritten after every step) records each step's result, seconds and
+error; `OUT/session.log` holds the children's output; `OUT/nvidia-smi.txt` and
+`OUT/gpu-tests.txt` the raw outputs. At most 7 files, two folders deep: what a lease
+gives back. Runs on a CPU too (`--device cpu`), which is how it is tested.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from perfmodel.errors import PerfmodelError
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITES = "gemm,conv,blocks,validation"
+FINISH_MARGIN_S = 20.0  # compacting a journal and writing the summary
+STARTUP_S = 15.0  # the profile child's start: imports, CUDA context, idle power
+LAST_POINT_S = 15.0  # a point begun just before the pause (a big whole model on a GPU)
+BUDGET_SHARE = 0.92  # of the profile's time: the rest absorbs the budget's overrun
+MIN_PROFILE_S = 5.0  # less measuring time left than this: skip the profile
+
+
+def device_slug(meta: dict) -> str:
+    """`datasets/<slug>` of a device from its metadata: a GPU's catalogue key, else its
+    name; `cpu-<model>` for a CPU (as `profilers.device.cpu.cpu_slug`)."""
+    from profilers.device.cpu import slug
+
+    if meta.get("device_kind") == "cpu":  # the catalogue has one key for every CPU
+        return "cpu-" + slug(str(meta.get("device_name") or ""))
+    return slug(str(meta.get("catalogue_key") or meta.get("device_name") or "device"))
+
+
+# -- the check step (runs in a child) ------------------------------------------------
+def check(device: str, seconds: float = 3.0) -> dict:
+    """Versions, the device's metadata, and an energy-counter / sampled-power check over
+    `seconds` of a sustained matrix product."""
+    import platform
+
+    import torch
+
+    from profilers.device import open_device
+    from profilers.runner import catalogue_key
+
+    out = {"python": platform.python_version(), "torch": torch.__version__,
+           "torch_cuda": torch.version.cuda, "kernel": platform.release()}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        text = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # noqa: E731
+        out["driver"] = text(pynvml.nvmlSystemGetDriverVersion())
+        out["nvml"] = text(pynvml.nvmlSystemGetNVMLVersion())
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
+        out["cuda_driver"] = f"{cuda // 1000}.{cuda % 1000 // 10}"
+        pynvml.nvmlShutdown()
+    except Exception as exc:
+        out["nvml_error"] = f"{type(exc).__name__}: {exc}"
+    dev = open_device(device)
+    try:
+        meta = dev.metadata()
+        meta["catalogue_key"] = catalogue_key(dev, meta)
+        out["device"] = meta
+        out["slug"] = device_slug(meta)
+        if device.startswith("cuda"):
+            a = torch.randn(8192, 8192, device=dev.torch_device, dtype=torch.bfloat16)
+            b = torch.randn(8192, 8192, device=dev.torch_device, dtype=torch.bfloat16)
+        else:
+            a = b = torch.randn(512, 512)
+        work = lambda: a @ b  # noqa: E731
+        end = time.perf_counter() + 1.0  # warm up to a steady clock and power
+        while time.perf_counter() < end:
+            work()
+            dev.synchronize()
+        n = 0
+        dev.begin_window("check")
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            work()
+            n += 1
+            dev.synchronize()
+        win = dev.end_window("check")
+        out["energy"] = {
+            "has_energy": dev.has_energy, "window_s": win.duration_s, "executions": n,
+            "energy_j": win.energy_j, "source": win.source,
+            "counter_j": win.energy_counter_j, "sampled_j": win.energy_sampled_j,
+            "samples": win.n_samples, "power_w": win.power_w,
+            "energy_ratio": (win.energy_counter_j / win.energy_sampled_j
+                             if win.energy_counter_j and win.energy_sampled_j else None),
+            "sm_clock_hz": win.state.sm_clock_hz, "temp_c": win.state.temp_c,
+            "throttle_reasons": win.state.throttle_reasons}
+    finally:
+        dev.close()
+    return out
+
+
+# -- the session (parent) -------------------------------------------------------------
+class Session:
+    """Runs the steps in children, each bounded by what is left of the deadline."""
+
+    def __init__(self, out: Path, device: str, deadline_s: float, tests_s: float,
+                 tests: bool = True, suites: str = SUITES):
+        self.out, self.device, self.tests, self.suites = out, device, tests, suites
+        self.start = time.monotonic()
+        self.deadline_s, self.tests_s = deadline_s, tests_s
+        self.record = {"device": device, "deadline_s": deadline_s, "steps": []}
+        self.log = out / "session.log"
+
+    def left(self) -> float:
+        return self.deadline_s - (time.monotonic() - self.start)
+
+    def say(self, text: str) -> None:
+        line = f"[session {time.monotonic() - self.start:6.1f}s] {text}"
+        print(line, flush=True)
+        with open(self.log, "a") as fh:
+            fh.write(line + "\n")
+
+    def save(self) -> None:
+        (self.out / "session.json").write_text(json.dumps(self.record, indent=1, default=str))
+
+    def child(self, name: str, args: list[str], timeout: float, capture: Path | None = None):
+        """Run `python args...` from the repository root; (returncode or None on timeout,
+        output). Its output goes to the log (and to `capture`)."""
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   PYTHONUNBUFFERED="1")
+        self.say(f"{name}: start (limit {timeout:.0f} s)")
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=max(1.0, timeout))
+            rc, text = proc.returncode, proc.stdout
+        except subprocess.TimeoutExpired as exc:
+            rc = None
+            text = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        with open(self.log, "a") as fh:
+            fh.write(text)
+        if capture is not None:
+            capture.write_text(text)
+        step = {"name": name, "returncode": rc, "seconds": round(time.monotonic() - t0, 1),
+                "timed_out": rc is None}
+        self.record["steps"].append(step)
+        self.say(f"{name}: {'timed out' if rc is None else f'exit {rc}'} after "
+                 f"{step['seconds']} s")
+        self.save()
+        return rc, text, step
+
+    def nvidia_smi(self) -> None:
+        if not self.device.startswith("cuda"):
+            return
+        parts = []
+        for args in (["nvidia-smi"], ["nvidia-smi", "-q"]):
+            try:
+                p = subprocess.run(args, capture_output=True, text=True, timeout=30)
+                parts.append(f"$ {' '.join(args)}\n{p.stdout}{p.stderr}")
+            except Exception as exc:
+                parts.append(f"$ {' '.join(args)}\nfailed: {type(exc).__name__}: {exc}")
+        (self.out / "nvidia-smi.txt").write_text("\n".join(parts))
+
+    def run(self) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.save()
+        self.nvidia_smi()
+        # 1. check
+        rc, text, step = self.child("check", ["-m", "profilers.session", "--step", "check",
+                                              "--device", self.device,
+                                              "--out", str(self.out)], min(90.0, self.left()))
+        found = self.out / "check.json"
+        if found.is_file():
+            self.record["check"] = json.loads(found.read_text())
+            found.unlink()  # folded into session.json: one file fewer to bring back
+        if rc != 0:
+            tail = text.strip().splitlines()
+            step["error"] = tail[-1] if tail else "no output"
+        slug = (self.record.get("check") or {}).get("slug") or self.device.replace(":", "")
+        # 2. profile
+        prof = self.out / slug
+        span = self.left() - (self.tests_s if self.tests else 0.0) - FINISH_MARGIN_S
+        stop = span - STARTUP_S - LAST_POINT_S  # measuring time: pause past it
+        if stop > MIN_PROFILE_S:
+            rc, text, step = self.child(
+                "profile", ["-m", "profilers", "--device", self.device, "--suite", self.suites,
+                            "--budget", f"{BUDGET_SHARE * stop:.0f}s",
+                            "--stop-after", f"{stop:.0f}s", "--out", str(prof),
+                            "--progress", "plain"], span)
+            self.record["profile"] = self.finish_profile(prof)
+        else:
+            self.say(f"profile: skipped, {stop:.0f} s left to measure")
+            self.record["profile"] = {"skipped": f"{stop:.0f} s left to measure"}
+        self.save()
+        # 3. tests
+        if self.tests:
+            limit = self.left() - 5.0
+            if limit > 15:
+                rc, text, step = self.child(
+                    "tests", ["-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
+                              "tests/"], limit, capture=self.out / "gpu-tests.txt")
+                lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+                self.record["tests"] = lines[-1] if lines else "no output"
+            else:
+                self.record["tests"] = f"skipped: {limit:.0f} s left"
+        self.record["seconds"] = round(time.monotonic() - self.start, 1)
+        self.save()
+        prof = self.record.get("profile") or {}
+        self.say(f"done in {self.record['seconds']} s: profile {prof.get('dir')} "
+                 f"{'complete' if prof.get('complete') else 'NOT complete'}"
+                 f"{' (stopped early)' if prof.get('stopped_early') else ''}, points "
+                 f"{prof.get('points')}, failed {prof.get('failed')}, with energy "
+                 f"{prof.get('energy_points')}{'; ' + prof['error'] if prof.get('error') else ''}"
+                 f"; tests: {self.record.get('tests')}")
+        return self.record
+
+    def finish_profile(self, prof: Path) -> dict:
+        """The profile's state; a run cut short is finished from its journal."""
+        from profilers.runner import finish_profile
+        from profilers.schema import read_metadata, read_profile
+
+        if not (prof / "metadata.json").is_file():
+            return {"dir": prof.name, "error": "no profile written"}
+        try:
+            meta = read_metadata(prof)
+            if not meta.get("complete"):
+                finish_profile(prof)
+                self.say("profile: finished from its journal (cut short)")
+            meta = read_metadata(prof)
+            frame = read_profile(prof)
+            ok = frame["status"] == "ok"
+            return {"dir": prof.name, "complete": bool(meta.get("complete")),
+                    "stopped_early": bool(meta.get("stopped_early")),
+                    "points": {s: int(n) for s, n in frame.groupby("suite").size().items()},
+                    "failed": int((~ok).sum()),
+                    "energy_points": int(frame.loc[ok, "energy_j"].notna().sum()),
+                    "errors": sorted(set(frame.loc[~ok, "error"].astype(str)))[:10],
+                    "suite_state": meta.get("suite_state"), "repeat_bands": meta.get("repeat_bands")}
+        except Exception as exc:
+            return {"dir": prof.name, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def main(argv=None) -> int:
+    from profilers.budget import parse_duration
+
+    parser = argparse.ArgumentParser(prog="python -m profilers.session",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="folder for everything measured ($OUT)")
+    parser.add_argument("--device", default="cuda:0", help="cuda:N (default cuda:0) or cpu")
+    parser.add_argument("--deadline", default="9m",
+                        help="the whole session, e.g. 9m (default): leave the lease's margin")
+    parser.add_argument("--tests-time", default="100s",
+                        help="kept for the gpu tests after the profile (default 100s)")
+    parser.add_argument("--no-tests", action="store_true", help="skip the gpu tests")
+    parser.add_argument("--suite", default=SUITES, help=f"suites to profile (default {SUITES})")
+    parser.add_argument("--step", choices=("check",), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    try:
+        if args.step == "check":
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "check.json").write_text(json.dumps(check(args.device), indent=1, default=str))
+            return 0
+        if out.exists() and not out.is_dir():
+            raise PerfmodelError(f"--out {out} exists and is not a directory")
+        Session(out, args.device, parse_duration(args.deadline),
+                parse_duration(args.tests_time), tests=not args.no_tests,
+                suites=args.suite).run()
+        return 0
+    except PerfmodelError as exc:
+        print(f"profilers.session: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The one-command session for a lent machine (profilers.session), run on the CPU."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from profilers.runner import ProfileConfig, run_profile
+from profilers.schema import JOURNAL, read_metadata
+from profilers.session import Session, device_slug
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_device_slug_names_profiles_as_datasets_does():
+    assert device_slug({"device_kind": "gpu", "device_name": "NVIDIA H200",
+                        "catalogue_key": "h200"}) == "h200"
+    assert device_slug({"device_kind": "gpu", "device_name": "NVIDIA H100 80GB HBM3",
+                        "catalogue_key": None}) == "nvidia-h100-80gb-hbm3"
+    assert device_slug({"device_kind": "cpu", "device_name": "Intel(R) Xeon(R) Processor",
+                        "catalogue_key": "cpu"}) == "cpu-intel-xeon"
+
+
+def test_session_checks_profiles_and_tests_inside_its_deadline(tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "profilers.session", "--out", str(out),
+                           "--device", "cpu", "--suite", "gemm",
+                           "--deadline", "80s", "--tests-time", "12s"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    rec = json.loads((out / "session.json").read_text())
+    assert [s["name"] for s in rec["steps"]] == ["check", "profile", "tests"]
+    assert all(s["returncode"] == 0 for s in rec["steps"]), rec["steps"]
+    assert rec["seconds"] < 80 + 5
+    check = rec["check"]
+    assert check["torch"] and check["device"]["device_kind"] == "cpu"
+    assert check["energy"]["executions"] > 0 and check["energy"]["window_s"] >= 3.0
+    prof = rec["profile"]
+    assert prof["complete"] and prof["failed"] == 0 and prof["points"]["gemm"] > 10
+    assert (out / check["slug"] / "measurements.parquet").is_file()
+    assert read_metadata(out / check["slug"])["complete"]
+    assert "deselected" in rec["tests"]  # the gpu tests ran (and, without a GPU, skipped)
+    # what a lease brings back: at most 8 files, none deeper than two folders
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) <= 7 and all(len(p.relative_to(out).parts) <= 3 for p in files)
+    assert "done in" in done.stdout
+
+
+def test_session_finishes_a_profile_cut_short(tmp_path):
+    out = tmp_path / "prof"
+    config = ProfileConfig(out=out, device="cpu", suites=("gemm",), budget_s=60)
+    assert run_profile(config, progress="none", stop_after_s=1.0).paused
+    session = Session(tmp_path, "cpu", 60, 10)
+    state = session.finish_profile(out)
+    assert state["complete"] and state["stopped_early"] and state["points"]["gemm"] > 0
+    assert not (out / JOURNAL).exists()
+    frame = pd.read_parquet(out / "measurements.parquet")
+    assert len(frame) == state["points"]["gemm"]
+    assert session.finish_profile(tmp_path / "none") == {"dir": "none",
+                                                         "error": "no profile written"}
