@@ -118,7 +118,10 @@ class ValidationSuite(Suite):
         from perfmodel import build_model
 
         p, dt, dev = point.p, point.dtype, device.torch_device
-        model = build_model(point.op, p["factor"], p["strategy"] or None, **json.loads(p["overrides"]))
+        with torch.device(dev):  # parameters made on the device: a GPU initialises
+            # a 400M-parameter candidate in a blink, a CPU takes seconds before it can copy
+            model = build_model(point.op, p["factor"], p["strategy"] or None,
+                                **json.loads(p["overrides"]))
         model = model.to(device=dev, dtype=torch_dtype(dt))
         batch = p["batch"]
         cfg = getattr(model, "cfg", None)
