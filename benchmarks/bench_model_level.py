@@ -15,7 +15,11 @@ Rows:
   were measured. The sum of parts is multiplied by the profile's whole-model scale
   (`perfmodel/predict/assembly.py`), fitted on its unscaled and x2 validation models only,
   never on the x4 candidates scored here. Two ablation sections repeat the scoring with no
-  block measurement used, and with no whole-model scale.
+  block measurement used, and with no whole-model scale. The ties line scores the rank
+  resolution (`perfmodel/predict/resolution.py`, fitted on the same base fold): of the
+  candidate pairs predicted farther apart than it, how many the measurement orders the
+  same way, and whether the measured fastest is among the candidates tied with the
+  predicted fastest.
 - GPU: the same on a shipped GPU profile with a validation suite (median step-time error
   <= 8 %, energy <= 10 %), or a line saying none exists.
 - Speed: ranking 100 candidates (`rank_candidates` of RegNetX-400MF, 8 strategies x 8
@@ -47,6 +51,7 @@ import pandas as pd  # noqa: E402
 from perfmodel.predict.device import datasets_dir, resolve_backend  # noqa: E402
 from perfmodel.predict.targets import (CNN_BASE, CPU_OVERRIDES, GPT_BASE,  # noqa: E402
                                        MIN_STRATEGIES, TARGET_FACTOR, target_rows)
+from perfmodel.predict.resolution import score_ties  # noqa: E402
 from perfmodel.predict.validate import discordant_pairs, spearman, validate  # noqa: E402
 
 CPU_TARGETS = dict(median_error=0.10, spearman=0.9)
@@ -134,6 +139,13 @@ def accuracy_section(label: str, profile: Path, targets: dict, measured_blocks: 
                         f" (only {s['strategies']} strategies measured)"))
     if not detail:
         return lines
+    res = resolve_backend(str(profile)).resolution
+    gap = res.gap(True) if res is not None else None
+    if gap is not None:
+        lines.append(f"  ties: {res.describe(True)}")
+        for name, rows in family_rows(sel, suffix):
+            if name != "pooled":
+                lines.append(f"    {name:<20} {score_ties(rows, gap).describe()}")
     lines.append("  top-1: 'same', or how much slower (measured) the predicted fastest candidate "
                  "is than the measured fastest")
     lines.append("  swaps: candidate pairs the prediction orders wrongly / pairs whose measured "

@@ -10,7 +10,8 @@ from perfmodel.cli import main
 from perfmodel.predict.rank import pareto_front, rank_candidates
 
 JSON_REQUIRED = {"strategy", "params", "flops", "acts", "pred_time_s", "pred_energy_j",
-                 "pred_peak_bytes", "rank", "pareto", "pred_time_s_lo", "pred_time_s_hi"}
+                 "pred_peak_bytes", "rank", "rank_lo", "rank_hi", "pareto", "pred_time_s_lo",
+                 "pred_time_s_hi"}
 
 
 pytestmark = pytest.mark.usefixtures("no_shipped_profiles")
@@ -33,6 +34,8 @@ def test_rank_json_keys_and_order(capsys):
     for r in rows:
         assert JSON_REQUIRED <= set(r)
     assert [r["rank"] for r in rows] == [1, 2, 3]
+    # the roofline has no measured candidates to size ties on: every rank stands alone
+    assert [(r["rank_lo"], r["rank_hi"]) for r in rows] == [(1, 1), (2, 2), (3, 3)]
     times = [r["pred_time_s"] for r in rows]
     assert times == sorted(times)
     assert rows[0]["pareto"]  # the fastest candidate is always on the front
@@ -47,6 +50,7 @@ def test_rank_transformer_table_and_plot(tmp_path, capsys):
                "--device", "h100", "--plot", str(png), *over])
     out = capsys.readouterr().out
     assert rc == 0 and "predicted with: catalogue h100-sxm" in out
+    assert "ties: no measured candidates to size ties on" in out
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     r = rank_candidates("gpt2", 4, ["d", "w", "s"], batch=2, device="h100",
                         overrides=dict(n_layers=2, d_model=64, n_heads=2, d_ff=256, seq_len=32,

@@ -90,14 +90,17 @@ def run(args) -> int:
     print(f"{r.base} {scale}, batch {r.batch}, "
           f"{'training step' if r.train else 'inference'}, {args.dtype}")
     print(f"predicted with: {r.backend}")
-    head = (f"{'rank':>4}  {'strategy':<12} {'params':>9} {'GFLOPs':>8} {'acts(M)':>8} "
+    print(f"ties: {r.ties}" + ("; 'could be' gives the places a candidate can take"
+                               if r.tie_gap is not None else ""))
+    head = (f"{'rank':>4} {'could be':>8}  {'strategy':<12} {'params':>9} {'GFLOPs':>8} {'acts(M)':>8} "
             f"{'time s [interval]':>28} {unit:>12} {'energy J':>9} {'peak MiB':>9}  pareto"
             + ("  factor" if len({f for _, f in r.candidates}) > 1 else ""))
     print(head)
     for row in df.itertuples(index=False):
         iv = f"[{_g(row.pred_time_s_lo)}, {_g(row.pred_time_s_hi)}]"
         t = f"{_g(row.pred_time_s)} {iv}"
-        print(f"{row.rank:>4}  {row.strategy:<12} {row.params / 1e6:>8.2f}M "
+        could = f"{row.rank_lo}-{row.rank_hi}" if row.rank_lo != row.rank_hi else ""
+        print(f"{row.rank:>4} {could:>8}  {row.strategy:<12} {row.params / 1e6:>8.2f}M "
               f"{row.flops / 1e9:>8.3f} {row.acts / 1e6:>8.2f} {t:>28} {_g(row.throughput):>12} "
               f"{_g(row.pred_energy_j):>9} {row.pred_peak_bytes / 2**20:>9.1f}  "
               f"{'*' if row.pareto else ' ':<6}"

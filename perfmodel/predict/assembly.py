@@ -103,30 +103,51 @@ def row_factor(r) -> float:
     return float(a["factor"]) if a["strategy"] else 1.0
 
 
-def fit_assembly(backend, validation: pd.DataFrame, fold: str = "base") -> AssemblyScale:
-    """Fit the scale on the `fold` rows of a profile's validation frame.
+PREDICTION_COLUMNS = ("model", "phase", "dtype", "batch", "factor", "strategy", "measured_s",
+                      "pred_s")
 
-    `backend` must carry no scale of its own (`assembly=None`): the ratio is measured over
-    what the parts alone predict."""
+
+def fold_predictions(backend, validation: pd.DataFrame, fold: str = "base") -> pd.DataFrame:
+    """The `fold` rows of a profile's validation frame predicted by `backend` (as it is:
+    give it no scale of its own to measure the parts alone), one row per measured model
+    (`PREDICTION_COLUMNS`); what the whole-model scale and the rank resolution
+    (`perfmodel.predict.resolution`) are fitted on."""
     from perfmodel.predict.measured import center_time
     from perfmodel.predict.model import predict_model
 
     if fold not in FOLDS:
         raise ValueError(f"unknown fold {fold!r} (one of {', '.join(FOLDS)})")
-    ratios: dict[str, list[float]] = {}
+    out = []
     for _, r in validation.iterrows():
-        if fold_of(row_factor(r)) != fold:
+        factor = row_factor(r)
+        if fold_of(factor) != fold:
             continue
         a = model_args(r)
         measured = center_time(r)
         if not measured > 0:
             continue
-        pred = predict_model(a.pop("model"), a.pop("batch"), device=backend, **a).time.value
-        if not pred > 0:
-            continue
-        phase = str(r["phase"])
-        for key in (f"{phase}|{r['dtype']}", f"{phase}|*"):
-            ratios.setdefault(key, []).append(measured / pred)
+        model, batch, strategy = a.pop("model"), a.pop("batch"), a["strategy"] or ""
+        pred = predict_model(model, batch, device=backend, **a).time.value
+        if pred > 0:
+            out.append((model, str(r["phase"]), str(r["dtype"]), int(batch), float(factor),
+                        strategy, float(measured), float(pred)))
+    return pd.DataFrame(out, columns=list(PREDICTION_COLUMNS))
+
+
+def fit_assembly(backend, validation: pd.DataFrame, fold: str = "base") -> AssemblyScale:
+    """Fit the scale on the `fold` rows of a profile's validation frame.
+
+    `backend` must carry no scale of its own (`assembly=None`): the ratio is measured over
+    what the parts alone predict."""
+    return scale_of(fold_predictions(backend, validation, fold), fold)
+
+
+def scale_of(preds: pd.DataFrame, fold: str = "base") -> AssemblyScale:
+    """The whole-model scale of one fold's `fold_predictions`."""
+    ratios: dict[str, list[float]] = {}
+    for r in preds.itertuples(index=False):
+        for key in (f"{r.phase}|{r.dtype}", f"{r.phase}|*"):
+            ratios.setdefault(key, []).append(r.measured_s / r.pred_s)
     out = AssemblyScale(fold)
     for key, vals in ratios.items():
         if len(vals) < MIN_ROWS:

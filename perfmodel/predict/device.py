@@ -32,6 +32,7 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.predict.calibration import (FEATURES, MIN_BLOCK_ROWS, Calibration, Calibrations,
                                           feature_columns, features, fit_calibration)
 from perfmodel.predict.measured import center_time
+from perfmodel.predict.assembly import scale_of
 from perfmodel.predict.optimes import OpTimes
 
 PER_OP_EXCLUDED = ("blocks", "validation")
@@ -69,6 +70,7 @@ class Backend:
     measured: dict = field(default_factory=dict, repr=False)  # measured.block_table
     _parts: dict = field(default_factory=dict, repr=False)
     assembly: object = None  # assembly.AssemblyScale: whole model vs its parts
+    resolution: object = None  # resolution.RankResolution: how close is a tie
 
     def assembly_scale(self, train: bool, dtype: str) -> float:
         """Measured / predicted whole-model time on this device (1 when not fitted)."""
@@ -364,22 +366,51 @@ def from_profile(path: Path, spec=None) -> Backend:
                       path, measured)
     validation = rows[rows["suite"].astype(str) == "validation"]
     if len(validation):
-        backend.assembly = cached_assembly(backend, validation, digest, "base")
+        from perfmodel.predict.resolution import fit_resolution
+
+        preds = cached_fold_predictions(backend, validation, digest, "base")
+        backend.assembly = scale_of(preds, "base")
+        backend.resolution = fit_resolution(preds, "base")
         backend.description += "; " + backend.assembly.describe()
     return backend
 
 
-def cached_assembly(backend: Backend, validation: pd.DataFrame, digest: str, fold: str):
-    """`assembly.fit_assembly` of a backend without a scale, cached on disk."""
+def cached_fold_predictions(backend: Backend, validation: pd.DataFrame, digest: str,
+                            fold: str) -> pd.DataFrame:
+    """`assembly.fold_predictions` of a backend without a scale, cached on disk."""
     import dataclasses
 
-    from perfmodel.predict.assembly import AssemblyScale, fit_assembly
+    from perfmodel.predict.assembly import PREDICTION_COLUMNS, fold_predictions
 
     blocks = "blocks" if backend.measured else "noblocks"
-    where = cache_dir() / (f"assembly-v{CACHE_VERSION}-{digest}-{_model_code_digest()[:12]}-"
+    where = cache_dir() / (f"foldpred-v{CACHE_VERSION}-{digest}-{_model_code_digest()[:12]}-"
                            f"{backend.optimes.source}-{blocks}-{fold}.json")
-    return _json_cached(where, AssemblyScale.from_json, lambda: fit_assembly(
-        dataclasses.replace(backend, assembly=None), validation, fold))
+
+    def load(text: str) -> _Records:
+        d = json.loads(text)
+        if d.get("columns") != list(PREDICTION_COLUMNS):
+            raise ValueError("other columns")
+        return _Records(pd.DataFrame(d["rows"], columns=d["columns"]))
+
+    return _json_cached(where, load, lambda: _Records(fold_predictions(
+        dataclasses.replace(backend, assembly=None), validation, fold))).frame
+
+
+@dataclass
+class _Records:
+    """A frame that `_json_cached` can write (column names and rows)."""
+
+    frame: pd.DataFrame
+
+    def to_json(self) -> str:
+        return json.dumps({"columns": list(self.frame.columns),
+                           "rows": self.frame.astype(object).values.tolist()})
+
+
+def cached_assembly(backend: Backend, validation: pd.DataFrame, digest: str, fold: str):
+    """The whole-model scale fitted on one fold (`assembly.scale_of`), from the cached
+    predictions of the fold by a backend without a scale."""
+    return scale_of(cached_fold_predictions(backend, validation, digest, fold), fold)
 
 
 def _json_cached(where: Path, load, make):

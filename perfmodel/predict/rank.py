@@ -9,6 +9,8 @@ the backend (per-op predictions cached per distinct op) and the part counts (cac
 distinct part), so a strategy that reuses blocks costs little. Rank 1 = fastest step.
 The Pareto front is over (predicted time, predicted energy), or (time, peak memory) when
 the backend has no energy figure (a CPU without power measurements).
+`rank_lo`..`rank_hi` are the places a candidate can take when candidates predicted closer
+than the profile's rank resolution (`perfmodel.predict.resolution`) are tied.
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ import pandas as pd
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict.device import Backend, resolve_backend
 from perfmodel.predict.model import ModelPrediction, prepare
+from perfmodel.predict.resolution import rank_bounds
 
 CNN_DEFAULT = ("d", "w", "r", "dw", "dr", "wr", "dwr", "d1_w8_g8_r1")
 TRANSFORMER_DEFAULT = ("d", "w", "s", "dw", "ds", "ws", "dws")
-JSON_KEYS = ("rank", "strategy", "factor", "params", "flops", "acts", "pred_time_s",
+JSON_KEYS = ("rank", "rank_lo", "rank_hi", "strategy", "factor", "params", "flops", "acts", "pred_time_s",
              "pred_time_s_lo", "pred_time_s_hi", "throughput", "pred_energy_j",
              "pred_energy_j_lo", "pred_energy_j_hi", "pred_peak_bytes", "pareto")
 
@@ -65,6 +68,8 @@ class Ranking:
     backend: str
     pareto_axis: str  # "pred_energy_j" | "pred_peak_bytes"
     candidates: list = None  # (strategy, factor) per prediction
+    tie_gap: float | None = None  # log ratio under which two candidates are tied
+    ties: str = "no measured candidates to size ties on"  # how tie_gap was found
 
     def __post_init__(self):
         if self.candidates is None:
@@ -80,6 +85,7 @@ class Ranking:
             rows.append(d)
         df = pd.DataFrame(rows)
         df["rank"] = df["pred_time_s"].rank(method="min").astype(int)
+        df["rank_lo"], df["rank_hi"] = rank_bounds(df["pred_time_s"], self.tie_gap)
         y = df[self.pareto_axis].astype(float).to_numpy()
         df["pareto"] = pareto_front(df["pred_time_s"].astype(float).to_numpy(), y)
         first = [c for c in JSON_KEYS if c in df.columns]
@@ -174,5 +180,10 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
     preds = [p.assemble(backend) for p in preps]
     energy = [p.energy.value for p in preds]
     axis = "pred_energy_j" if all(np.isfinite(energy)) else "pred_peak_bytes"
+    res = backend.resolution
+    gap = res.gap(train) if res is not None else None
+    ties = res.describe(train) if res is not None else Ranking.ties
+    if gap is not None and len(factors) > 1:
+        ties += "; sized on candidates of one factor, so across factors only a guide"
     return Ranking(base, factors[0], batch, train, preds, [s for s, _ in cands],
-                   backend.description, axis, cands)
+                   backend.description, axis, cands, gap, ties)
