@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and flag points caught in one (speed_ratio, throttled)")
     parser.add_argument("--stop-after", help="pause this invocation after this long (e.g. 9m); "
                                              "the same command continues the profile")
+    parser.add_argument("--after", action="append", default=[], metavar="DIR",
+                        help="an earlier profile of this device: skip the points it measured "
+                             "(a second short run covers new ones; pool them with merge)")
     parser.add_argument("--progress", choices=("auto", "plain", "none"), default="auto")
 
 
@@ -87,7 +90,8 @@ def run(args) -> int:
         raise PerfmodelError("--suite names no suite")
     config = ProfileConfig(out=Path(args.out), device=args.device, suites=suites,
                            budget_s=parse_duration(args.budget), flush_l2=args.flush_l2,
-                           threads=args.threads, canary=args.canary)
+                           threads=args.threads, canary=args.canary,
+                           after=tuple(args.after))
     stop = parse_duration(args.stop_after) if args.stop_after else None
     result = run_profile(config, progress=args.progress, stop_after_s=stop)
     print(result.summary())

@@ -34,12 +34,17 @@ class ProfileConfig:
     flush_l2: bool = False
     threads: int | None = None  # torch CPU threads (None: torch's default)
     canary: bool = False  # time a canary GEMM around every CPU point (profilers.canary)
+    # earlier profiles of this device: their measured points are skipped, so that a second
+    # short run (another GPU lease) goes on past them instead of timing them again
+    after: tuple[str, ...] = ()
 
     def key(self) -> dict:
         key = {"device": self.device, "suites": list(self.suites), "budget_s": self.budget_s,
                "flush_l2": self.flush_l2, "threads": self.threads}
         if self.canary:
             key["canary"] = True
+        if self.after:
+            key["after"] = [str(a) for a in self.after]
         return key
 
 
@@ -178,6 +183,7 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
         torch.set_num_threads(config.threads)
     device = open_device(config.device)
     try:
+        skip = measured_before(config.after, device.metadata())  # before anything is written
         out.mkdir(parents=True, exist_ok=True)
         if not resumed:
             meta = collect_metadata(device, config)
@@ -192,7 +198,7 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
         meta["notes"] = sorted(notes)
         deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
         try:
-            return _run(config, device, meta, journal, out, progress, resumed, deadline)
+            return _run(config, device, meta, journal, out, progress, resumed, deadline, skip)
         except _Pause:
             write_metadata(meta, out)
             return ProfileResult(out, read_profile(out), meta, [], resumed, paused=True)
@@ -200,7 +206,22 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
         device.close()
 
 
-def _run(config, device, meta, journal, out, progress, resumed, deadline=None) -> ProfileResult:
+def measured_before(profiles, meta: dict) -> set[str]:
+    """Point ids measured ok in earlier profiles (`ProfileConfig.after`) of the device that
+    `meta` describes; PerfmodelError for a directory that is no profile of it."""
+    skip: set[str] = set()
+    for prof in profiles:
+        other = read_metadata(prof)
+        if other.get("device_name") != meta.get("device_name"):
+            raise PerfmodelError(f"--after {prof}: a profile of {other.get('device_name')!r}, "
+                                 f"not of this {meta.get('device_name')!r}")
+        frame = read_profile(prof)
+        skip |= set(frame.loc[frame["status"] == "ok", "point_id"].astype(str))
+    return skip
+
+
+def _run(config, device, meta, journal, out, progress, resumed, deadline=None,
+         skip=frozenset()) -> ProfileResult:
     """Measure the suites interleaved in time (`_SuiteRun`, `_budgets`), then compact."""
     weights = {n: get_suite(n).weight for n in config.suites}
     prior = read_profile(out).to_dict("records") if resumed else []
@@ -223,7 +244,7 @@ def _run(config, device, meta, journal, out, progress, resumed, deadline=None) -
             state.repeated = int(ended[name].get("repeated", state.repeated))
         else:
             runs.append(_SuiteRun(get_suite(name), state, rows, again, config, device,
-                                  journal, canary))
+                                  journal, canary, skip))
         states.append(state)
     with make_progress(config.budget_s, progress) as bar:
         active = [r for r in runs if not r.state.reason]
@@ -346,7 +367,8 @@ class _SuiteRun:
     measures all its points first and then only rounds, so that each point's measurements
     lie far apart (the ground truth of whole models, the blocks that stand in for them)."""
 
-    def __init__(self, suite, state: SuiteState, rows, again, config, device, journal, canary):
+    def __init__(self, suite, state: SuiteState, rows, again, config, device, journal, canary,
+                 skip=frozenset()):
         self.suite, self.state, self.config, self.device = suite, state, config, device
         self.journal, self.canary = journal, canary
         self.done = {r["point_id"] for r in rows}
@@ -362,6 +384,10 @@ class _SuiteRun:
             self.points = []
         if not self.points and not state.reason:
             state.reason = "unavailable: no points for this device"
+        elif skip:  # measured in an earlier profile (`--after`): the order goes on past them
+            self.points = [p for p in self.points if p.id not in skip]
+            if not self.points and not state.reason:
+                state.reason = "exhausted"
         self.share = suite.repeat_fraction  # after points(): a suite may set it per device
 
     @property

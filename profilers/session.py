@@ -122,8 +122,9 @@ class Session:
     """Runs the steps in children, each bounded by what is left of the deadline."""
 
     def __init__(self, out: Path, device: str, deadline_s: float, tests_s: float,
-                 tests: bool = True, suites: str = SUITES):
+                 tests: bool = True, suites: str = SUITES, after=()):
         self.out, self.device, self.tests, self.suites = out, device, tests, suites
+        self.after = [Path(a).resolve() for a in after]
         self.start = time.monotonic()
         self.deadline_s, self.tests_s = deadline_s, tests_s
         self.record = {"device": device, "deadline_s": deadline_s, "steps": []}
@@ -205,7 +206,8 @@ class Session:
                 "profile", ["-m", "profilers", "--device", self.device, "--suite", self.suites,
                             "--budget", f"{BUDGET_SHARE * stop:.0f}s",
                             "--stop-after", f"{stop:.0f}s", "--out", str(prof),
-                            "--progress", "plain"], span)
+                            "--progress", "plain"]
+                + [a for prev in self.after for a in ("--after", str(prev))], span)
             self.record["profile"] = self.finish_profile(prof)
         else:
             self.say(f"profile: skipped, {stop:.0f} s left to measure")
@@ -272,6 +274,9 @@ def main(argv=None) -> int:
                         help="kept for the gpu tests after the profile (default 100s)")
     parser.add_argument("--no-tests", action="store_true", help="skip the gpu tests")
     parser.add_argument("--suite", default=SUITES, help=f"suites to profile (default {SUITES})")
+    parser.add_argument("--after", action="append", default=[], metavar="DIR",
+                        help="an earlier profile of this device (e.g. datasets/h200): "
+                             "measure past its points")
     parser.add_argument("--step", choices=("check",), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -284,7 +289,7 @@ def main(argv=None) -> int:
             raise PerfmodelError(f"--out {out} exists and is not a directory")
         Session(out, args.device, parse_duration(args.deadline),
                 parse_duration(args.tests_time), tests=not args.no_tests,
-                suites=args.suite).run()
+                suites=args.suite, after=args.after).run()
         return 0
     except PerfmodelError as exc:
         print(f"profilers.session: error: {exc}", file=sys.stderr)

@@ -208,3 +208,27 @@ def test_profilers_run_without_optional_packages(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "complete" in done.stdout and "[gemm]" in done.stderr
     assert read_metadata(tmp_path)["complete"]
+
+
+def test_after_an_earlier_profile_the_run_goes_on_past_its_points(tmp_path):
+    """A second short run of one device (another GPU lease) measures new points."""
+    first = run_profile(ProfileConfig(out=tmp_path / "a", suites=("gemm",), budget_s=3),
+                        progress="none")
+    ids_a = set(first.frame["point_id"])
+    second = run_profile(ProfileConfig(out=tmp_path / "b", suites=("gemm",), budget_s=3,
+                                       after=(str(tmp_path / "a"),)), progress="none")
+    ids_b = set(second.frame["point_id"])
+    assert len(ids_a) >= 3 and len(ids_b) >= 3 and not ids_a & ids_b
+    order = [p.id for p in get_suite("gemm").points(open_device("cpu"))]
+    assert [i for i in order if i not in ids_a][:len(ids_b)] == sorted(ids_b, key=order.index)
+    assert read_metadata(tmp_path / "b")["config"]["after"] == [str(tmp_path / "a")]
+    # another device's profile is refused before anything is written
+    import json as _json
+
+    meta = _json.loads((tmp_path / "a" / "metadata.json").read_text())
+    meta["device_name"] = "NVIDIA H200"
+    (tmp_path / "a" / "metadata.json").write_text(_json.dumps(meta))
+    with pytest.raises(PerfmodelError, match="not of this"):
+        run_profile(ProfileConfig(out=tmp_path / "c", suites=("gemm",), budget_s=3,
+                                  after=(str(tmp_path / "a"),)), progress="none")
+    assert not (tmp_path / "c").exists()
