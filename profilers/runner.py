@@ -235,14 +235,8 @@ def _run(config, device, meta, journal, out, progress, resumed, deadline=None,
     total = sum(float(r.get("wall_s") or 0) for r in prior + repeats)
     for name in config.suites:
         rows, again = _points_of(prior, name), _points_of(repeats, name)
-        state = SuiteState(name, budgets[name],
-                           sum(float(r.get("wall_s") or 0) for r in rows + again), len(rows),
-                           sum(r.get("status") == "failed" for r in rows), repeated=len(again))
-        if name in ended:
-            state.budget_s = float(ended[name].get("budget_s", state.budget_s))
-            state.reason = ended[name]["reason"]
-            state.repeated = int(ended[name].get("repeated", state.repeated))
-        else:
+        state = _suite_state(name, budgets[name], rows, again, ended.get(name))
+        if name not in ended:
             runs.append(_SuiteRun(get_suite(name), state, rows, again, config, device,
                                   journal, canary, skip))
         states.append(state)
@@ -300,20 +294,26 @@ def finish_profile(out) -> ProfileResult:
     names = list(meta.get("suites") or (meta.get("config") or {}).get("suites") or [])
     weights = {n: get_suite(n).weight for n in names}
     budgets = _budgets(float(meta.get("budget_s") or 0.0), weights, ended)
-    states = []
-    for name in names:
-        mine, again = _points_of(rows, name), _points_of(repeats, name)
-        state = SuiteState(name, budgets[name],
-                           sum(float(r.get("wall_s") or 0) for r in mine + again), len(mine),
-                           sum(r.get("status") == "failed" for r in mine), "stopped",
-                           sum(r.get("time_s") is not None for r in again))
-        if name in ended:
-            e = ended[name]
-            state.budget_s = float(e.get("budget_s", state.budget_s))
-            state.reason = e["reason"]
-        states.append(state)
+    states = [_suite_state(name, budgets[name], _points_of(rows, name),
+                           _points_of(repeats, name), ended.get(name), unended="stopped")
+              for name in names]
     frame = _compact(out, journal, meta, states, stopped_early=True)
     return ProfileResult(out, frame, meta, states, resumed=True)
+
+
+def _suite_state(name: str, budget_s: float, rows: list[dict], again: list[dict],
+                 end: dict | None, unended: str = "") -> SuiteState:
+    """A suite's bookkeeping rebuilt from its point rows and repeat records; `end`, its
+    `suite_end` record if it ended (its budget, reason and repeats stand), else the reason
+    `unended`."""
+    state = SuiteState(name, budget_s, sum(float(r.get("wall_s") or 0) for r in rows + again),
+                       len(rows), sum(r.get("status") == "failed" for r in rows), unended,
+                       len(again))
+    if end is not None:
+        state.budget_s = float(end.get("budget_s", state.budget_s))
+        state.reason = end["reason"]
+        state.repeated = int(end.get("repeated", state.repeated))
+    return state
 
 
 def _budgets(total_s: float, weights: dict[str, float], ended: dict[str, dict]) -> dict[str, float]:
