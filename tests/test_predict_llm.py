@@ -37,6 +37,17 @@ def test_allreduce_and_accumulation_terms():
     assert interconnect_bandwidth(h100, 1e9) == 1e9
 
 
+def test_interconnect_table_uses_catalogue_keys():
+    """Every GPU of the catalogue has its link, and every entry names a catalogue GPU (an
+    entry under another spelling would silently fall back to PCIe Gen4)."""
+    from perfmodel.hardware.catalogue import GPUS
+
+    keys = {g.key for g in GPUS}
+    assert set(INTERCONNECT_BW) == keys
+    assert interconnect_bandwidth(get_device("A100-SXM4-40GB")) == 300e9
+    assert interconnect_bandwidth(get_device("V100-PCIE-32GB")) == 16e9
+
+
 def test_mfu_predicted_mode():
     import perfmodel.predict.llm  # noqa: F401  (registers the step-time predictor)
     from perfmodel.llm.mfu import estimate_mfu

@@ -38,15 +38,19 @@ from perfmodel.predict.parts import parts_of
 
 PRECISION_DTYPE = {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "float16"}
 
-# Bytes/s per direction per GPU of the interconnect an all-reduce runs over (vendor figures:
-# NVLink 4 = 900 GB/s bidirectional on H100/H200 SXM; NVLink 3 = 600 GB/s on A100 SXM;
-# NVLink 5 = 1.8 TB/s on B200; PCIe Gen4/Gen5 x16 = 32/64 GB/s per direction).
+# Bytes/s per direction per GPU of the link a gradient all-reduce runs over, by catalogue key
+# (vendor figures: NVLink 2/3/4/5 = 300/600/900/1800 GB/s both directions together on
+# V100 SXM2 / A100 SXM / H100-H200 SXM / B200; PCIe Gen3/4/5 x16 = 16/32/64 GB/s per
+# direction for the PCIe cards, without an NVLink bridge).
 INTERCONNECT_BW: dict[str, float] = {
-    "h100-sxm": 450e9, "h200": 450e9, "h100-nvl": 300e9, "a100-sxm": 300e9,
-    "b200": 900e9, "gb200": 900e9, "h100-pcie": 64e9, "a100-pcie": 32e9, "l40s": 32e9,
-    "l4": 32e9, "a10": 32e9, "v100-sxm": 150e9,
+    "b200": 900e9, "h200": 450e9, "h100-sxm": 450e9, "a100-sxm-40gb": 300e9,
+    "a100-sxm-80gb": 300e9, "v100-sxm2-32gb": 150e9, "v100-sxm2-16gb": 150e9,
+    "h100-pcie": 64e9, "a100-pcie-40gb": 32e9, "a100-pcie-80gb": 32e9, "l40s": 32e9,
+    "l4": 32e9, "a10": 32e9, "a10g": 32e9, "rtx-3090": 32e9, "rtx-4090": 32e9,
+    "rtx-4070": 32e9, "v100-pcie-32gb": 16e9, "v100-pcie-16gb": 16e9, "t4": 16e9,
+    "p100-pcie-16gb": 16e9, "p4": 16e9,
 }
-PCIE_GEN4_BW = 32e9  # fallback for a GPU not in the table (PCIe Gen4 x16 per direction)
+PCIE_GEN4_BW = 32e9  # fallback for a device not in the table (PCIe Gen4 x16 per direction)
 
 
 @dataclass(frozen=True)
