@@ -128,6 +128,27 @@ def test_keyword_inputs_and_attention_conventions():
     assert half.flops == 4 * 2 * 4 * (8 * 9 // 2)
 
 
+def test_dropout_counted_as_the_target_runs_it():
+    """A CPU (and the meta device) runs training dropout as bernoulli_ + div_ + mul; a GPU
+    runs one fused native_dropout and its fused backward, with a one-byte mask."""
+    m = nn.Sequential(nn.Linear(32, 32), nn.Dropout(0.1))
+    x = torch.empty(8, 32, requires_grad=True)
+    cpu = count_model(m, inputs=(x,), backward=True).to_frame()
+    gpu = count_model(m, inputs=(x,), backward=True, fused_dropout=True).to_frame()
+    assert cpu["aten"].astype(str).str.contains("bernoulli_").sum() == 1
+    drop = gpu[gpu["op"] == "dropout"]
+    assert list(drop["phase"]) == ["fwd", "bwd"]
+    n = 8 * 32
+    assert list(drop["bytes"]) == [2 * 4 * n + n, 2 * 4 * n + n]
+    assert gpu["bytes"].sum() < cpu["bytes"].sum()
+    # eval mode and in-place dropout are left alone (CUDA does not fuse in-place dropout)
+    ev = count_model(m.eval(), inputs=(x,), fused_dropout=True).to_frame()
+    assert not ev["aten"].astype(str).str.contains("dropout|bernoulli").any()
+    inplace = nn.Sequential(nn.Linear(32, 32), nn.Dropout(0.1, inplace=True)).train()
+    ip = count_model(inplace, inputs=(x,), fused_dropout=True).to_frame()
+    assert ip["aten"].astype(str).str.contains("bernoulli_").sum() == 1
+
+
 def test_bad_input_is_one_line_errors():
     with pytest.raises(PerfmodelError, match="input_size"):
         count_model(nn.Linear(2, 2))

@@ -368,6 +368,18 @@ def _copy(args, kwargs, out):
     return OpSpec("copy", {"numel": t.numel()}, "fwd", t)
 
 
+@handles(aten.native_dropout)
+def _dropout(args, kwargs, out):
+    x = args[0]
+    return None if x.numel() == 0 else OpSpec("dropout", {"numel": x.numel()}, "fwd", x)
+
+
+@handles(aten.native_dropout_backward)
+def _dropout_backward(args, kwargs, out):
+    g = args[0]
+    return None if g.numel() == 0 else OpSpec("dropout", {"numel": g.numel()}, "bwd", g)
+
+
 @handles(aten.zeros, aten.ones, aten.full, aten.zeros_like, aten.ones_like, aten.full_like,
          aten.fill_, aten.zero_, aten.fill, aten.arange, aten.scalar_tensor, aten.randn,
          aten.rand, aten.normal_, aten.uniform_, aten.bernoulli_, aten.randn_like, aten.rand_like)

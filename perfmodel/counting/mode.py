@@ -8,11 +8,15 @@
   logs the autograd sequence number at each push/pop so that a backward op is
   attributed to the module whose forward created its autograd node (the node's
   sequence number is bisected into that log): no per-tensor backward hooks.
-- `FusedAttention` (a `TorchFunctionMode`) routes
+- `FusedKernels` (a `TorchFunctionMode`) routes
   `torch.nn.functional.scaled_dot_product_attention` on meta tensors to the fused
   `_scaled_dot_product_flash_attention_for_cpu` kernel, which has meta and autograd
   support; on the meta device SDPA would otherwise take its math path and show up as
-  bmm + softmax instead of one attention op (and a fused backward).
+  bmm + softmax instead of one attention op (and a fused backward). With
+  `dropout=True` (counting for a GPU) it also sends out-of-place `F.dropout` in training
+  to `native_dropout`, the one fused kernel CUDA runs (and its fused backward); on the
+  meta device, as on a CPU, dropout runs as bernoulli_ + div_ + mul, three passes over
+  a float mask.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from perfmodel.ops.registry import get_formula
 _current_node = torch._C._current_autograd_node
 _sequence_nr = torch._C._autograd._get_sequence_nr
 _SDPA = F.scaled_dot_product_attention
+_DROPOUT = F.dropout
 _FUSED_SDPA = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 
 # Cost dtype for storage types the formulas do not know, by element size.
@@ -230,8 +235,13 @@ def _rebuild(meta):
     return tuple(torch.empty_strided(s, st, dtype=d, device="meta") for s, st, d in meta)
 
 
-class FusedAttention(TorchFunctionMode):
-    """Send 4-D SDPA calls on meta tensors to the fused flash kernel (see module doc)."""
+class FusedKernels(TorchFunctionMode):
+    """Send 4-D SDPA calls on meta tensors to the fused flash kernel, and (`dropout`) dropout
+    to the fused `native_dropout` (see module doc)."""
+
+    def __init__(self, dropout: bool = False):
+        super().__init__()
+        self.dropout = dropout
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -239,7 +249,18 @@ class FusedAttention(TorchFunctionMode):
             out = _fused_sdpa(*args, **kwargs)
             if out is not None:
                 return out
+        if func is _DROPOUT and self.dropout:
+            out = _fused_dropout(*args, **kwargs)
+            if out is not None:
+                return out
         return func(*args, **kwargs)
+
+
+def _fused_dropout(input, p=0.5, training=True, inplace=False):
+    """`native_dropout` where CUDA would fuse (out of place, training, 0 < p < 1)."""
+    if inplace or not training or not 0 < p < 1 or not input.is_meta or input.numel() == 0:
+        return None
+    return torch.native_dropout(input, p, True)[0]
 
 
 def _fused_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,

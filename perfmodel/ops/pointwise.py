@@ -39,7 +39,7 @@ ACTIVATION_FLOPS: dict[str, tuple[int, int]] = {
 }
 
 
-@register("elementwise", "add", "mul", "dropout")
+@register("elementwise", "add", "mul")
 def elementwise(numel, inputs=1, flops_per_element=1, read_numel=None, *, dtype, phase) -> OpCost:
     """A pointwise op writing `numel` elements from `inputs` same-shaped inputs.
 
@@ -53,6 +53,18 @@ def elementwise(numel, inputs=1, flops_per_element=1, read_numel=None, *, dtype,
     if phase == "fwd":
         return OpCost(flops_per_element * numel, read * s, numel * s)
     return OpCost(flops_per_element * numel, (numel + read) * s, read * s)
+
+
+@register("dropout")
+def dropout(numel, *, dtype, phase) -> OpCost:
+    """Fused dropout (`native_dropout`, what CUDA runs): the forward reads x and writes y and a
+    one-byte keep-mask, drawing one random number and scaling per element; the backward
+    reads dy and the mask and writes dx (one multiply-scale per element)."""
+    (n,) = dims("dropout", numel=numel)
+    s = dtype_bytes(dtype)
+    if phase == "fwd":
+        return OpCost(2 * n, n * s, n * s + n)
+    return OpCost(2 * n, n * s + n, n * s)
 
 
 def _activation(name: str, fwd: int, bwd: int):

@@ -106,19 +106,28 @@ def _input(part: Part, batch: int, tdtype) -> torch.Tensor:
     return torch.empty(shape, dtype=tdtype, device="meta")
 
 
-def count_part(part: Part, batch: int, dtype: str, train: bool, fast: bool = True) -> PartCount:
-    """Count `part` (cached by its key, input shape, batch, dtype and training).
+def fuses_dropout(device) -> bool:
+    """Whether `device` (a DeviceSpec) runs dropout as one fused kernel: GPUs and TPUs do
+    (`native_dropout`), a CPU runs bernoulli_ + div_ + mul."""
+    return getattr(device, "kind", "cpu") != "cpu"
+
+
+def count_part(part: Part, batch: int, dtype: str, train: bool, fast: bool = True,
+               fused_dropout: bool = False) -> PartCount:
+    """Count `part` (cached by its key, input shape, batch, dtype, training and dropout kind).
 
     `fast`: use the closed-form op list of `analytic.py` where one exists (the same rows
-    as the meta-device count), else count on the meta device.
+    as the meta-device count), else count on the meta device. `fused_dropout`: count
+    dropout as a GPU runs it (`fuses_dropout`).
     """
     k = (part.key, part.input_shape, part.input_kind, part.input_grad, int(batch),
-         canonical_dtype(dtype), bool(train), fast)
+         canonical_dtype(dtype), bool(train), fast, bool(fused_dropout))
     hit = _CACHE.get(k)
     if hit is None:
         hit = _analytic(part, int(batch), canonical_dtype(dtype), bool(train)) if fast else None
         if hit is None:
-            hit = _count(part, int(batch), canonical_dtype(dtype), bool(train))
+            hit = _count(part, int(batch), canonical_dtype(dtype), bool(train),
+                         bool(fused_dropout))
         _CACHE[k] = hit
     return hit
 
@@ -126,7 +135,7 @@ def count_part(part: Part, batch: int, dtype: str, train: bool, fast: bool = Tru
 _CACHE: dict[tuple, PartCount] = {}
 
 
-def _count(part: Part, batch: int, dtype: str, train: bool) -> PartCount:
+def _count(part: Part, batch: int, dtype: str, train: bool, fused_dropout: bool) -> PartCount:
     from perfmodel.counting.counter import count_model
 
     tdtype = torch_dtype(dtype)
@@ -147,9 +156,11 @@ def _count(part: Part, batch: int, dtype: str, train: bool) -> PartCount:
     try:
         if train:
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                c = count_model(probe, inputs=(x,), dtype=dtype, backward=True)
+                c = count_model(probe, inputs=(x,), dtype=dtype, backward=True,
+                                fused_dropout=fused_dropout)
         else:
-            c = count_model(probe, inputs=(x,), dtype=dtype, backward=False)
+            c = count_model(probe, inputs=(x,), dtype=dtype, backward=False,
+                            fused_dropout=fused_dropout)
     finally:
         module.train(was)
     ops = c.to_frame()

@@ -30,7 +30,7 @@ import numpy as np
 
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict.calibration import features
-from perfmodel.predict.counts import count_part
+from perfmodel.predict.counts import count_part, fuses_dropout
 from perfmodel.predict.device import Backend, resolve_backend
 from perfmodel.predict.model import assemble, optimizer_seconds
 from perfmodel.predict.optimizer import optimizer_ops
@@ -97,7 +97,8 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
     n_micro = max(1, int(np.ceil(per_gpu / micro)))
     c = cfg.scaled(seq_len=int(seq_len)) if seq_len != cfg.seq_len else cfg
     parts = parts_of(c)
-    counts = [count_part(p, micro, dtype, True) for p in parts]
+    counts = [count_part(p, micro, dtype, True, fused_dropout=fuses_dropout(backend.device))
+              for p in parts]
     pred = assemble(c.name, parts, counts, micro, dtype, True, "none", backend, True)
     fwd, bwd = pred.forward.value, pred.backward.value
     rec = str(recompute).lower()

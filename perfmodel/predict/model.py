@@ -25,7 +25,7 @@ from torch import nn
 from perfmodel.dtypes import canonical_dtype
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict.calibration import FEATURES, HALF, IDENTITY
-from perfmodel.predict.counts import PartCount, assemble_saved_bytes, count_part
+from perfmodel.predict.counts import PartCount, assemble_saved_bytes, count_part, fuses_dropout
 from perfmodel.predict.device import Backend, resolve_backend
 from perfmodel.predict.memory import MemoryEstimate, memory_estimate
 from perfmodel.predict.optimizer import default_optimizer, optimizer_ops
@@ -142,15 +142,17 @@ def predict_model(model, batch: int = 1, *, dtype: str = "float32", train: bool 
     `optimizer`: `sgd-momentum` (CNN default), `adamw` (transformer default), `adam`,
     `sgd` or `none`.
     """
-    prep = prepare(model, batch, dtype=dtype, train=train, factor=factor, strategy=strategy,
-                   overrides=overrides, optimizer=optimizer, input_shape=input_shape)
     backend = device if isinstance(device, Backend) else resolve_backend(device)
+    prep = prepare(model, batch, dtype=dtype, train=train, factor=factor, strategy=strategy,
+                   overrides=overrides, optimizer=optimizer, input_shape=input_shape,
+                   fused_dropout=fuses_dropout(backend.device))
     return prep.assemble(backend, keep_ops)
 
 
 @dataclass
 class Prepared:
-    """A model counted part by part at one batch size, ready to be priced on any backend."""
+    """A model counted part by part at one batch size, ready to be priced on a backend of
+    the device kind it was counted for (`fused_dropout`: a GPU's dropout kernel)."""
 
     name: str
     parts: list
@@ -177,8 +179,9 @@ class Prepared:
 def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True,
             factor: float | None = None, strategy: str | None = None,
             overrides: dict | None = None, optimizer: str | None = None,
-            input_shape: tuple | None = None) -> Prepared:
-    """Decompose and count a model (see `predict_model` for the arguments)."""
+            input_shape: tuple | None = None, fused_dropout: bool = False) -> Prepared:
+    """Decompose and count a model (see `predict_model` for the arguments; `fused_dropout`
+    counts dropout as a GPU runs it, `counts.fuses_dropout(device)`)."""
     from perfmodel.predict.optimizer import canonical_optimizer
 
     batch = int(batch)
@@ -187,7 +190,7 @@ def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True
     dt = canonical_dtype(dtype)
     name, parts, is_seq = _resolve_parts(model, factor, strategy, overrides, input_shape, train)
     opt = canonical_optimizer(optimizer or default_optimizer(is_seq)) if train else "none"
-    counts = [count_part(p, batch, dt, train) for p in parts]
+    counts = [count_part(p, batch, dt, train, fused_dropout=fused_dropout) for p in parts]
     return Prepared(name, parts, counts, batch, dt, train, opt, is_seq)
 
 
