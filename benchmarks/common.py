@@ -84,6 +84,24 @@ def load_neusight(op: str) -> pd.DataFrame:
     })
 
 
+def load_neusight_e2e() -> pd.DataFrame:
+    """NeuSight's end-to-end latencies of whole Hugging Face models (float32, TF32 off).
+
+    One row per (GPU, model, mode, seq, batch, option): `e2e_s` (forward, plus backward when
+    training), `fwd_s`, `bwd_s` (0 for inference and for the multi-GPU rows, which report
+    only the total), ms -> s. `device` is the torch device name (NeuSight's folder name with
+    spaces restored); `option` is empty for the plain single-GPU runs, `fusion` for
+    `torch.compile`d ones, `dp4`/`tp4`/`pp4_1` for 4-GPU runs.
+    """
+    d = _read("neusight/e2e_labels.csv")
+    return pd.DataFrame({
+        "device": d["device_dir"].astype(str).str.replace("_", " "), "model": d["model"].astype(str),
+        "mode": d["mode"].astype(str), "seq": d["seqlen"].astype(int), "batch": d["batch"].astype(int),
+        "option": d["option"].fillna("").astype(str), "e2e_s": d["e2e_latency"] / 1e3,
+        "fwd_s": d["fw_latency"] / 1e3, "bwd_s": d["bwall_latency"] / 1e3,
+    })
+
+
 _DEEPBENCH_DTYPES = {
     "Float": "float32",
     "16 bit inputs, 16 bit multiplication, 32 bit addition": "float16",
