@@ -61,9 +61,74 @@ def test_mfu_predicted_mode():
 def test_unsupported_layouts_raise():
     from perfmodel.llm.memory import Parallelism
 
-    with pytest.raises(PerfmodelError, match="data parallelism only"):
+    with pytest.raises(PerfmodelError, match="context parallelism"):
         predict_training_step(CFG, batch=8, seq_len=64, gpus=2, precision="bf16",
-                              device=get_device("h100"), parallel=Parallelism(dp=1, tp=2))
+                              device=get_device("h100"), parallel=Parallelism(dp=1, cp=2))
+    with pytest.raises(PerfmodelError, match="must divide n_heads"):
+        predict_training_step(CFG, batch=8, seq_len=64, gpus=8, precision="bf16",
+                              device=get_device("h100"), parallel=Parallelism(tp=8))
+    with pytest.raises(PerfmodelError, match="must divide the 3 layers"):
+        predict_training_step(CFG, batch=8, seq_len=64, gpus=2, precision="bf16",
+                              device=get_device("h100"), parallel=Parallelism(pp=2))
     with pytest.raises(PerfmodelError, match="precisions"):
         predict_training_step(CFG, batch=8, seq_len=64, precision="fp8",
                               device=get_device("h100"))
+
+
+MID = TransformerConfig(name="mid", d_model=256, n_layers=4, n_heads=8, d_ff=1024,
+                        vocab_size=512, seq_len=128)
+BIG = TransformerConfig(name="big", d_model=2048, n_layers=2, n_heads=16, d_ff=8192,
+                        vocab_size=32000, seq_len=1024)
+
+
+def test_tensor_parallel_shard_and_its_all_reduces():
+    from perfmodel.llm.memory import Parallelism
+    from perfmodel.predict.llm import ring_seconds, tp_shard
+
+    h100 = get_device("h100")
+    shard = tp_shard(MID, 4)
+    assert (shard.n_heads, shard.kv_heads, shard.head_dim, shard.d_ff, shard.vocab_size) == \
+        (2, 2, 32, 256, 128)
+    one = predict_training_step(BIG, batch=8, seq_len=1024, gpus=1, precision="bf16", device=h100)
+    tp = predict_training_step(BIG, batch=8, seq_len=1024, gpus=4, precision="bf16", device=h100,
+                               parallel=Parallelism(tp=4))
+    # each GPU computes a quarter of the matmuls (norms and small kernels stay whole)
+    assert 0.25 < (tp.forward_s + tp.backward_s) / (one.forward_s + one.backward_s) < 0.4
+    act = 8 * 1024 * 2048 * 2  # one micro-batch of bf16 activations
+    assert tp.tp_comm_s == pytest.approx((4 * 2 + 1) * ring_seconds(act, 4, 450e9))
+    assert tp.allreduce_s == 0 and tp.pp_comm_s == 0 and tp.bubble_s == 0
+    assert tp.step_s == pytest.approx(tp.forward_s + tp.backward_s + tp.optimizer_s
+                                      + tp.tp_comm_s)
+
+
+def test_pipeline_bubble_and_stage_split():
+    from perfmodel.llm.memory import Parallelism
+
+    h100 = get_device("h100")
+    one = predict_training_step(MID, batch=8, seq_len=128, gpus=1, micro_batch=1,
+                                precision="bf16", device=h100)
+    pp = predict_training_step(MID, batch=8, seq_len=128, gpus=4, micro_batch=1,
+                               precision="bf16", device=h100, parallel=Parallelism(pp=4))
+    stage = pp.forward_s + pp.backward_s
+    whole = one.forward_s + one.backward_s
+    assert whole / 4 < stage < whole  # a quarter of the layers + the heavier end part
+    slot = stage + pp.pp_comm_s / (8 + 3)
+    assert pp.bubble_s == pytest.approx(3 * slot)
+    assert pp.step_s == pytest.approx((8 + 3) * slot + pp.optimizer_s)
+    # the same 8 micro-batches on one GPU take longer than on the pipeline, less than 4x
+    assert pp.step_s < one.step_s < 4 * pp.step_s
+
+
+def test_data_parallel_across_nodes_uses_the_network():
+    from perfmodel.llm.memory import Parallelism
+    from perfmodel.predict.llm import INTER_NODE_BW
+
+    h100 = get_device("h100")
+    inside = predict_training_step(MID, batch=64, seq_len=128, gpus=8, precision="bf16",
+                                   device=h100)
+    across = predict_training_step(MID, batch=64, seq_len=128, gpus=16, micro_batch=8,
+                                   precision="bf16", device=h100,
+                                   parallel=Parallelism(dp=8, tp=2))
+    grads = inside.allreduce_s / (2 * 7 / 8) * 450e9  # bytes all-reduced in one node
+    assert across.allreduce_s == pytest.approx(2 * 7 / 8 * grads / 2 / INTER_NODE_BW["h100-sxm"],
+                                               rel=0.02)

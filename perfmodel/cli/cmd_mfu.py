@@ -14,7 +14,8 @@ def register(subparsers) -> None:
                     "2 x MACs), achieved model TFLOP/s per GPU, MFU against the catalogue's "
                     "dense peak and HFU (with recomputation). Give the measured throughput "
                     "(--tokens-per-s per GPU, or --step-time per global batch); without "
-                    "either the step time is predicted. Memory assumes plain data "
+                    "either the step time is predicted (data, tensor and pipeline parallel, "
+                    "perfmodel.predict.llm). Memory and the predicted step assume plain data "
                     "parallelism (every GPU holds all model states) unless --tp/--pp/--cp/"
                     "--zero describe the sharding.")
     p.add_argument("--model", required=True,
@@ -38,15 +39,20 @@ def register(subparsers) -> None:
     p.add_argument("--hfu-convention", choices=["physical", "megatron"], default="physical",
                    help="how selective recomputation counts in HFU (see perfmodel.llm.flops)")
     p.add_argument("--micro-batch", type=int, default=None,
-                   help="sequences per micro-step per replica for the memory check "
+                   help="sequences per micro-step per replica for the memory check and "
+                        "the predicted step (pipeline bubble, gradient accumulation) "
                         "(default batch / data-parallel size)")
-    p.add_argument("--tp", type=int, default=1, help="tensor-parallel size (memory check)")
-    p.add_argument("--pp", type=int, default=1, help="pipeline-parallel size (memory check)")
-    p.add_argument("--cp", type=int, default=1, help="context-parallel size (memory check)")
+    p.add_argument("--tp", type=int, default=1,
+                   help="tensor-parallel size (memory check, predicted step)")
+    p.add_argument("--pp", type=int, default=1,
+                   help="pipeline-parallel size (memory check, predicted step)")
+    p.add_argument("--cp", type=int, default=1,
+                   help="context-parallel size (memory check; not in the predicted step)")
     p.add_argument("--sequence-parallel", action="store_true",
                    help="Megatron sequence parallelism (memory check)")
     p.add_argument("--zero", type=int, default=0, choices=[0, 1, 2, 3],
-                   help="ZeRO stage over data parallelism; FSDP = 3 (memory check)")
+                   help="ZeRO stage over data parallelism; FSDP = 3 (memory check; >= 1 "
+                        "shards the predicted optimizer step)")
     p.add_argument("--optimizer", default="adam",
                    help="adam | adamw | sgd-momentum | sgd | adafactor (memory check)")
     p.add_argument("--no-flash-attention", action="store_true",

@@ -1,26 +1,42 @@
-"""Predicted step time of data-parallel transformer training (the predicted mode of MFU).
+"""Predicted step time of transformer training, data, tensor and pipeline parallel (the
+predicted mode of MFU).
 
-One optimizer step of a global batch of `batch` sequences on `gpus` GPUs, each running
-`micro_batch` sequences per forward/backward (gradient accumulation when
-`batch > gpus x micro_batch`):
+One optimizer step of a global batch of `batch` sequences on `gpus` = dp x tp x pp GPUs
+(`perfmodel.llm.memory.Parallelism`), each data-parallel replica running `micro_batch`
+sequences per forward/backward, `n_micro = batch / dp / micro_batch` micro-batches:
 
-    step = n_micro x (forward + backward [+ recomputed forward]) + optimizer + all-reduce
+    step = (n_micro + pp - 1) x (stage + tp comm + pp p2p) + optimizer + gradient all-reduce
 
-- forward/backward of one micro-batch: the whole-model prediction (`predict_model`'s
-  parts, per-op predictor or roofline, block calibration of the device's profile) of the
-  config at `micro_batch`, the precision's dtype (bf16 -> bfloat16, fp16 -> float16,
-  tf32 -> tf32, fp32 -> float32); every layer is one counted block (counted once).
+- stage: forward + backward of one micro-batch on one GPU: the whole-model prediction
+  (`assemble`: per-op predictor or roofline, block calibration of the device's profile)
+  of the config's tensor-parallel shard (Megatron-LM's layout: each GPU holds
+  `n_heads / tp` query heads, `max(1, n_kv_heads / tp)` KV heads, `d_ff / tp` of the MLP
+  and `vocab / tp` of the embedding and LM head; norms replicated), at the precision's
+  dtype (bf16 -> bfloat16, fp16 -> float16, tf32 -> tf32, fp32 -> float32), with its
+  `n_layers / pp` layers plus the heavier of the first stage's embedding and the last
+  stage's LM head and loss. With pp = 1 that is the whole model. 1F1B and GPipe both
+  take `n_micro + pp - 1` stage slots per step (the pipeline bubble).
 - recomputation: `full` re-runs each block's forward in backward (+ the blocks' forward
   time), `selective` re-runs attention (+ the attention ops' forward time).
-- optimizer: Adam(W) pointwise kernels over every parameter in float32 (master weights in
-  mixed precision, plus one cast back per parameter), `perfmodel.predict.optimizer`.
-- all-reduce (gpus > 1): ring all-reduce of the gradients, `2 (N - 1) / N x grad bytes /
-  bus bandwidth`, not overlapped with backward (an upper bound: Megatron/DDP overlap most
-  of it). The bandwidth is `interconnect_bw` if given, else `DeviceSpec.extra
-  ["interconnect_bandwidth"]`, else the documented per-direction NVLink/PCIe figures of
-  `INTERCONNECT_BW` below.
+- tp comm (tp > 1): Megatron's two all-reduces per layer in the forward and two in the
+  backward (sequence parallelism turns each into a reduce-scatter + all-gather, the same
+  bytes), of `micro_batch x seq x d_model` activations, plus one for the embedding;
+  ring all-reduce `2 (tp - 1) / tp x bytes / bandwidth`, on the critical path.
+- pp p2p (pp > 1): each stage boundary sends the activation forward and its gradient back,
+  `micro_batch x seq x d_model` elements each.
+- optimizer: Adam(W) pointwise kernels over this GPU's parameters in float32 (master
+  weights in mixed precision, plus one cast back per parameter), `perfmodel.predict.optimizer`;
+  divided by dp with ZeRO >= 1 (distributed optimizer).
+- gradient all-reduce (dp > 1): ring all-reduce (ZeRO: reduce-scatter + all-gather, the
+  same bytes) of this GPU's gradients over dp, not overlapped with backward (an upper
+  bound: Megatron/DDP overlap most of it).
 
-Only data parallelism is modelled: tensor, pipeline or context parallel layouts raise.
+Links: Megatron orders ranks tp fastest, then dp, then pp; a group whose ranks span at most
+`gpus_per_node` (default 8) GPUs talks over the node's GPU link (`interconnect_bw` if
+given, else `DeviceSpec.extra["interconnect_bandwidth"]`, else the documented
+per-direction NVLink/PCIe figures of `INTERCONNECT_BW`), a wider one over the network
+(`inter_node_bw`, else `INTER_NODE_BW`: the GPU's share of the nodes' InfiniBand). Context
+parallelism (cp > 1) is not modelled and raises.
 """
 from __future__ import annotations
 
@@ -53,19 +69,30 @@ INTERCONNECT_BW: dict[str, float] = {
 PCIE_GEN4_BW = 32e9  # fallback for a device not in the table (PCIe Gen4 x16 per direction)
 
 
+# Bytes/s per direction per GPU between nodes: the GPU's share of its node's InfiniBand
+# (DGX H100/H200/B200: one 400 Gb/s ConnectX-7 per GPU; DGX A100: 200 Gb/s HDR per GPU).
+INTER_NODE_BW: dict[str, float] = {"b200": 50e9, "h200": 50e9, "h100-sxm": 50e9,
+                                   "a100-sxm-40gb": 25e9, "a100-sxm-80gb": 25e9}
+INTER_NODE_DEFAULT = 25e9  # any other GPU (200 Gb/s per GPU)
+GPUS_PER_NODE = 8
+
+
 @dataclass(frozen=True)
 class StepPrediction:
-    """Seconds of one training step and its terms."""
+    """Seconds of one training step and its terms (per-GPU view)."""
 
     step_s: float
     micro_steps: int
-    forward_s: float  # one micro-batch
-    backward_s: float  # one micro-batch (recomputation included)
+    forward_s: float  # one micro-batch, one pipeline stage's share (the whole model at pp = 1)
+    backward_s: float  # one micro-batch, same share (recomputation included)
     optimizer_s: float
-    allreduce_s: float
+    allreduce_s: float  # data-parallel gradient all-reduce
     lo_s: float
     hi_s: float
     backend: str
+    tp_comm_s: float = 0.0  # per step: tensor-parallel all-reduces on the critical path
+    pp_comm_s: float = 0.0  # per step: pipeline sends on the critical path
+    bubble_s: float = 0.0  # per step: the pipeline's idle slots, (pp - 1) stage slots
 
 
 def interconnect_bandwidth(device, override: float | None = None) -> float:
@@ -78,51 +105,97 @@ def interconnect_bandwidth(device, override: float | None = None) -> float:
     return INTERCONNECT_BW.get(device.key, PCIE_GEN4_BW)
 
 
+def tp_shard(cfg, tp: int):
+    """One tensor-parallel GPU's share of `cfg` (Megatron-LM layout, module docstring)."""
+    if tp == 1:
+        return cfg
+    if cfg.n_heads % tp or cfg.d_ff % tp:
+        raise PerfmodelError(f"tensor parallelism {tp} must divide n_heads {cfg.n_heads} and "
+                             f"d_ff {cfg.d_ff}")
+    return cfg.scaled(n_heads=cfg.n_heads // tp, n_kv_heads=max(1, cfg.kv_heads // tp),
+                      d_head=cfg.head_dim, d_ff=cfg.d_ff // tp,
+                      vocab_size=-(-cfg.vocab_size // tp))
+
+
+def ring_seconds(nbytes: float, n: int, bw: float) -> float:
+    """Ring all-reduce of `nbytes` over `n` GPUs at `bw` bytes/s per direction."""
+    return 2 * (n - 1) / n * nbytes / bw if n > 1 else 0.0
+
+
 def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
                           micro_batch: int | None = None, precision: str = "bf16",
                           device=None, recompute="none", parallel=None,
-                          interconnect_bw: float | None = None) -> StepPrediction:
-    """Predicted step of data-parallel training of a `TransformerConfig`."""
-    if parallel is not None and (parallel.tp > 1 or parallel.pp > 1 or parallel.cp > 1):
-        raise PerfmodelError("predicted step time models data parallelism only "
-                             f"(got tp={parallel.tp}, pp={parallel.pp}, cp={parallel.cp})")
+                          interconnect_bw: float | None = None,
+                          inter_node_bw: float | None = None,
+                          gpus_per_node: int = GPUS_PER_NODE) -> StepPrediction:
+    """Predicted step of training a `TransformerConfig` (module docstring)."""
+    from perfmodel.llm.memory import Parallelism
+
+    par = parallel or Parallelism(dp=gpus)
+    if par.gpus != gpus:
+        raise PerfmodelError(f"{gpus} GPUs do not match dp {par.dp} x tp {par.tp} x pp {par.pp}"
+                             f" x cp {par.cp} = {par.gpus}")
+    if par.cp > 1:
+        raise PerfmodelError(f"predicted step time does not model context parallelism "
+                             f"(got cp={par.cp}); give a measured --tokens-per-s or --step-time")
     if precision not in PRECISION_DTYPE:
         raise PerfmodelError(f"predicted step time supports precisions "
                              f"{', '.join(PRECISION_DTYPE)}, not {precision!r}")
+    tp, pp, dp = par.tp, par.pp, par.dp
+    if cfg.n_layers % pp:
+        raise PerfmodelError(f"pipeline parallelism {pp} must divide the {cfg.n_layers} layers")
     dtype = PRECISION_DTYPE[precision]
     backend = device if isinstance(device, Backend) else resolve_backend(
         getattr(device, "key", device) or "h100-sxm")
-    micro = int(micro_batch or max(1, batch // gpus))
-    per_gpu = batch / gpus
-    n_micro = max(1, int(np.ceil(per_gpu / micro)))
+    micro = int(micro_batch or max(1, batch // dp))
+    n_micro = max(1, int(np.ceil(batch / dp / micro)))
     c = cfg.scaled(seq_len=int(seq_len)) if seq_len != cfg.seq_len else cfg
-    parts = parts_of(c)
-    counts = [count_part(p, micro, dtype, True, fused_dropout=fuses_dropout(backend.device))
-              for p in parts]
-    pred = assemble(c.name, parts, counts, micro, dtype, True, "none", backend, True)
-    fwd, bwd = pred.forward.value, pred.backward.value
+    shard = tp_shard(c, tp)
+    parts = parts_of(shard)
+    fused = fuses_dropout(backend.device)
+    counts = [count_part(p, micro, dtype, True, fused_dropout=fused) for p in parts]
+    pred = assemble(shard.name, parts, counts, micro, dtype, True, "none", backend, True)
+    rows = pred.by_module
+    blocks = float(rows.loc[rows["group"] == "transformer_block", "time_s"].sum())
+    first = float(rows.loc[rows["group"] == "embed", "time_s"].sum())
+    last = float(rows.loc[rows["group"].isin(["head", "loss"]), "time_s"].sum())
     rec = str(recompute).lower()
+    extra = 0.0
     if rec == "full":
-        bwd += sum(r["time_s"] for r in _forward_rows(backend, parts, counts, dtype, "block"))
+        extra = sum(r["time_s"] for r in _forward_rows(backend, parts, counts, dtype, "block"))
     elif rec == "selective":
-        bwd += sum(r["time_s"] for r in _forward_rows(backend, parts, counts, dtype, "attention"))
+        extra = sum(r["time_s"] for r in _forward_rows(backend, parts, counts, dtype, "attention"))
     elif rec not in ("none", "0", "0.0"):
         raise PerfmodelError(f"recompute must be none, selective or full, got {recompute!r}")
+    whole = pred.forward.value + pred.backward.value + extra
+    stage = whole if pp == 1 else (blocks + extra) / pp + max(first, last)
+    share = stage / whole if whole > 0 else 1.0
+    # links: tp ranks are adjacent, dp ranks stride tp, pp ranks stride tp x dp
+    node_bw = interconnect_bandwidth(backend.device, interconnect_bw)
+    net_bw = float(inter_node_bw or INTER_NODE_BW.get(backend.device.key, INTER_NODE_DEFAULT))
+    link = lambda span: node_bw if span <= gpus_per_node else net_bw  # noqa: E731
+    elt = 4 if dtype in ("float32", "tf32") else 2  # bytes per activation element
+    act = micro * c.seq_len * c.d_model * elt
+    layers = c.n_layers // pp
+    tp_stage = (4 * layers + 1) * ring_seconds(act, tp, link(tp)) if tp > 1 else 0.0
+    p2p = 2 * act / link(tp * dp * pp) if pp > 1 else 0.0
+    slots = n_micro + pp - 1
     numels = [n for cnt in counts for n in cnt.param_numels]
-    opt_dtype = "float32"
-    ops = optimizer_ops("adamw", numels, opt_dtype, master_cast=dtype not in ("float32", "tf32"))
+    ops = optimizer_ops("adamw", numels, "float32", master_cast=dtype not in ("float32", "tf32"))
     opt_s = optimizer_seconds(features(ops, backend.optimes.predict(ops)["time_s"].to_numpy()))
-    grad_bytes = pred.memory.weights  # one gradient per unique weight, in the model dtype
-    ar = 0.0
-    if gpus > 1:
-        ar = 2 * (gpus - 1) / gpus * grad_bytes / interconnect_bandwidth(backend.device,
-                                                                          interconnect_bw)
-    step = n_micro * (fwd + bwd) + opt_s + ar
+    opt_s = opt_s / pp / (dp if par.zero >= 1 else 1)
+    grad_bytes = pred.memory.weights / pp  # this GPU's gradients, one per unique weight
+    ar = ring_seconds(grad_bytes, dp, link(tp * dp))
+    step = slots * (stage + tp_stage + p2p) + opt_s + ar
     r_lo, r_hi = (pred.time.lo / pred.time.value, pred.time.hi / pred.time.value) \
         if pred.time.value > 0 else (np.nan, np.nan)
-    compute = n_micro * (fwd + bwd) + opt_s
-    return StepPrediction(step, n_micro, fwd, bwd, opt_s, ar, compute * r_lo + ar,
-                          compute * r_hi + ar, backend.description)
+    compute = slots * stage + opt_s
+    comm = step - compute
+    return StepPrediction(step, n_micro, pred.forward.value * share,
+                          (pred.backward.value + extra) * share, opt_s, ar,
+                          compute * r_lo + comm, compute * r_hi + comm, backend.description,
+                          tp_comm_s=slots * tp_stage, pp_comm_s=slots * p2p,
+                          bubble_s=(pp - 1) * (stage + tp_stage + p2p))
 
 
 def _forward_rows(backend, parts, counts, dtype, what: str):
