@@ -9,6 +9,12 @@ implies (PaLM does not state its rematerialisation policy, so it is not a pass/f
 The last column is the memory model's per-GPU estimate for the published layout (TP/PP/CP,
 ZeRO-1 or FSDP); these runs did fit, so "does NOT fit" marks an over-estimate.
 
+A second table (no target) runs the predicted mode on the same runs (no throughput given:
+the step time comes from `perfmodel.predict.llm`, on the catalogue + roofline since no GPU
+profile is shipped) and compares its model TFLOP/s per GPU with the published one, to show
+how optimistic a roofline-only prediction is. fp8 runs and context parallelism are not
+predicted.
+
 Run: python3 benchmarks/bench_mfu.py
 """
 from __future__ import annotations
@@ -54,7 +60,43 @@ def main() -> int:
           f"forward pass (perfmodel mfu --recompute {frac:.2f})")
     print(f"\n{len(PUBLISHED_CASES)} cases, {failed} outside {100 * TOLERANCE:.0f}%, "
           f"worst |rel.err| {100 * worst:.2f}%")
+    predicted_mode()
     return 1 if failed else 0
+
+
+def predicted_mode() -> None:
+    """The predicted mode on the published layouts (see module doc; no target)."""
+    from perfmodel.errors import PerfmodelError
+
+    print("\nPredicted mode on the published layouts (catalogue + roofline, no profile):")
+    head = (f"{'case':<36} {'layout':<22} {'published':>10} {'predicted':>10} {'ratio':>6}  "
+            f"predicted step")
+    print(head)
+    print("-" * len(head))
+    seen = set()
+    for c in PUBLISHED_CASES:
+        key = (str(c.model), c.device, c.gpus, c.batch, c.precision, str(sorted(c.kwargs.items())),
+               c.tokens_per_s_per_gpu, c.step_time)
+        if not c.layout_published or key in seen:
+            continue  # one row per run (a run may be listed for its MFU and its HFU)
+        seen.add(key)
+        k = c.kwargs
+        layout = f"tp{k.get('tp', 1)} pp{k.get('pp', 1)} cp{k.get('cp', 1)} mb{k.get('micro_batch', 1)}"
+        measured = c.run().model_tflops_per_gpu
+        try:
+            r = estimate_mfu(c.model, c.batch, c.seq_len, gpus=c.gpus, precision=c.precision,
+                             device=c.device, attention=c.attention, recompute=c.recompute,
+                             hfu_convention=c.hfu_convention, **k)
+        except PerfmodelError as exc:
+            why = ("fp8 is not predicted" if "precisions" in str(exc) else
+                   "context parallelism is not predicted" if "context" in str(exc) else
+                   str(exc).split(" (memory")[0])
+            print(f"{c.label:<36} {layout:<22} {measured:>10.1f} {'-':>10} {'':>6}  {why}")
+            continue
+        p = r.model_tflops_per_gpu
+        print(f"{c.label:<36} {layout:<22} {measured:>10.1f} {p:>10.1f} {p / measured:>6.2f}  "
+              f"{r.step_time_s:.3g} s")
+    print("(model TFLOP/s per GPU; ratio > 1: the prediction is faster than the published run)")
 
 
 if __name__ == "__main__":
