@@ -19,23 +19,28 @@ sequences per forward/backward, `n_micro = batch / dp / micro_batch` micro-batch
 - recomputation: `full` re-runs each block's forward in backward (+ the blocks' forward
   time), `selective` re-runs attention (+ the attention ops' forward time).
 - tp comm (tp > 1): Megatron's two all-reduces per layer in the forward and two in the
-  backward (sequence parallelism turns each into a reduce-scatter + all-gather, the same
-  bytes), of `micro_batch x seq x d_model` activations, plus one for the embedding;
-  ring all-reduce `2 (tp - 1) / tp x bytes / bandwidth`, on the critical path.
+  backward (two more with full recomputation; sequence parallelism turns each into a
+  reduce-scatter + all-gather, the same bytes), of `micro_batch x seq x d_model`
+  activations, plus one each for the embedding and the LM head's input gradient; ring
+  all-reduce `2 (tp - 1) / tp x bytes / bandwidth`, on the critical path (an upper bound
+  where backward all-reduces overlap weight-gradient GEMMs).
 - pp p2p (pp > 1): each stage boundary sends the activation forward and its gradient back,
   `micro_batch x seq x d_model` elements each.
 - optimizer: Adam(W) pointwise kernels over this GPU's parameters in float32 (master
   weights in mixed precision, plus one cast back per parameter), `perfmodel.predict.optimizer`;
   divided by dp with ZeRO >= 1 (distributed optimizer).
-- gradient all-reduce (dp > 1): ring all-reduce (ZeRO: reduce-scatter + all-gather, the
-  same bytes) of this GPU's gradients over dp, not overlapped with backward (an upper
-  bound: Megatron/DDP overlap most of it).
+- gradient all-reduce (dp > 1): ring all-reduce (ZeRO-1/2: reduce-scatter + all-gather,
+  the same bytes; ZeRO-3 1.5x, weights gathered for forward and backward) of this GPU's
+  gradients in float32 (Megatron's default; PyTorch AMP keeps float32 parameters) over
+  dp, not overlapped with backward (an upper bound: Megatron/DDP overlap most of it).
 
 Links: Megatron orders ranks tp fastest, then dp, then pp; a group whose ranks span at most
 `gpus_per_node` (default 8) GPUs talks over the node's GPU link (`interconnect_bw` if
 given, else `DeviceSpec.extra["interconnect_bandwidth"]`, else the documented
-per-direction NVLink/PCIe figures of `INTERCONNECT_BW`), a wider one over the network
-(`inter_node_bw`, else `INTER_NODE_BW`: the GPU's share of the nodes' InfiniBand). Context
+per-direction NVLink/PCIe figures of `INTERCONNECT_BW`). A wider group runs over the
+network at the GPU's share of its node's InfiniBand (`inter_node_bw`, else
+`INTER_NODE_BW`) times the group's GPUs per node (NCCL runs a ring per NIC), at most the
+node's link; a pipeline send that crosses nodes gets one GPU's share. Context
 parallelism (cp > 1) is not modelled and raises.
 """
 from __future__ import annotations
@@ -112,6 +117,10 @@ def tp_shard(cfg, tp: int):
     if cfg.n_heads % tp or cfg.d_ff % tp:
         raise PerfmodelError(f"tensor parallelism {tp} must divide n_heads {cfg.n_heads} and "
                              f"d_ff {cfg.d_ff}")
+    kv = cfg.kv_heads
+    if (kv >= tp and kv % tp) or (kv < tp and tp % kv):
+        raise PerfmodelError(f"tensor parallelism {tp} and the {kv} KV heads must divide one "
+                             "another (fewer KV heads than tp are replicated)")
     return cfg.scaled(n_heads=cfg.n_heads // tp, n_kv_heads=max(1, cfg.kv_heads // tp),
                       d_head=cfg.head_dim, d_ff=cfg.d_ff // tp,
                       vocab_size=-(-cfg.vocab_size // tp))
@@ -173,19 +182,37 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
     # links: tp ranks are adjacent, dp ranks stride tp, pp ranks stride tp x dp
     node_bw = interconnect_bandwidth(backend.device, interconnect_bw)
     net_bw = float(inter_node_bw or INTER_NODE_BW.get(backend.device.key, INTER_NODE_DEFAULT))
-    link = lambda span: node_bw if span <= gpus_per_node else net_bw  # noqa: E731
+
+    def group_bw(size: int, stride: int) -> float:
+        """Bytes/s per GPU of a ring over `size` ranks `stride` apart: the node's link when
+        they share a node, else the network share of the group's GPUs on each node (NCCL
+        runs one ring per NIC), at most the node's link."""
+        if (size - 1) * stride < gpus_per_node:
+            return node_bw
+        return min(node_bw, net_bw * max(1, min(size, gpus_per_node // stride)))
+
     elt = 4 if dtype in ("float32", "tf32") else 2  # bytes per activation element
     act = micro * c.seq_len * c.d_model * elt
     layers = c.n_layers // pp
-    tp_stage = (4 * layers + 1) * ring_seconds(act, tp, link(tp)) if tp > 1 else 0.0
-    p2p = 2 * act / link(tp * dp * pp) if pp > 1 else 0.0
+    # Megatron: 2 all-reduces per layer forward, 2 backward, 2 more when the forward is
+    # recomputed; the embedding's forward and the LM head's input gradient add one each
+    n_ar = 4 * layers + 2 + (2 * layers if rec == "full" else 0)
+    tp_stage = n_ar * ring_seconds(act, tp, group_bw(tp, 1)) if tp > 1 else 0.0
+    p2p = 2 * act / (node_bw if tp * dp * pp <= gpus_per_node else net_bw) if pp > 1 else 0.0
     slots = n_micro + pp - 1
-    numels = [n for cnt in counts for n in cnt.param_numels]
+    numels = []
+    for part, cnt in zip(parts, counts):
+        own = list(cnt.param_numels)
+        if part.shared_params in own:  # a tied weight is updated once, by its owner
+            own.remove(part.shared_params)
+        numels.extend(own)
     ops = optimizer_ops("adamw", numels, "float32", master_cast=dtype not in ("float32", "tf32"))
     opt_s = optimizer_seconds(features(ops, backend.optimes.predict(ops)["time_s"].to_numpy()))
     opt_s = opt_s / pp / (dp if par.zero >= 1 else 1)
-    grad_bytes = pred.memory.weights / pp  # this GPU's gradients, one per unique weight
-    ar = ring_seconds(grad_bytes, dp, link(tp * dp))
+    # this GPU's gradients, reduced in float32 (Megatron's default; PyTorch AMP keeps
+    # float32 parameters); ZeRO-3 also gathers the weights for forward and backward
+    grad_bytes = 4.0 * pred.params / pp * (1.5 if par.zero >= 3 else 1.0)
+    ar = ring_seconds(grad_bytes, dp, group_bw(dp, tp))
     step = slots * (stage + tp_stage + p2p) + opt_s + ar
     r_lo, r_hi = (pred.time.lo / pred.time.value, pred.time.hi / pred.time.value) \
         if pred.time.value > 0 else (np.nan, np.nan)
