@@ -20,7 +20,9 @@ summed by phase) and prints the error, for two ways of pricing ops:
   count of each of its layer weights, every batch count of each of its attention matmuls):
   a model whose layers the GPU's profile never measured.
 
-Rows `fusion` (torch.compile) are not predicted (perfmodel prices eager kernels). The 4-GPU
+Rows `fusion` (the same models under `torch.compile`, inference on A100-PCIe-40GB, H100 and
+L4) are predicted with `compiled=True` (`perfmodel.predict.fusion`: the pointwise ops
+between matrix ops fused into one kernel each), beside the eager prediction. The 4-GPU
 rows (`dp4`, `tp4`, `pp4_1`: 4 pipeline stages, one micro-batch) ran through accelerate's
 Megatron-LM plugin, which trains Megatron-LM's own GPT built from the Hugging Face config
 (dropout on, its own attention), timed forward with the loss + backward; they are predicted
@@ -99,11 +101,13 @@ def families(model: str, seq: int, batch: int, train: bool) -> set[str]:
 
 
 def predict(model: str, seq: int, batch: int, train: bool, backend: Backend,
-            loss_forward: bool = False) -> tuple[float, float]:
+            loss_forward: bool = False, compiled: bool = False) -> tuple[float, float]:
     """(forward s, backward s) of one NeuSight run; the loss's forward only if asked
-    (NeuSight's single-GPU runs do not time it, its distributed runs do)."""
+    (NeuSight's single-GPU runs do not time it, its distributed runs do); `compiled`: the
+    torch.compile'd model (`perfmodel.predict.fusion`)."""
     parts = hf_eager.parts(model, seq, train)
-    counts = [count_part(p, batch, DTYPE, train, fused_dropout=True) for p in parts]
+    counts = [count_part(p, batch, DTYPE, train, fused_dropout=True, compiled=compiled)
+              for p in parts]
     pred = assemble(model, parts, counts, batch, DTYPE, train, "none", backend, True)
     fwd, bwd = pred.forward.value, pred.backward.value
     if train and not loss_forward:
@@ -251,9 +255,34 @@ def main() -> None:
                 row["comm"] = f"{(p.allreduce_s + p.tp_comm_s + p.pp_comm_s) * 1e3:.1f} ms"
             out.append(row)
         print(pd.DataFrame(out).fillna("").to_string(index=False))
-    fused = (e2e["option"] == "fusion").sum()
-    print(f"\nnot predicted: {fused} torch.compile (fusion) runs; {len(skipped)} runs of models "
-          f"or GPUs outside hf_eager / the catalogue ({', '.join(sorted(skipped['model'].unique()))})")
+    fused = e2e[e2e["option"] == "fusion"].reset_index(drop=True)
+    if len(fused):
+        print("\ntorch.compile runs (inference): predicted compiled, and eager for reference")
+        out, errs, eager_errs = [], {m: [] for m in METHODS[:2]}, {m: [] for m in METHODS[:2]}
+        for device, runs in fused.groupby("device", sort=False):
+            bk = backends(device, gemms)
+            for r in runs.itertuples(index=False):
+                eager = single[(single["device"] == device) & (single["model"] == r.model)
+                               & (single["seq"] == r.seq) & (single["batch"] == r.batch)
+                               & (single["mode"] == r.mode)]
+                row = {"device": get_device(device).key, "model": r.model, "seq": r.seq,
+                       "batch": r.batch, "measured": f"{r.e2e_s * 1e3:.1f} ms",
+                       "eager measured": (f"{eager['e2e_s'].iloc[0] * 1e3:.1f} ms"
+                                          if len(eager) else "-")}
+                for m, b in bk.items():
+                    t = sum(predict(r.model, r.seq, r.batch, False, b, compiled=True))
+                    te = sum(predict(r.model, r.seq, r.batch, False, b))
+                    errs[m].append(err(t, r.e2e_s))
+                    eager_errs[m].append(err(te, r.e2e_s))
+                    row[f"{m}"] = f"{t * 1e3:.1f} ms ({err(t, r.e2e_s):+.1%})"
+                    row[f"{m} eager"] = f"{err(te, r.e2e_s):+.1%}"
+                out.append(row)
+        print(pd.DataFrame(out).to_string(index=False))
+        print("  median |error| against the compiled runs: " + ", ".join(
+            f"{m} {np.median(np.abs(e)):.1%} compiled, {np.median(np.abs(eager_errs[m])):.1%} "
+            f"eager ({len(e)} runs)" for m, e in errs.items() if e))
+    print(f"\nnot predicted: {len(skipped)} runs of models or GPUs outside hf_eager / the "
+          f"catalogue ({', '.join(sorted(skipped['model'].unique()))})")
     print(f"({time.time() - t0:.0f} s)")
     if args.csv:
         df.to_csv(args.csv, index=False)

@@ -57,3 +57,21 @@ def test_h100_whole_models_within_10_percent(shared_data):
         roof.append(sum(bench.predict(r.model, r.seq, r.batch, train, bk["roofline"])) / r.e2e_s - 1)
     assert np.median(np.abs(errs)) <= 0.10
     assert max(roof) < 0
+
+
+def test_h100_compiled_runs_within_10_percent(shared_data):
+    """NeuSight's torch.compile'd inference runs on H100, predicted with compiled=True."""
+    from common import load_neusight, load_neusight_e2e
+
+    e2e = load_neusight_e2e()
+    runs = e2e[(e2e["device"] == "NVIDIA H100 80GB HBM3") & (e2e["option"] == "fusion")]
+    assert len(runs) == 4
+    gemms = pd.concat([load_neusight("linear"), load_neusight("bmm")], ignore_index=True)
+    learned = bench.backends("NVIDIA H100 80GB HBM3", gemms)["learned"]
+    errs, eager = [], []
+    for r in runs.itertuples(index=False):
+        errs.append(sum(bench.predict(r.model, r.seq, r.batch, False, learned, compiled=True))
+                    / r.e2e_s - 1)
+        eager.append(sum(bench.predict(r.model, r.seq, r.batch, False, learned)) / r.e2e_s - 1)
+    assert np.median(np.abs(errs)) <= 0.10
+    assert np.median(np.abs(errs)) < np.median(np.abs(eager))

@@ -35,6 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="a JSON list of candidates on stdout")
     p.add_argument("--plot", default=None, metavar="FILE.png",
                    help="plot time vs energy (or peak memory) with the Pareto front")
+    p.add_argument("--compile", dest="compiled", action="store_true",
+                   help="predict the models under torch.compile (the pointwise ops between "
+                        "matrix ops fused into one kernel each)")
     p.set_defaults(func=run)
 
 
@@ -78,7 +81,7 @@ def run(args) -> int:
     r = rank_candidates(args.base, factors, strategies, batch=args.batch, train=args.train,
                         dtype=args.dtype, device=args.device,
                         overrides=parse_overrides(args.set), include_base=args.base_row,
-                        optimizer=args.optimizer)
+                        optimizer=args.optimizer, compiled=args.compiled)
     if args.plot:
         r.plot(args.plot)
     if args.json:

@@ -72,8 +72,8 @@ class PartCount:
 
     def __init__(self, ops, params, param_bytes, param_numels, saved_bytes, input_saved,
                  input_bytes, output_saved, output_bytes, macs, acts, max_op_bytes,
-                 fwd_macs=0.0, fwd_acts=0.0, all_flops=0.0, rows=None):
-        self._ops, self.rows = ops, rows
+                 fwd_macs=0.0, fwd_acts=0.0, all_flops=0.0, rows=None, fused=False):
+        self._ops, self.rows, self.fused = ops, rows, fused
         self.params, self.param_bytes, self.param_numels = params, param_bytes, param_numels
         self.saved_bytes, self.input_saved, self.input_bytes = saved_bytes, input_saved, input_bytes
         self.output_saved, self.output_bytes = output_saved, output_bytes
@@ -113,16 +113,25 @@ def fuses_dropout(device) -> bool:
 
 
 def count_part(part: Part, batch: int, dtype: str, train: bool, fast: bool = True,
-               fused_dropout: bool = False) -> PartCount:
+               fused_dropout: bool = False, compiled: bool = False) -> PartCount:
     """Count `part` (cached by its key, input shape, batch, dtype, training and dropout kind).
 
     `fast`: use the closed-form op list of `analytic.py` where one exists (the same rows
     as the meta-device count), else count on the meta device. `fused_dropout`: count
-    dropout as a GPU runs it (`fuses_dropout`).
+    dropout as a GPU runs it (`fuses_dropout`). `compiled`: the op list `torch.compile`
+    runs (`fusion.fuse_pointwise`; params and saved bytes as counted eagerly).
     """
     k = (part.key, part.input_shape, part.input_kind, part.input_grad, int(batch),
-         canonical_dtype(dtype), bool(train), fast, bool(fused_dropout))
+         canonical_dtype(dtype), bool(train), fast, bool(fused_dropout), bool(compiled))
     hit = _CACHE.get(k)
+    if hit is None and compiled:
+        from perfmodel.predict.fusion import fuse_pointwise
+
+        e = count_part(part, batch, dtype, train, fast, fused_dropout)
+        hit = _CACHE[k] = PartCount(
+            fuse_pointwise(e.ops), e.params, e.param_bytes, e.param_numels, e.saved_bytes,
+            e.input_saved, e.input_bytes, e.output_saved, e.output_bytes, e.macs, e.acts,
+            e.max_op_bytes, e.fwd_macs, e.fwd_acts, e.all_flops, fused=True)
     if hit is None:
         hit = _analytic(part, int(batch), canonical_dtype(dtype), bool(train)) if fast else None
         if hit is None:

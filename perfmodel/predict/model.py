@@ -83,6 +83,7 @@ class ModelPrediction:
     tokens: int = 0  # tokens per step for sequence models (0 for images)
     assembly_scale: float = 1.0  # whole model / sum of its parts, from measured models
     ops: pd.DataFrame = field(default=None, repr=False)
+    compiled: bool = False  # predicted under torch.compile (fused pointwise ops)
 
     @property
     def throughput(self) -> float:
@@ -104,7 +105,8 @@ class ModelPrediction:
             d["tokens_per_s"] = _num(self.tokens / self.time.value)
         d.update(self.memory.to_dict())
         d.update(device=self.device, backend=self.backend, source=self.source,
-                 measured_parts=self.measured_parts, assembly_scale=self.assembly_scale)
+                 measured_parts=self.measured_parts, assembly_scale=self.assembly_scale,
+                 compiled=self.compiled)
         return d
 
 
@@ -133,19 +135,21 @@ def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool):
 def predict_model(model, batch: int = 1, *, dtype: str = "float32", train: bool = True,
                   device=None, factor: float | None = None, strategy: str | None = None,
                   overrides: dict | None = None, optimizer: str | None = None,
-                  input_shape: tuple | None = None, keep_ops: bool = False) -> ModelPrediction:
+                  input_shape: tuple | None = None, keep_ops: bool = False,
+                  compiled: bool = False) -> ModelPrediction:
     """Predict one training step (`train=True`) or one inference of `batch` samples.
 
     `model`: a registry name (with optional `factor`, `strategy`, `overrides`), a model
     parameter dataclass, or any `nn.Module` (with `input_shape` of one sample if it has no
     `input_size`). `device`: profile dir, saved predictor dir, device name or a `Backend`.
     `optimizer`: `sgd-momentum` (CNN default), `adamw` (transformer default), `adam`,
-    `sgd` or `none`.
+    `sgd` or `none`. `compiled`: predict the model under `torch.compile` (the pointwise
+    ops between matrix ops fused, `perfmodel.predict.fusion`; measured eager blocks unused).
     """
     backend = device if isinstance(device, Backend) else resolve_backend(device)
     prep = prepare(model, batch, dtype=dtype, train=train, factor=factor, strategy=strategy,
                    overrides=overrides, optimizer=optimizer, input_shape=input_shape,
-                   fused_dropout=fuses_dropout(backend.device))
+                   fused_dropout=fuses_dropout(backend.device), compiled=compiled)
     return prep.assemble(backend, keep_ops)
 
 
@@ -179,7 +183,8 @@ class Prepared:
 def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True,
             factor: float | None = None, strategy: str | None = None,
             overrides: dict | None = None, optimizer: str | None = None,
-            input_shape: tuple | None = None, fused_dropout: bool = False) -> Prepared:
+            input_shape: tuple | None = None, fused_dropout: bool = False,
+            compiled: bool = False) -> Prepared:
     """Decompose and count a model (see `predict_model` for the arguments; `fused_dropout`
     counts dropout as a GPU runs it, `counts.fuses_dropout(device)`)."""
     from perfmodel.predict.optimizer import canonical_optimizer
@@ -190,7 +195,8 @@ def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True
     dt = canonical_dtype(dtype)
     name, parts, is_seq = _resolve_parts(model, factor, strategy, overrides, input_shape, train)
     opt = canonical_optimizer(optimizer or default_optimizer(is_seq)) if train else "none"
-    counts = [count_part(p, batch, dt, train, fused_dropout=fused_dropout) for p in parts]
+    counts = [count_part(p, batch, dt, train, fused_dropout=fused_dropout, compiled=compiled)
+              for p in parts]
     return Prepared(name, parts, counts, batch, dt, train, opt, is_seq)
 
 
@@ -208,8 +214,9 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     n_measured = 0
     for part, c, sv in zip(parts, counts, saved):
         x, e, t_sum, lo_sum, hi_sum = backend.part_features(part, c, batch, dtype, train)
-        m = backend.measured_time(part, batch, dtype, train)
-        if m is not None and beta @ x > 0:  # a measured block beats a sum of ops
+        # a measured block beats a sum of ops (the profile measures eager blocks only)
+        m = None if c.fused else backend.measured_time(part, batch, dtype, train)
+        if m is not None and beta @ x > 0:
             x = x * (m / float(beta @ x))
             n_measured += 1
         t_lo += lo_sum
@@ -272,7 +279,8 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         energy=energy, memory=mem, by_module=by_module, device=backend.device.key,
         backend=backend.description, source=backend.source, samples=batch,
         measured_parts=n_measured, tokens=batch * seq if is_seq else 0, assembly_scale=scale,
-        ops=pd.concat(op_frames, ignore_index=True) if op_frames else None)
+        ops=pd.concat(op_frames, ignore_index=True) if op_frames else None,
+        compiled=any(c.fused for c in counts))
 
 
 def optimizer_seconds(x_opt: np.ndarray) -> float:

@@ -160,8 +160,9 @@ def price_all(preps, backend: Backend) -> None:
 def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
                     train: bool = True, dtype: str = "float32", device=None,
                     overrides: dict | None = None, include_base: bool = False,
-                    optimizer: str | None = None) -> Ranking:
-    """Predict every `strategy` of `base` scaled by `factor` (one or several) and rank them."""
+                    optimizer: str | None = None, compiled: bool = False) -> Ranking:
+    """Predict every `strategy` of `base` scaled by `factor` (one or several) and rank them
+    (`compiled`: under torch.compile, `perfmodel.predict.fusion`)."""
     factors = [float(f) for f in (factor if isinstance(factor, (list, tuple)) else [factor])]
     if not factors or not all(f > 0 for f in factors):
         raise PerfmodelError(f"--factor must be positive, got {factor}")
@@ -177,7 +178,7 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
     fused = fuses_dropout(backend.device)
     preps = [prepare(base, batch, dtype=dtype, train=train, factor=f if s else 1.0,
                      strategy=s or None, overrides=overrides, optimizer=optimizer,
-                     fused_dropout=fused)
+                     fused_dropout=fused, compiled=compiled)
              for s, f in cands]
     price_all(preps, backend)
     preds = [p.assemble(backend) for p in preps]
@@ -188,5 +189,7 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
     ties = res.describe(train) if res is not None else Ranking.ties
     if gap is not None and len(factors) > 1:
         ties += "; sized on candidates of one factor, so across factors only a guide"
+    how = backend.description + ("; torch.compile: the pointwise ops between matrix ops "
+                                 "fused, measured eager blocks not used" if compiled else "")
     return Ranking(base, factors[0], batch, train, preds, [s for s, _ in cands],
-                   backend.description, axis, cands, gap, ties)
+                   how, axis, cands, gap, ties)
