@@ -1,0 +1,135 @@
+"""`perfmodel step MODEL`: one training step (or inference) of one model, predicted."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from perfmodel.errors import PerfmodelError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "step", help="predict one training step or inference of a model: time, energy, "
+                     "memory, by part",
+        description="Predict one training step (forward, loss, backward, optimizer) or one "
+                    "inference of MODEL at --batch on --device: time with its interval, "
+                    "forward/backward/optimizer split, throughput, energy, peak memory and "
+                    "the time of each part of the model. The device is a profile directory, "
+                    "a saved predictor directory or a device name (its shipped profile under "
+                    "datasets/, else catalogue + roofline); the output says which was used.")
+    p.add_argument("model", help="model name (RegNetX-400MF, EN-B0, gpt2, Llama-3-8B, ...) or "
+                                 "a transformer CONFIG.json (ours or Hugging Face's)")
+    p.add_argument("--batch", type=int, default=1, help="samples per step (default 1)")
+    p.add_argument("--factor", type=float, default=None,
+                   help="scale the model's FLOPs by this factor (with --strategy)")
+    p.add_argument("--strategy", default=None,
+                   help="scaling strategy for --factor (d, w, r, dwr, d1_w8_g8_r1, s, dws, ...)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--train", dest="train", action="store_true", default=True,
+                      help="predict a training step (default)")
+    mode.add_argument("--infer", dest="train", action="store_false", help="predict inference")
+    p.add_argument("--device", default="cpu", help="PROFILE dir | saved MODEL dir | GPU name | cpu")
+    p.add_argument("--dtype", default="float32", help="float32, tf32, bfloat16, float16")
+    p.add_argument("--optimizer", default=None,
+                   help="sgd-momentum (CNN default), adamw (transformer default), adam, sgd, none")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model parameter (e.g. resolution=64, seq_len=2048)")
+    p.add_argument("--compile", dest="compiled", action="store_true",
+                   help="predict the model under torch.compile (the pointwise ops between "
+                        "matrix ops fused into one kernel each)")
+    p.add_argument("--parts", action="store_true",
+                   help="list every part (default: parts of one kind summed)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object on stdout (with a `parts` list)")
+    p.set_defaults(func=run)
+
+
+def _model(text: str):
+    """A registry name, or a transformer config read from a JSON file."""
+    if text.lower().endswith(".json") or Path(text).is_file():
+        from perfmodel.models.transformer_config import load_transformer_config
+
+        return load_transformer_config(text)
+    return text
+
+
+def run(args) -> int:
+    from perfmodel.cli.cmd_rank import parse_overrides
+    from perfmodel.predict import predict_model
+
+    if (args.factor is None) != (args.strategy is None):
+        raise PerfmodelError("--factor and --strategy go together (e.g. --factor 4 "
+                             "--strategy dwr)")
+    if args.batch < 1:
+        raise PerfmodelError(f"--batch must be >= 1, got {args.batch}")
+    model = _model(args.model)
+    overrides = parse_overrides(args.set)
+    if overrides and not isinstance(model, str):
+        raise PerfmodelError("--set applies to a named model; edit the config file instead")
+    p = predict_model(model, args.batch, dtype=args.dtype, train=args.train, device=args.device,
+                      factor=args.factor, strategy=args.strategy, overrides=overrides or None,
+                      optimizer=args.optimizer, compiled=args.compiled)
+    rows = p.by_module
+    if args.json:
+        d = p.to_dict()
+        d["parts"] = rows.to_dict(orient="records")
+        print(json.dumps(d, indent=1, default=float))
+        return 0
+    what = "training step" if p.train else "inference"
+    print(f"{p.name}, batch {p.batch}, {what}, {p.dtype}"
+          + (", torch.compile" if p.compiled else "") + f", on {p.device}")
+    print(f"predicted with: {p.backend}")
+    unit = "sequences/s" if p.tokens else "samples/s"
+    lines = [("time", f"{p.time} s")]
+    if p.train:
+        lines.append(("", f"forward {p.forward.value:.4g} s, backward {p.backward.value:.4g} s, "
+                          f"optimizer ({p.optimizer}) {p.optimizer_time.value:.4g} s"))
+    lines.append(("throughput", f"{p.throughput:.4g} {unit}"
+                  + (f", {p.tokens / p.time.value:,.0f} tokens/s" if p.tokens else "")))
+    lines.append(("energy", f"{p.energy} J" if p.energy.value == p.energy.value
+                  else "- (no power figure for this device)"))
+    m = p.memory
+    gib = 2.0 ** 30
+    lines.append(("peak memory", f"{m.peak / gib:.3g} GiB = weights {m.weights / gib:.3g} + "
+                  f"gradients {m.gradients / gib:.3g} + optimizer {m.optimizer_states / gib:.3g} "
+                  f"+ activations {m.activations / gib:.3g} + workspace {m.workspace / gib:.3g}"))
+    lines.append(("model", f"{p.params / 1e6:.2f} M params, {p.flops / 1e9:.4g} GFLOPs and "
+                           f"{p.acts / 1e6:.4g} M activations per sample (forward)"))
+    if p.measured_parts:
+        lines.append(("measured", f"{p.measured_parts} parts timed as the profile measured them"))
+    for k, v in lines:
+        print(f"{k:<12} {v}")
+    table = rows if args.parts else _by_group(rows)
+    print()
+    print(table.to_string(index=False, formatters={
+        "params": lambda v: f"{v / 1e6:.2f}M", "flops": lambda v: f"{v / 1e9:.4g}",
+        "time_s": lambda v: f"{v:.4g}", "share": lambda v: f"{100 * v:.1f}%"}))
+    return 0
+
+
+def _by_group(rows):
+    """Parts of one kind (consecutive, same group) summed: `blocks.0-11` for 12 blocks."""
+    import pandas as pd
+
+    out, run = [], []
+
+    def flush():
+        if not run:
+            return
+        first, last = run[0]["module"], run[-1]["module"]
+        stem, tail = last.rsplit(".", 1) if "." in last else ("", last)
+        short = first.startswith(stem + ".") if stem else False
+        name = first if len(run) == 1 else f"{first}..{tail if short else last}"
+        out.append({"module": name, "group": run[0]["group"], "parts": len(run),
+                    "params": sum(r["params"] for r in run),
+                    "flops": sum(r["flops"] for r in run),
+                    "time_s": sum(r["time_s"] for r in run),
+                    "share": sum(r["share"] for r in run)})
+        run.clear()
+
+    for r in rows.to_dict(orient="records"):
+        if run and r["group"] != run[-1]["group"]:
+            flush()
+        run.append(r)
+    flush()
+    return pd.DataFrame(out)

@@ -1,0 +1,48 @@
+"""`perfmodel step MODEL`: one model's predicted step, its split and its parts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from perfmodel.cli import main
+from perfmodel.predict import predict_model
+
+pytestmark = pytest.mark.usefixtures("no_shipped_profiles")
+
+
+def test_step_json_matches_the_python_api(capsys):
+    assert main(["step", "gpt2", "--batch", "2", "--device", "h100", "--set", "seq_len=128",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    p = predict_model("gpt2", 2, device="h100", overrides={"seq_len": 128})
+    assert d["pred_time_s"] == pytest.approx(p.time.value)
+    assert d["pred_time_s"] == pytest.approx(d["pred_forward_s"] + d["pred_backward_s"]
+                                             + d["pred_optimizer_s"])
+    assert sum(r["time_s"] for r in d["parts"]) == pytest.approx(d["pred_time_s"])
+    assert [r["module"] for r in d["parts"]][:2] == ["embed", "blocks.0"]
+    assert d["compiled"] is False and d["mode"] == "train"
+
+
+def test_step_table_sums_parts_of_one_kind(capsys, tmp_path):
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({"n_embd": 64, "n_layer": 3, "n_head": 4, "vocab_size": 100,
+                               "n_positions": 32}))
+    assert main(["step", str(cfg), "--batch", "2", "--device", "h100", "--infer",
+                 "--compile"]) == 0
+    out = capsys.readouterr().out
+    assert "inference" in out and "torch.compile" in out
+    assert "blocks.0..2" in out and "transformer_block      3" in out
+    rows = [line.split()[0] for line in out.split("\n\n", 1)[1].splitlines() if line.strip()]
+    assert rows == ["module", "embed", "blocks.0..2", "head"]  # inference: no loss, no optimizer
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["step", "gpt2", "--factor", "4"], "--factor and --strategy go together"),
+    (["step", "gpt2", "--batch", "0"], "--batch must be >= 1"),
+    (["step", "no-such-model"], "unknown model"),
+])
+def test_step_bad_input_is_one_line(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
