@@ -52,6 +52,16 @@ def test_runs_do_not_cross_the_forward_backward_boundary():
     assert ph == sorted(ph, key=lambda p: p != "fwd")
 
 
+def test_a_fused_kernel_has_the_dtype_of_its_largest_output():
+    """A CNN's batch-norm run opens with the int64 `num_batches_tracked += 1`: the fused
+    kernel is still float32."""
+    from perfmodel.predict.model import prepare
+
+    p = prepare("RegNetX-400MF", 2, train=True, overrides={"resolution": 64}, compiled=True)
+    ops = pd.concat([c.ops for c in p.counts])
+    assert set(ops.loc[ops["op"] == "elementwise", "dtype"]) == {"float32"}
+
+
 def test_compiled_prediction_is_faster_and_ignores_measured_eager_blocks():
     from perfmodel.predict import predict_model
 

@@ -22,8 +22,10 @@ import pandas as pd
 from perfmodel.predict.optimes import is_tensor
 
 # shape columns that describe one op and no longer apply to a fused kernel
-_SHAPE = ("m", "n", "k", "b", "bias", "batch", "c_in", "h", "w", "c_out", "features",
-          "affine", "channels", "groups", "read_numel", "heads", "seq_q", "seq_k", "head_dim")
+_SHAPE = ("m", "n", "k", "b", "bias", "batch", "c_in", "d", "h", "w", "c_out", "kernel_d",
+          "kernel_h", "kernel_w", "stride", "padding", "dilation", "transposed", "features",
+          "affine", "channels", "groups", "read_numel", "out_numel", "heads", "kv_heads",
+          "seq_q", "seq_k", "head_dim", "head_dim_v", "causal", "tokens", "vocab")
 
 
 def fuse_pointwise(ops: pd.DataFrame) -> pd.DataFrame:
@@ -33,9 +35,9 @@ def fuse_pointwise(ops: pd.DataFrame) -> pd.DataFrame:
     ops = ops.reset_index(drop=True)
     tensor = is_tensor(ops["op"])
     phase = ops["phase"].astype(str).to_numpy()
-    nbytes = pd.to_numeric(ops["bytes"], errors="coerce").fillna(0).to_numpy()
-    flops = pd.to_numeric(ops["flops"], errors="coerce").fillna(0).to_numpy()
-    moves = (nbytes > 0) | (flops > 0)
+    nbytes = pd.to_numeric(ops["bytes"], errors="coerce").to_numpy(dtype=float)
+    flops = pd.to_numeric(ops["flops"], errors="coerce").to_numpy(dtype=float)
+    moves = ~((nbytes == 0) & (flops == 0))  # a view moves nothing; an unknown cost is kept
     # a new run starts at every matrix op, after every matrix op, and at a phase change
     start = tensor | np.r_[True, tensor[:-1]] | np.r_[True, phase[1:] != phase[:-1]]
     run = np.cumsum(start)
@@ -58,7 +60,12 @@ def _fused_row(run: pd.DataFrame) -> pd.DataFrame:
     """One kernel for a run of memory-bound ops (keeps the index of the run's first op)."""
     row = run.iloc[[0]].copy()
     read = float(pd.to_numeric(run["bytes_read"], errors="coerce").max())
-    written = float(pd.to_numeric(run["bytes_written"], errors="coerce").max())
+    out = pd.to_numeric(run["bytes_written"], errors="coerce")
+    written = float(out.max())
+    if "dtype" in run.columns and out.notna().any():
+        # the kernel's dtype is that of its largest output (not, say, an int64 counter
+        # update or an arange that happens to open the run)
+        row["dtype"] = run["dtype"].iloc[int(np.nanargmax(out.to_numpy(dtype=float)))]
     numel = pd.to_numeric(run["numel"], errors="coerce") if "numel" in run else pd.Series([np.nan])
     row["op"] = "elementwise"
     if "aten" in run.columns:

@@ -190,6 +190,7 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
     if gap is not None and len(factors) > 1:
         ties += "; sized on candidates of one factor, so across factors only a guide"
     how = backend.description + ("; torch.compile: the pointwise ops between matrix ops "
-                                 "fused, measured eager blocks not used" if compiled else "")
+                                 "fused, measured eager blocks not used (the whole-model "
+                                 "scale and the ties come from eager runs)" if compiled else "")
     return Ranking(base, factors[0], batch, train, preds, [s for s, _ in cands],
                    how, axis, cands, gap, ties)
