@@ -46,3 +46,11 @@ def test_step_bad_input_is_one_line(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_step_says_when_the_step_does_not_fit(capsys):
+    assert main(["step", "gpt2", "--batch", "64", "--device", "t4", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["fits_in_memory"] is False and d["pred_peak_bytes"] > 16e9
+    assert main(["step", "gpt2", "--batch", "1", "--device", "t4", "--set", "seq_len=128"]) == 0
+    assert "fits         yes" in capsys.readouterr().out

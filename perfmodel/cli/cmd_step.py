@@ -70,8 +70,11 @@ def run(args) -> int:
                       factor=args.factor, strategy=args.strategy, overrides=overrides or None,
                       optimizer=args.optimizer, compiled=args.compiled)
     rows = p.by_module
+    capacity = _capacity(p.device)
+    fits = None if capacity is None else bool(p.memory.peak <= capacity)
     if args.json:
         d = p.to_dict()
+        d["fits_in_memory"] = fits
         d["parts"] = rows.to_dict(orient="records")
         print(json.dumps(d, indent=1, default=float))
         return 0
@@ -93,6 +96,9 @@ def run(args) -> int:
     lines.append(("peak memory", f"{m.peak / gib:.3g} GiB = weights {m.weights / gib:.3g} + "
                   f"gradients {m.gradients / gib:.3g} + optimizer {m.optimizer_states / gib:.3g} "
                   f"+ activations {m.activations / gib:.3g} + workspace {m.workspace / gib:.3g}"))
+    if fits is not None:
+        lines.append(("fits", f"{'yes' if fits else 'NO'}: {p.memory.peak / gib:.3g} of "
+                              f"{capacity / gib:.3g} GiB on {p.device}"))
     lines.append(("model", f"{p.params / 1e6:.2f} M params, {p.flops / 1e9:.4g} GFLOPs and "
                            f"{p.acts / 1e6:.4g} M activations per sample (forward)"))
     if p.measured_parts:
@@ -105,6 +111,18 @@ def run(args) -> int:
         "params": lambda v: f"{v / 1e6:.2f}M", "flops": lambda v: f"{v / 1e9:.4g}",
         "time_s": lambda v: f"{v:.4g}", "share": lambda v: f"{100 * v:.1f}%"}))
     return 0
+
+
+def _capacity(device_key: str):
+    """Memory of a GPU in bytes (None for a CPU: its RAM is the machine's, not the chip's)."""
+    from perfmodel.hardware.catalogue import get_device
+
+    try:
+        spec = get_device(device_key)
+    except PerfmodelError:
+        return None
+    mem = getattr(spec, "memory_bytes", None)
+    return float(mem) if spec.kind != "cpu" and mem else None
 
 
 def _by_group(rows):
