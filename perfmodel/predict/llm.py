@@ -27,8 +27,8 @@ sequences per forward/backward, `n_micro = batch / dp / micro_batch` micro-batch
 - pp p2p (pp > 1): each stage boundary sends the activation forward and its gradient back,
   `micro_batch x seq x d_model` elements each.
 - optimizer: Adam(W) pointwise kernels over this GPU's parameters in float32 (master
-  weights in mixed precision, plus one cast back per parameter), `perfmodel.predict.optimizer`;
-  divided by dp with ZeRO >= 1 (distributed optimizer).
+  weights in mixed precision, plus one cast back per parameter), launched multi-tensor on a
+  GPU, `perfmodel.predict.optimizer`; divided by dp with ZeRO >= 1 (distributed optimizer).
 - gradient all-reduce (dp > 1): ring all-reduce (ZeRO-1/2: reduce-scatter + all-gather,
   the same bytes; ZeRO-3 1.5x, weights gathered for forward and backward) of this GPU's
   gradients in float32 (Megatron's default; PyTorch AMP keeps float32 parameters) over
@@ -53,8 +53,8 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.predict.calibration import features
 from perfmodel.predict.counts import count_part, fuses_dropout
 from perfmodel.predict.device import Backend, resolve_backend
-from perfmodel.predict.model import assemble, optimizer_seconds
-from perfmodel.predict.optimizer import optimizer_ops
+from perfmodel.predict.model import assemble, optimizer_seconds, owned_numels
+from perfmodel.predict.optimizer import optimizer_ops, uses_foreach
 from perfmodel.predict.parts import parts_of
 
 PRECISION_DTYPE = {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "float16"}
@@ -200,13 +200,9 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
     tp_stage = n_ar * ring_seconds(act, tp, group_bw(tp, 1)) if tp > 1 else 0.0
     p2p = 2 * act / (node_bw if tp * dp * pp <= gpus_per_node else net_bw) if pp > 1 else 0.0
     slots = n_micro + pp - 1
-    numels = []
-    for part, cnt in zip(parts, counts):
-        own = list(cnt.param_numels)
-        if part.shared_params in own:  # a tied weight is updated once, by its owner
-            own.remove(part.shared_params)
-        numels.extend(own)
-    ops = optimizer_ops("adamw", numels, "float32", master_cast=dtype not in ("float32", "tf32"))
+    numels = owned_numels(parts, counts)  # a tied weight is updated once, by its owner
+    ops = optimizer_ops("adamw", numels, "float32", master_cast=dtype not in ("float32", "tf32"),
+                        foreach=uses_foreach(backend.device))
     opt_s = optimizer_seconds(features(ops, backend.optimes.predict(ops)["time_s"].to_numpy()))
     opt_s = opt_s / pp / (dp if par.zero >= 1 else 1)
     # this GPU's gradients, reduced in float32 (Megatron's default; PyTorch AMP keeps

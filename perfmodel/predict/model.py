@@ -24,11 +24,11 @@ from torch import nn
 
 from perfmodel.dtypes import canonical_dtype
 from perfmodel.errors import PerfmodelError
-from perfmodel.predict.calibration import FEATURES, HALF, IDENTITY
+from perfmodel.predict.calibration import FEATURES, HALF, IDENTITY, features
 from perfmodel.predict.counts import PartCount, assemble_saved_bytes, count_part, fuses_dropout
 from perfmodel.predict.device import Backend, resolve_backend
 from perfmodel.predict.memory import MemoryEstimate, memory_estimate
-from perfmodel.predict.optimizer import default_optimizer, optimizer_ops
+from perfmodel.predict.optimizer import default_optimizer, optimizer_ops, uses_foreach
 from perfmodel.predict.parts import Part, model_parts, parts_of
 
 
@@ -194,10 +194,31 @@ def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True
         raise PerfmodelError(f"batch must be >= 1, got {batch}")
     dt = canonical_dtype(dtype)
     name, parts, is_seq = _resolve_parts(model, factor, strategy, overrides, input_shape, train)
-    opt = canonical_optimizer(optimizer or default_optimizer(is_seq)) if train else "none"
+    opt = (canonical_optimizer(optimizer or default_optimizer(is_seq or _is_vit(model)))
+           if train else "none")
     counts = [count_part(p, batch, dt, train, fused_dropout=fused_dropout, compiled=compiled)
               for p in parts]
     return Prepared(name, parts, counts, batch, dt, train, opt, is_seq)
+
+
+def owned_numels(parts, counts) -> list[int]:
+    """Sizes of the trainable parameter tensors, a tied weight once (by its owner)."""
+    out = []
+    for part, c in zip(parts, counts):
+        own = list(c.param_numels)
+        if part.shared_params in own:
+            own.remove(part.shared_params)
+        out.extend(own)
+    return out
+
+
+def _is_vit(model) -> bool:
+    """Whether `model` names or describes a Vision Transformer (trained with AdamW)."""
+    from perfmodel.models.vit import ViT, ViTParams
+
+    if isinstance(model, (ViT, ViTParams)):
+        return True
+    return isinstance(model, str) and model.lower().startswith("vit")
 
 
 def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, dtype: str,
@@ -236,13 +257,18 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
             op_frames.append(f)
     x_opt = np.zeros(len(FEATURES))
     if train and optimizer != "none":
-        for part, c in zip(parts, counts):
-            x_opt += backend.optimizer_features(part, c, optimizer, dtype)
+        foreach = uses_foreach(backend.device)
+        if foreach:  # multi-tensor launches over the whole model's parameters
+            f = optimizer_ops(optimizer, owned_numels(parts, counts), dtype, foreach=True)
+            x_opt = features(f, backend.optimes.predict(f)["time_s"].to_numpy())
+        else:  # one launch per tensor and kernel, priced per tensor (cached)
+            for part, c in zip(parts, counts):
+                x_opt += backend.optimizer_features(part, c, optimizer, dtype)
         rows.append({"module": "optimizer", "group": "optimizer", "params": 0, "flops": 0.0,
                      "ops": int(x_opt[HALF - 1]), "act_bytes": 0.0,
                      "time_s": optimizer_seconds(x_opt)})
         if keep_ops:
-            f = optimizer_ops(optimizer, numels, dtype)
+            f = optimizer_ops(optimizer, owned_numels(parts, counts), dtype, foreach=foreach)
             f["pred_time_s"] = backend.optimes.predict(f)["time_s"].to_numpy()
             op_frames.append(f)
     # a whole model runs slower than its isolated parts (cold caches, glue): the profile's

@@ -11,8 +11,14 @@ PyTorch's single-tensor (CPU default) optimizers run, for every parameter tensor
   `exp_avg_sq.addcmul_(grad, grad)` (2, 1), `sqrt` (1, 1), `div_` (1, 1), `add_(eps)` (1, 1),
   `param.addcdiv_(exp_avg, denom)` (3, 1).
 
-Each kernel is an `elementwise` op row (`perfmodel.ops.pointwise`) with `inputs` reads;
-the multi-tensor (`foreach`) and fused GPU paths run the same bytes in fewer launches.
+Each kernel is an `elementwise` op row (`perfmodel.ops.pointwise`) with `inputs` reads.
+
+On a GPU, PyTorch's optimizers default to the multi-tensor (`foreach`) path: each kernel
+above becomes one `_foreach_*` op over all parameter tensors, which `multi_tensor_apply`
+launches as few kernels as it can: a launch takes chunks of 65,536 elements from up to 320
+blocks and from at most 110 / 64 / 48 / 36 tensors for 1 / 2 / 3 / 4 tensor lists
+(ATen's `MultiTensorApply.cuh` limits), so the same bytes move in a handful of launches
+instead of one per tensor (`optimizer_ops(..., foreach=True)`: one row per launch).
 """
 from __future__ import annotations
 
@@ -40,13 +46,50 @@ def canonical_optimizer(name: str) -> str:
     return n
 
 
-def default_optimizer(sequence_model: bool) -> str:
-    """AdamW for transformers, SGD with momentum for CNNs (as the validation suite trains)."""
-    return "adamw" if sequence_model else "sgd-momentum"
+def default_optimizer(transformer: bool) -> str:
+    """AdamW for transformers (language models and ViTs, as they are trained), SGD with
+    momentum for CNNs (as pycls and the validation suite train them)."""
+    return "adamw" if transformer else "sgd-momentum"
 
 
-def optimizer_ops(optimizer: str, numels, dtype: str, master_cast: bool = False) -> pd.DataFrame:
-    """One `elementwise` row per kernel per parameter tensor (phase `optimizer`).
+CHUNK = 65536  # elements per block of multi_tensor_apply
+BLOCKS_PER_LAUNCH = 320
+TENSORS_PER_LAUNCH = {1: 110, 2: 64, 3: 48, 4: 36, 5: 30}  # by number of tensor lists
+
+
+def uses_foreach(device) -> bool:
+    """Whether PyTorch's optimizers take the multi-tensor path on `device` (a DeviceSpec):
+    they do for CUDA tensors, not on a CPU."""
+    return getattr(device, "kind", "cpu") == "gpu"
+
+
+def foreach_launches(numels, lists: int) -> list[int]:
+    """Elements of each kernel launch of one `_foreach_*` op over tensors of `numels`
+    elements with `lists` tensor lists (module docstring)."""
+    cap = TENSORS_PER_LAUNCH[min(max(lists, 1), 5)]
+    out, elems, blocks, tensors = [], 0, 0, 0
+    for n in numels:
+        n = int(n)
+        if n <= 0:
+            continue
+        tensors += 1
+        while n > 0:
+            take = min(n, (BLOCKS_PER_LAUNCH - blocks) * CHUNK)
+            elems += take
+            blocks += -(-take // CHUNK)
+            n -= take
+            if blocks >= BLOCKS_PER_LAUNCH or (tensors >= cap and n == 0):
+                out.append(elems)
+                elems, blocks, tensors = 0, 0, (1 if n > 0 else 0)
+    if elems:
+        out.append(elems)
+    return out
+
+
+def optimizer_ops(optimizer: str, numels, dtype: str, master_cast: bool = False,
+                  foreach: bool = False) -> pd.DataFrame:
+    """One `elementwise` row per kernel per parameter tensor (phase `optimizer`), or with
+    `foreach` one row per kernel launch of the multi-tensor path (module docstring).
 
     `master_cast`: mixed precision, one more kernel per tensor copies the updated float32
     master weights into the half-precision model weights.
@@ -55,13 +98,22 @@ def optimizer_ops(optimizer: str, numels, dtype: str, master_cast: bool = False)
     if master_cast:
         kernels = kernels + ((1, 1),)
     rows = []
+    if foreach:
+        sizes = list(numels)
+        for inputs, fpe in kernels:
+            for numel in foreach_launches(sizes, inputs):
+                rows.append(_row(numel, inputs, fpe, dtype))
+        return pd.DataFrame(rows)
     for numel in numels:
         for inputs, fpe in kernels:
-            c = op_cost("elementwise", numel=int(numel), inputs=inputs, flops_per_element=fpe,
-                        dtype=dtype, phase="fwd")
-            rows.append({"op": "elementwise", "module": "optimizer", "phase": "optimizer",
-                         "direction": "fwd", "dtype": dtype, "numel": int(numel),
-                         "inputs": inputs, "flops": c.flops, "bytes_read": c.bytes_read,
-                         "bytes_written": c.bytes_written, "bytes": c.bytes, "macs": 0.0,
-                         "acts": 0})
+            rows.append(_row(numel, inputs, fpe, dtype))
     return pd.DataFrame(rows)
+
+
+def _row(numel: int, inputs: int, fpe: int, dtype: str) -> dict:
+    c = op_cost("elementwise", numel=int(numel), inputs=inputs, flops_per_element=fpe,
+                dtype=dtype, phase="fwd")
+    return {"op": "elementwise", "module": "optimizer", "phase": "optimizer",
+            "direction": "fwd", "dtype": dtype, "numel": int(numel), "inputs": inputs,
+            "flops": c.flops, "bytes_read": c.bytes_read, "bytes_written": c.bytes_written,
+            "bytes": c.bytes, "macs": 0.0, "acts": 0}
