@@ -145,3 +145,31 @@ def test_per_op_rows_are_fitted_on_their_center_time():
     rows = shipped[shipped["repeats"].fillna(0) > 0].head(200)
     assert (center_times(rows) != rows["time_s"]).any()
     assert center_times(rows).tolist() == pytest.approx([center_time(r) for _, r in rows.iterrows()])
+
+
+def test_ties_scored_on_the_x4_candidates_with_the_base_fold_gap():
+    """`validate` scores the rank resolution (as `rank` uses it) on the x4 candidates."""
+    from perfmodel.predict.resolution import RankResolution
+    from perfmodel.predict.validate import ValidationReport
+
+    rows = [  # strategy, factor, measured, predicted
+        ("", 1.0, 1.0, 1.0), ("w", 2.0, 1.5, 1.4),  # base fold: not scored
+        ("d", 4.0, 2.0, 2.05), ("w", 4.0, 2.1, 2.0), ("r", 4.0, 3.0, 3.3)]
+    t = pd.DataFrame([{"profile": "p", "model": "m", "phase": "train_step", "batch": 8,
+                       "dtype": "float32", "factor": f, "strategy": s, "measured_s": ms,
+                       "pred_s": ps, "pred_lo_s": ps, "pred_hi_s": ps, "error": ps / ms - 1,
+                       "in_interval": True, "measured_parts": 0, "block_parts": 0,
+                       "measured_act_bytes": np.nan, "pred_act_bytes": np.nan,
+                       "measured_energy_j": np.nan, "pred_energy_j": np.nan}
+                      for s, f, ms, ps in rows])
+    res = RankResolution("base", {"train_step": float(np.log(1.10))}, {"train_step": 12})
+    rep = ValidationReport(t, summarize(t), {"p": "desc"}, {"p": res})
+    ties = rep.ties()
+    assert len(ties) == 1
+    r = ties.iloc[0]
+    # d and w are 2.5% apart (tied); r is apart from both and slower, as measured
+    assert (r["pairs"], r["apart"], r["ordered"]) == (3, 2, 2)
+    assert r["tie_gap"] == pytest.approx(0.10)
+    assert r["fastest_tied"] and r["leader_ties"] == "m: d,w"
+    assert "within 10.0% tied; pairs predicted apart 2/3" in rep.format()
+    assert rep.to_records()["ties"][0]["apart"] == 2

@@ -11,7 +11,8 @@ def register(subparsers) -> None:
                     "(in the profile given, or in every profile under datasets/) with that "
                     "profile's own per-op predictor and block calibration, and print the "
                     "error table: measured, predicted (interval), error per candidate; "
-                    "median |error|, Spearman and top-1 agreement per group. The "
+                    "median |error|, Spearman and top-1 agreement per group, and the rank "
+                    "ties scored on the x4 candidates. The "
                     "whole-model scale is fitted on the suite in two folds (unscaled and x2 "
                     "models; x4 candidates): each row is scored with the other fold's.")
     p.add_argument("--no-assembly-scale", dest="assembly", action="store_false",

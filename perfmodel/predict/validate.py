@@ -67,6 +67,33 @@ class ValidationReport:
     table: pd.DataFrame
     summary: pd.DataFrame
     backends: dict
+    resolutions: dict = dataclasses.field(default_factory=dict)  # profile name -> RankResolution
+
+    def ties(self) -> pd.DataFrame:
+        """The rank resolution (fitted on each profile's base fold, as `rank` uses it)
+        scored on the x4 candidates: pairs predicted apart, of those ordered as measured,
+        and whether each ranking's measured fastest is tied with its predicted fastest."""
+        from perfmodel.predict.resolution import score_ties
+
+        out = []
+        t = self.table
+        if t.empty:
+            return pd.DataFrame()
+        x4 = t[(t["strategy"].astype(str) != "") & (t["factor"].map(fold_of) == "x4")]
+        for (prof, phase), g in x4.groupby(["profile", "phase"], sort=True):
+            res = self.resolutions.get(prof)
+            gap = res.gap(phase == "train_step") if res is not None else None
+            if gap is None:
+                continue
+            sc = score_ties(g, gap)  # one ranking per (model, dtype, batch, factor), sorted
+            names = [k[0] for k in g.groupby(["model", "dtype", "batch", "factor"],
+                                             sort=True).groups]
+            out.append({"profile": prof, "phase": phase, "tie_gap": float(np.expm1(gap)),
+                        "pairs": sc.pairs, "apart": sc.resolved, "ordered": sc.right,
+                        "fastest_tied": sc.fastest_tied,
+                        "leader_ties": "; ".join(f"{n}: {','.join(x)}"
+                                                 for n, x in zip(names, sc.leader_ties))})
+        return pd.DataFrame(out)
 
     def format(self) -> str:
         """The error table and the summary as text."""
@@ -95,6 +122,16 @@ class ValidationReport:
                          f"{r.candidates:>3} {100 * r.median_abs_error:>11.1f}% "
                          f"{r.spearman:>9.3f} {'yes' if r.top1 else 'no':>6} "
                          f"{100 * r.coverage:>8.0f}%")
+        ties = self.ties()
+        if len(ties):
+            lines.append("ties on the x4 candidates (the rank resolution fitted on the base fold, "
+                         "as `perfmodel rank` uses it):")
+            for r in ties.itertuples(index=False):
+                lines.append(f"  {r.profile} {r.phase}: within {100 * r.tie_gap:.1f}% tied; "
+                             f"pairs predicted apart {r.apart}/{r.pairs}, ordered as measured "
+                             f"{r.ordered}/{r.apart}; measured fastest tied with the predicted "
+                             f"fastest: {'yes' if r.fastest_tied else 'no'} "
+                             f"({r.leader_ties})")
         all_err = np.abs(t["error"].to_numpy())
         lines.append(f"all: {len(t)} measurements, median |error| {100 * np.median(all_err):.1f}%, "
                      f"interval coverage {100 * t['in_interval'].mean():.0f}%")
@@ -114,7 +151,7 @@ class ValidationReport:
     def to_records(self) -> dict:
         clean = lambda df: json.loads(df.to_json(orient="records"))  # noqa: E731
         return {"table": clean(self.table), "summary": clean(self.summary),
-                "backends": self.backends}
+                "ties": clean(self.ties()), "backends": self.backends}
 
 
 def validate(profile=None, *, phases=("train_step", "inference"),
@@ -127,7 +164,7 @@ def validate(profile=None, *, phases=("train_step", "inference"),
     The whole-model scale (`perfmodel.predict.assembly`) is fitted on the validation suite
     itself, one fold at a time: each row is predicted with the scale fitted on the other
     fold, never on itself. `assembly=False` predicts without any scale."""
-    rows, backends = [], {}
+    rows, backends, resolutions = [], {}, {}
     for prof in validation_profiles(profile):
         data = read_profile_rows(prof)
         all_val = data[data["suite"].astype(str) == "validation"]
@@ -137,6 +174,7 @@ def validate(profile=None, *, phases=("train_step", "inference"),
         if val.empty:
             continue
         shipped = from_profile(prof)
+        resolutions[prof.name] = shipped.resolution
         desc = shipped.description  # without the scale's own words: validate fits its own
         if shipped.assembly is not None:
             desc = desc.removesuffix("; " + shipped.assembly.describe())
@@ -161,7 +199,7 @@ def validate(profile=None, *, phases=("train_step", "inference"),
         raise PerfmodelError(f"{profile}: no validation measurements (run the profilers' "
                              "validation suite)")
     table = pd.DataFrame(rows)
-    return ValidationReport(table, summarize(table), backends)
+    return ValidationReport(table, summarize(table), backends, resolutions)
 
 
 def _compare(prof: Path, r, backend) -> dict:
