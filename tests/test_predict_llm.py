@@ -156,3 +156,31 @@ def test_tied_embedding_updated_once():
     untied = predict_training_step(MID.scaled(tied_embeddings=False), batch=8, seq_len=128,
                                    precision="fp32", device=h100)
     assert one.optimizer_s < untied.optimizer_s
+
+
+def test_compiled_runs_predict_a_shorter_step_and_old_hooks_still_work():
+    from perfmodel.llm import mfu as mfu_mod
+    from perfmodel.llm.mfu import estimate_mfu
+
+    eager = predict_training_step(MID, batch=8, seq_len=128, precision="bf16",
+                                  device=get_device("h100"))
+    comp = predict_training_step(MID, batch=8, seq_len=128, precision="bf16",
+                                 device=get_device("h100"), compiled=True)
+    assert comp.step_s < eager.step_s
+    r = estimate_mfu(MID, 8, 128, device="h100", compiled=True)
+    assert r.step_time_s == pytest.approx(comp.step_s)
+    seen = {}
+
+    def old_hook(cfg, *, batch, seq_len, gpus, micro_batch, precision, device, recompute,
+                 parallel):  # written before `compiled` existed
+        seen["called"] = True
+        return 1.0
+
+    mfu_mod.register_step_time_predictor(old_hook)
+    try:
+        assert estimate_mfu(MID, 8, 128, device="h100").step_time_s == 1.0 and seen
+    finally:
+        mfu_mod.register_step_time_predictor(None)
+        import perfmodel.predict.llm as llm
+
+        llm.register()

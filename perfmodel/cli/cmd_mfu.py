@@ -58,6 +58,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-flash-attention", action="store_true",
                    help="memory check: attention keeps its s x s scores (Korthikanti's "
                         "5as/h term) instead of FlashAttention's per-row statistics")
+    p.add_argument("--compile", dest="compiled", action="store_true",
+                   help="predicted step: the run uses torch.compile (pointwise ops fused)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=run)
 
@@ -70,7 +72,8 @@ def run(args) -> int:
                      hfu_convention=args.hfu_convention, micro_batch=args.micro_batch,
                      optimizer=args.optimizer, flash_attention=not args.no_flash_attention,
                      tp=args.tp, pp=args.pp, cp=args.cp,
-                     sequence_parallel=args.sequence_parallel, zero=args.zero)
+                     sequence_parallel=args.sequence_parallel, zero=args.zero,
+                     compiled=args.compiled)
     if not r.fits_in_memory:
         p = r.memory.parallel
         print(f"perfmodel mfu: warning: {r.memory.total / 2**30:.1f} GiB per GPU does not fit "

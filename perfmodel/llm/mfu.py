@@ -46,8 +46,8 @@ def register_step_time_predictor(fn: StepTimePredictor | None) -> None:
 
     It is called as fn(cfg, *, batch, seq_len, gpus, micro_batch, precision, device,
     recompute, parallel) (`device` a DeviceSpec, `parallel` a
-    `perfmodel.llm.memory.Parallelism`) and returns the predicted seconds of one
-    optimizer step of the global batch.
+    `perfmodel.llm.memory.Parallelism`), plus `compiled=True` for a torch.compile'd run,
+    and returns the predicted seconds of one optimizer step of the global batch.
     """
     global _STEP_TIME_PREDICTOR
     _STEP_TIME_PREDICTOR = fn
@@ -55,7 +55,8 @@ def register_step_time_predictor(fn: StepTimePredictor | None) -> None:
 
 def predict_step_time(cfg: TransformerConfig, *, batch: int, seq_len: int, gpus: int,
                       micro_batch: int, precision: str, device: DeviceSpec,
-                      recompute="none", parallel: Parallelism | None = None) -> float:
+                      recompute="none", parallel: Parallelism | None = None,
+                      compiled: bool = False) -> float:
     """Predicted seconds of one training step (global batch) - the predicted-mode hook."""
     if _STEP_TIME_PREDICTOR is _UNSET:
         try:
@@ -69,9 +70,10 @@ def predict_step_time(cfg: TransformerConfig, *, batch: int, seq_len: int, gpus:
         raise PerfmodelError(
             "predicted mode needs a step-time predictor (perfmodel.predict registers one; "
             "none is available yet): pass --tokens-per-s or --step-time")
+    extra = {"compiled": True} if compiled else {}  # hooks written before it keep working
     t = float(fn(cfg, batch=batch, seq_len=seq_len, gpus=gpus, micro_batch=micro_batch,
                  precision=precision, device=device, recompute=recompute,
-                 parallel=parallel or Parallelism(dp=gpus)))
+                 parallel=parallel or Parallelism(dp=gpus), **extra))
     if not math.isfinite(t) or t <= 0:
         raise PerfmodelError(f"step-time predictor returned an invalid time {t!r}")
     return t
@@ -198,11 +200,12 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
                  hfu_convention: str = "physical", micro_batch: int | None = None,
                  optimizer: str = "adam", flash_attention: bool = True, tp: int = 1,
                  pp: int = 1, cp: int = 1, sequence_parallel: bool = False,
-                 zero: int = 0) -> MfuReport:
+                 zero: int = 0, compiled: bool = False) -> MfuReport:
     """MFU/HFU of training `model` with `batch` sequences per step on `gpus` GPUs.
 
     `tokens_per_s` is per GPU; `step_time` is seconds per step of the global batch.
-    Neither given: predicted mode (see `predict_step_time`). `flash_attention` (the
+    Neither given: predicted mode (see `predict_step_time`; `compiled`: the run uses
+    torch.compile). `flash_attention` (the
     default, as PyTorch SDPA and Megatron use) keeps no s x s scores for backward.
     """
     cfg = resolve_model(model)
@@ -237,7 +240,7 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
         try:
             step = predict_step_time(cfg, batch=batch, seq_len=s, gpus=gpus,
                                      micro_batch=micro_batch, precision=prec, device=dev,
-                                     recompute=recompute, parallel=par)
+                                     recompute=recompute, parallel=par, compiled=compiled)
         except PerfmodelError as exc:
             fit = "fits" if mem.fits(dev.memory_bytes) else "does NOT fit"
             raise PerfmodelError(

@@ -7,7 +7,8 @@ sequences per forward/backward, `n_micro = batch / dp / micro_batch` micro-batch
 
     step = (n_micro + pp - 1) x (stage + tp comm + pp p2p) + optimizer + gradient all-reduce
 
-- stage: forward + backward of one micro-batch on one GPU: the whole-model prediction
+- stage: forward + backward of one micro-batch on one GPU (`compiled`: under
+  torch.compile, `perfmodel.predict.fusion`): the whole-model prediction
   (`assemble`: per-op predictor or roofline, block calibration of the device's profile)
   of the config's tensor-parallel shard (Megatron-LM's layout: each GPU holds
   `n_heads / tp` query heads, `max(1, n_kv_heads / tp)` KV heads, `d_ff / tp` of the MLP
@@ -134,6 +135,7 @@ def ring_seconds(nbytes: float, n: int, bw: float) -> float:
 def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
                           micro_batch: int | None = None, precision: str = "bf16",
                           device=None, recompute="none", parallel=None,
+                          compiled: bool = False,
                           interconnect_bw: float | None = None,
                           inter_node_bw: float | None = None,
                           gpus_per_node: int = GPUS_PER_NODE) -> StepPrediction:
@@ -162,7 +164,8 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
     shard = tp_shard(c, tp)
     parts = parts_of(shard)
     fused = fuses_dropout(backend.device)
-    counts = [count_part(p, micro, dtype, True, fused_dropout=fused) for p in parts]
+    counts = [count_part(p, micro, dtype, True, fused_dropout=fused, compiled=compiled)
+              for p in parts]
     pred = assemble(shard.name, parts, counts, micro, dtype, True, "none", backend, True)
     rows = pred.by_module
     blocks = float(rows.loc[rows["group"] == "transformer_block", "time_s"].sum())
@@ -235,11 +238,12 @@ def _forward_rows(backend, parts, counts, dtype, what: str):
 
 
 def step_time_hook(cfg, *, batch, seq_len, gpus, micro_batch, precision, device,
-                   recompute="none", parallel=None) -> float:
+                   recompute="none", parallel=None, compiled=False) -> float:
     """`perfmodel.llm.mfu.register_step_time_predictor` signature: seconds per step."""
     return predict_training_step(cfg, batch=batch, seq_len=seq_len, gpus=gpus,
                                  micro_batch=micro_batch, precision=precision, device=device,
-                                 recompute=recompute, parallel=parallel).step_s
+                                 recompute=recompute, parallel=parallel,
+                                 compiled=compiled).step_s
 
 
 def backend_description(device) -> str:
