@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from perfmodel.cli.options import add_prediction_options, parse_overrides
 from perfmodel.errors import PerfmodelError
 
 
@@ -21,38 +22,12 @@ def register(subparsers) -> None:
                    help="comma-separated strategies (default: all of the family: CNN "
                         "d,w,r,dw,dr,wr,dwr,d1_w8_g8_r1; transformer d,w,s,dw,ds,ws,dws)")
     p.add_argument("--batch", type=int, default=1, help="samples per step (default 1)")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--train", dest="train", action="store_true", default=True,
-                      help="predict a training step (default)")
-    mode.add_argument("--infer", dest="train", action="store_false", help="predict inference")
-    p.add_argument("--device", default="cpu", help="PROFILE dir | saved MODEL dir | GPU name | cpu")
-    p.add_argument("--dtype", default="float32", help="float32, tf32, bfloat16, float16")
-    p.add_argument("--optimizer", default=None,
-                   help="sgd-momentum (CNN default), adamw (transformer default), adam, sgd, none")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a base parameter before scaling (e.g. resolution=64)")
+    add_prediction_options(p, "override a base parameter before scaling (e.g. resolution=64)")
     p.add_argument("--base-row", action="store_true", help="also list the unscaled base")
     p.add_argument("--json", action="store_true", help="a JSON list of candidates on stdout")
     p.add_argument("--plot", default=None, metavar="FILE.png",
                    help="plot time vs energy (or peak memory) with the Pareto front")
-    p.add_argument("--compile", dest="compiled", action="store_true",
-                   help="predict the models under torch.compile (the pointwise ops between "
-                        "matrix ops fused into one kernel each)")
     p.set_defaults(func=run)
-
-
-def parse_overrides(items) -> dict:
-    """KEY=VALUE strings as a dict (values as JSON when they parse, else strings)."""
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise PerfmodelError(f"--set expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except ValueError:
-            out[k.strip()] = v
-    return out
 
 
 def check_plot_path(path: str) -> None:

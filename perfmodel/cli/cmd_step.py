@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from perfmodel.cli.options import add_prediction_options, parse_overrides
 from perfmodel.errors import PerfmodelError
 
 
@@ -24,19 +25,7 @@ def register(subparsers) -> None:
                    help="scale the model's FLOPs by this factor (with --strategy)")
     p.add_argument("--strategy", default=None,
                    help="scaling strategy for --factor (d, w, r, dwr, d1_w8_g8_r1, s, dws, ...)")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--train", dest="train", action="store_true", default=True,
-                      help="predict a training step (default)")
-    mode.add_argument("--infer", dest="train", action="store_false", help="predict inference")
-    p.add_argument("--device", default="cpu", help="PROFILE dir | saved MODEL dir | GPU name | cpu")
-    p.add_argument("--dtype", default="float32", help="float32, tf32, bfloat16, float16")
-    p.add_argument("--optimizer", default=None,
-                   help="sgd-momentum (CNN default), adamw (transformer default), adam, sgd, none")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a model parameter (e.g. resolution=64, seq_len=2048)")
-    p.add_argument("--compile", dest="compiled", action="store_true",
-                   help="predict the model under torch.compile (the pointwise ops between "
-                        "matrix ops fused into one kernel each)")
+    add_prediction_options(p, "override a model parameter (e.g. resolution=64, seq_len=2048)")
     p.add_argument("--parts", action="store_true",
                    help="list every part (default: parts of one kind summed)")
     p.add_argument("--json", action="store_true",
@@ -54,7 +43,6 @@ def _model(text: str):
 
 
 def run(args) -> int:
-    from perfmodel.cli.cmd_rank import parse_overrides
     from perfmodel.predict import predict_model
 
     if (args.factor is None) != (args.strategy is None):
