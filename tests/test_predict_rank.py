@@ -82,3 +82,17 @@ def test_cli_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_vit_ranks_with_its_own_default_strategies(capsys):
+    """A ViT has no group widths: its defaults scale d, w and r only (the CNN list's
+    d1_w8_g8_r1 was refused), and a bad strategy's example uses the ViT's letters."""
+    from perfmodel.predict.rank import VIT_DEFAULT, default_strategies
+
+    assert default_strategies("ViT-B/16") == VIT_DEFAULT and "g" not in "".join(VIT_DEFAULT)
+    assert main(["rank", "ViT-B/16", "--factor", "2", "--device", "h100", "--json",
+                 "--set", "resolution=64"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(r["strategy"] for r in rows) == sorted(VIT_DEFAULT)
+    assert main(["rank", "ViT-B/16", "--factor", "2", "--strategies", "zz"]) == 2
+    assert "'d1_w8_r1'" in capsys.readouterr().err

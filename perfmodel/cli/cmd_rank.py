@@ -20,7 +20,8 @@ def register(subparsers) -> None:
                    help="FLOPs multiplier s, or several (2,4,8): every strategy at each")
     p.add_argument("--strategies", default=None,
                    help="comma-separated strategies (default: all of the family: CNN "
-                        "d,w,r,dw,dr,wr,dwr,d1_w8_g8_r1; transformer d,w,s,dw,ds,ws,dws)")
+                        "d,w,r,dw,dr,wr,dwr,d1_w8_g8_r1; ViT d,w,r,dw,dr,wr,dwr,d1_w8_r1; "
+                        "transformer d,w,s,dw,ds,ws,dws)")
     p.add_argument("--batch", type=int, default=1, help="samples per step (default 1)")
     add_prediction_options(p, "override a base parameter before scaling (e.g. resolution=64)")
     p.add_argument("--base-row", action="store_true", help="also list the unscaled base")

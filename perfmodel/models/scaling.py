@@ -62,9 +62,10 @@ def strategy_weights(strategy: str, letters: str = CNN_LETTERS) -> dict[str, flo
     for part in strategy.split("_"):
         m = re.fullmatch(r"([a-zA-Z])(\d+(?:\.\d+)?)", part)
         if not m or m.group(1) not in letters:
+            example = "_".join(f"{c}{8 if c in 'wg' else 1}" for c in letters)
             raise PerfmodelError(
                 f"bad scaling strategy {strategy!r}: use letters of {letters!r} "
-                f"(e.g. 'dw') or weighted parts (e.g. 'd1_w8_g8_r1')"
+                f"(e.g. 'dw') or weighted parts (e.g. {example!r})"
             )
         weights[m.group(1)] = float(m.group(2))
     return weights

@@ -27,6 +27,7 @@ from perfmodel.predict.model import ModelPrediction, prepare
 from perfmodel.predict.resolution import rank_bounds
 
 CNN_DEFAULT = ("d", "w", "r", "dw", "dr", "wr", "dwr", "d1_w8_g8_r1")
+VIT_DEFAULT = ("d", "w", "r", "dw", "dr", "wr", "dwr", "d1_w8_r1")  # no group widths
 TRANSFORMER_DEFAULT = ("d", "w", "s", "dw", "ds", "ws", "dws")
 JSON_KEYS = ("rank", "rank_lo", "rank_hi", "strategy", "factor", "params", "flops", "acts", "pred_time_s",
              "pred_time_s_lo", "pred_time_s_hi", "throughput", "pred_energy_j",
@@ -37,9 +38,12 @@ def default_strategies(base: str, overrides: dict | None = None) -> tuple[str, .
     """The strategy letters that apply to a base model's family."""
     from perfmodel.models.registry import resolve
     from perfmodel.models.transformer_config import TransformerConfig
+    from perfmodel.models.vit import ViTParams
 
     p = resolve(base, 1.0, None, **(overrides or {}))
-    return TRANSFORMER_DEFAULT if isinstance(p, TransformerConfig) else CNN_DEFAULT
+    if isinstance(p, TransformerConfig):
+        return TRANSFORMER_DEFAULT
+    return VIT_DEFAULT if isinstance(p, ViTParams) else CNN_DEFAULT
 
 
 def pareto_front(x, y) -> np.ndarray:
