@@ -93,11 +93,13 @@ def run(args) -> int:
         lines.append(("measured", f"{p.measured_parts} parts timed as the profile measured them"))
     for k, v in lines:
         print(f"{k:<12} {v}")
-    table = rows if args.parts else _by_group(rows)
+    table = rows.drop(columns=["ops"], errors="ignore") if args.parts else _by_group(rows)
+    table = table.rename(columns={"flops": "GFLOPs", "act_bytes": "saved MiB"})
     print()
     print(table.to_string(index=False, formatters={
-        "params": lambda v: f"{v / 1e6:.2f}M", "flops": lambda v: f"{v / 1e9:.4g}",
-        "time_s": lambda v: f"{v:.4g}", "share": lambda v: f"{100 * v:.1f}%"}))
+        "params": lambda v: f"{v / 1e6:.2f}M", "GFLOPs": lambda v: f"{v / 1e9:.4g}",
+        "saved MiB": lambda v: f"{v / 2**20:.1f}", "time_s": lambda v: f"{v:.4g}",
+        "share": lambda v: f"{100 * v:.1f}%"}))
     return 0
 
 
