@@ -71,7 +71,7 @@ def test_unsupported_layouts_raise():
         predict_training_step(CFG, batch=8, seq_len=64, gpus=2, precision="bf16",
                               device=get_device("h100"), parallel=Parallelism(pp=2))
     with pytest.raises(PerfmodelError, match="precisions"):
-        predict_training_step(CFG, batch=8, seq_len=64, precision="fp8",
+        predict_training_step(CFG, batch=8, seq_len=64, precision="fp4",
                               device=get_device("h100"))
 
 
@@ -184,3 +184,26 @@ def test_compiled_runs_predict_a_shorter_step_and_old_hooks_still_work():
         import perfmodel.predict.llm as llm
 
         llm.register()
+
+
+def test_fp8_runs_the_layer_gemms_in_e4m3():
+    """FP8 (Transformer Engine): the transformer layers' GEMMs in float8_e4m3fn, the rest
+    (attention, norms, embedding, LM head) in bfloat16; a GPU without FP8 says so."""
+    from perfmodel.predict.counts import count_part
+    from perfmodel.predict.parts import parts_of
+
+    h100 = get_device("h100")
+    bf16 = predict_training_step(BIG, batch=8, seq_len=1024, precision="bf16", device=h100)
+    fp8 = predict_training_step(BIG, batch=8, seq_len=1024, precision="fp8", device=h100)
+    # the layers' GEMMs at twice the bf16 rate; attention, the LM head and the rest as before
+    assert fp8.forward_s + fp8.backward_s < 0.9 * (bf16.forward_s + bf16.backward_s)
+    block = parts_of(BIG)[1]
+    ops = count_part(block, 8, "bfloat16", True, gemm_dtype="float8_e4m3fn").ops
+    gemm = ops[ops["op"] == "gemm"]
+    assert set(gemm["dtype"]) == {"float8_e4m3fn"}
+    assert set(ops.loc[ops["op"] == "attention", "dtype"]) == {"bfloat16"}
+    r = gemm.iloc[0]
+    assert r["bytes_read"] == r["b"] * (r["m"] * r["k"] + r["k"] * r["n"])  # 1 byte each
+    with pytest.raises(PerfmodelError, match="no dense float8_e4m3fn"):
+        predict_training_step(BIG, batch=8, seq_len=1024, precision="fp8",
+                              device=get_device("a100-sxm-80gb"))

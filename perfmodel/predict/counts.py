@@ -72,8 +72,9 @@ class PartCount:
 
     def __init__(self, ops, params, param_bytes, param_numels, saved_bytes, input_saved,
                  input_bytes, output_saved, output_bytes, macs, acts, max_op_bytes,
-                 fwd_macs=0.0, fwd_acts=0.0, all_flops=0.0, rows=None, fused=False):
-        self._ops, self.rows, self.fused = ops, rows, fused
+                 fwd_macs=0.0, fwd_acts=0.0, all_flops=0.0, rows=None, fused=False,
+                 gemm_dtype=None):
+        self._ops, self.rows, self.fused, self.gemm_dtype = ops, rows, fused, gemm_dtype
         self.params, self.param_bytes, self.param_numels = params, param_bytes, param_numels
         self.saved_bytes, self.input_saved, self.input_bytes = saved_bytes, input_saved, input_bytes
         self.output_saved, self.output_bytes = output_saved, output_bytes
@@ -113,17 +114,25 @@ def fuses_dropout(device) -> bool:
 
 
 def count_part(part: Part, batch: int, dtype: str, train: bool, fast: bool = True,
-               fused_dropout: bool = False, compiled: bool = False) -> PartCount:
+               fused_dropout: bool = False, compiled: bool = False,
+               gemm_dtype: str | None = None) -> PartCount:
     """Count `part` (cached by its key, input shape, batch, dtype, training and dropout kind).
 
     `fast`: use the closed-form op list of `analytic.py` where one exists (the same rows
     as the meta-device count), else count on the meta device. `fused_dropout`: count
     dropout as a GPU runs it (`fuses_dropout`). `compiled`: the op list `torch.compile`
-    runs (`fusion.fuse_pointwise`; params and saved bytes as counted eagerly).
+    runs (`fusion.fuse_pointwise`; params and saved bytes as counted eagerly). `gemm_dtype`:
+    the GEMMs (fprop, dgrad, wgrad) run in that dtype, everything else in `dtype`
+    (Transformer Engine's FP8 recipe: `gemm_dtype="float8_e4m3fn"`, `dtype="bfloat16"`).
     """
     k = (part.key, part.input_shape, part.input_kind, part.input_grad, int(batch),
-         canonical_dtype(dtype), bool(train), fast, bool(fused_dropout), bool(compiled))
+         canonical_dtype(dtype), bool(train), fast, bool(fused_dropout), bool(compiled),
+         gemm_dtype)
     hit = _CACHE.get(k)
+    if hit is None and gemm_dtype:
+        e = count_part(part, batch, dtype, train, fast, fused_dropout, compiled)
+        hit = _CACHE[k] = _with_gemm_dtype(e, canonical_dtype(gemm_dtype),
+                                           canonical_dtype(dtype))
     if hit is None and compiled:
         from perfmodel.predict.fusion import fuse_pointwise
 
@@ -142,6 +151,26 @@ def count_part(part: Part, batch: int, dtype: str, train: bool, fast: bool = Tru
 
 
 _CACHE: dict[tuple, PartCount] = {}
+
+
+def _with_gemm_dtype(e: PartCount, gemm_dtype: str, dtype: str) -> PartCount:
+    """`e` with its GEMM rows in `gemm_dtype`: inputs read in it, output written in `dtype`."""
+    from perfmodel.dtypes import DTYPE_BYTES
+
+    ops = e.ops.copy()
+    if len(ops):
+        sel = ops["op"].astype(str) == "gemm"
+        m, n, k, b = (pd.to_numeric(ops.loc[sel, c], errors="coerce").fillna(1) for c in "mnkb")
+        ops.loc[sel, "dtype"] = gemm_dtype
+        read = b * (m * k + k * n) * DTYPE_BYTES[gemm_dtype]
+        written = b * m * n * DTYPE_BYTES[dtype]
+        ops.loc[sel, "bytes_read"] = read
+        ops.loc[sel, "bytes_written"] = written
+        ops.loc[sel, "bytes"] = read + written
+    return PartCount(ops, e.params, e.param_bytes, e.param_numels, e.saved_bytes, e.input_saved,
+                     e.input_bytes, e.output_saved, e.output_bytes, e.macs, e.acts,
+                     e.max_op_bytes, e.fwd_macs, e.fwd_acts, e.all_flops, fused=e.fused,
+                     gemm_dtype=gemm_dtype)
 
 
 def _count(part: Part, batch: int, dtype: str, train: bool, fused_dropout: bool) -> PartCount:

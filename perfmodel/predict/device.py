@@ -88,7 +88,7 @@ class Backend:
     def part_features(self, part, count, batch: int, dtype: str, train: bool):
         """(calibration features, summed per-op energy, time, lower and upper time) of a
         counted part, cached per distinct part: ranking re-uses every block it has priced."""
-        key = part_key(part, batch, dtype, train, count.fused)
+        key = part_key(part, batch, dtype, train, count.fused, count.gemm_dtype)
         hit = self._parts.get(key)
         if hit is None:
             self.price_parts([(part, count, batch, dtype, train)])
@@ -102,7 +102,7 @@ class Backend:
         """
         todo: dict[tuple, object] = {}
         for part, count, batch, dtype, train in items:
-            key = part_key(part, batch, dtype, train, count.fused)
+            key = part_key(part, batch, dtype, train, count.fused, count.gemm_dtype)
             if key not in self._parts and key not in todo:
                 todo[key] = count
         if not todo:
@@ -185,10 +185,12 @@ class Backend:
         return tdp if np.isfinite(tdp) and self.device.kind != "cpu" else float("nan")
 
 
-def part_key(part, batch: int, dtype: str, train: bool, fused: bool = False) -> tuple:
-    """Cache key of a priced part (`fused`: its compiled op list)."""
+def part_key(part, batch: int, dtype: str, train: bool, fused: bool = False,
+             gemm_dtype: str | None = None) -> tuple:
+    """Cache key of a priced part (`fused`: its compiled op list; `gemm_dtype`: its GEMMs'
+    own dtype, as in an FP8 recipe)."""
     return (part.key, part.input_shape, part.input_kind, part.input_grad, batch, dtype, train,
-            fused)
+            fused, gemm_dtype)
 
 
 _BACKENDS: dict[str, Backend] = {}

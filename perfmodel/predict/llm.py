@@ -13,7 +13,8 @@ sequences per forward/backward, `n_micro = batch / dp / micro_batch` micro-batch
   of the config's tensor-parallel shard (Megatron-LM's layout: each GPU holds
   `n_heads / tp` query heads, `max(1, n_kv_heads / tp)` KV heads, `d_ff / tp` of the MLP
   and `vocab / tp` of the embedding and LM head; norms replicated), at the precision's
-  dtype (bf16 -> bfloat16, fp16 -> float16, tf32 -> tf32, fp32 -> float32), with its
+  dtype (bf16 -> bfloat16, fp16 -> float16, tf32 -> tf32, fp32 -> float32; fp8: the
+  layers' GEMMs in float8_e4m3fn, the rest in bfloat16, as Transformer Engine runs it), with its
   `n_layers / pp` layers plus the heavier of the first stage's embedding and the last
   stage's LM head and loss. With pp = 1 that is the whole model. 1F1B and GPipe both
   take `n_micro + pp - 1` stage slots per step (the pipeline bubble).
@@ -58,7 +59,12 @@ from perfmodel.predict.model import assemble, optimizer_seconds, owned_numels
 from perfmodel.predict.optimizer import optimizer_ops, uses_foreach
 from perfmodel.predict.parts import parts_of
 
-PRECISION_DTYPE = {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "float16"}
+PRECISION_DTYPE = {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "float16",
+                   "fp8": "bfloat16"}
+# precision -> the dtype of the transformer layers' GEMMs when it is not PRECISION_DTYPE's
+# (Transformer Engine FP8: fprop, dgrad and wgrad GEMMs in e4m3, everything else bf16;
+# attention, embedding and LM head stay bf16)
+GEMM_DTYPE = {"fp8": "float8_e4m3fn"}
 
 # Bytes/s per direction per GPU of the link a gradient all-reduce runs over, by catalogue key
 # (vendor figures: NVLink 2/3/4/5 = 300/600/900/1800 GB/s both directions together on
@@ -156,15 +162,19 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
     if cfg.n_layers % pp:
         raise PerfmodelError(f"pipeline parallelism {pp} must divide the {cfg.n_layers} layers")
     dtype = PRECISION_DTYPE[precision]
+    gemm_dtype = GEMM_DTYPE.get(precision)
     backend = device if isinstance(device, Backend) else resolve_backend(
         getattr(device, "key", device) or "h100-sxm")
+    if gemm_dtype:
+        backend.device.peak(gemm_dtype)  # a device without the math mode says so
     micro = int(micro_batch or max(1, batch // dp))
     n_micro = max(1, int(np.ceil(batch / dp / micro)))
     c = cfg.scaled(seq_len=int(seq_len)) if seq_len != cfg.seq_len else cfg
     shard = tp_shard(c, tp)
     parts = parts_of(shard)
     fused = fuses_dropout(backend.device)
-    counts = [count_part(p, micro, dtype, True, fused_dropout=fused, compiled=compiled)
+    counts = [count_part(p, micro, dtype, True, fused_dropout=fused, compiled=compiled,
+                         gemm_dtype=gemm_dtype if p.group == "transformer_block" else None)
               for p in parts]
     pred = assemble(shard.name, parts, counts, micro, dtype, True, "none", backend, True)
     rows = pred.by_module

@@ -236,7 +236,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     for part, c, sv in zip(parts, counts, saved):
         x, e, t_sum, lo_sum, hi_sum = backend.part_features(part, c, batch, dtype, train)
         # a measured block beats a sum of ops (the profile measures eager blocks only)
-        m = None if c.fused else backend.measured_time(part, batch, dtype, train)
+        m = None if c.fused or c.gemm_dtype else backend.measured_time(part, batch, dtype, train)
         if m is not None and beta @ x > 0:
             x = x * (m / float(beta @ x))
             n_measured += 1
