@@ -91,7 +91,7 @@ def families(model: str, seq: int, batch: int, train: bool) -> set[str]:
     layer's weight `linear:{in}x{out}`, a batched matmul's per-sample `bmm:{m}x{k}x{n}`."""
     out = set()
     for p in hf_eager.parts(model, seq, train):
-        ops = count_part(p, batch, DTYPE, train, fused_dropout=True).ops
+        ops = count_part(p, batch, DTYPE, train, fused_kernels=True).ops
         if ops is None or not len(ops):
             continue
         for r in ops[ops["op"].astype(str).isin(GEMM_OPS)].itertuples(index=False):
@@ -106,7 +106,7 @@ def predict(model: str, seq: int, batch: int, train: bool, backend: Backend,
     (NeuSight's single-GPU runs do not time it, its distributed runs do); `compiled`: the
     torch.compile'd model (`perfmodel.predict.fusion`)."""
     parts = hf_eager.parts(model, seq, train)
-    counts = [count_part(p, batch, DTYPE, train, fused_dropout=True, compiled=compiled)
+    counts = [count_part(p, batch, DTYPE, train, fused_kernels=True, compiled=compiled)
               for p in parts]
     pred = assemble(model, parts, counts, batch, DTYPE, train, "none", backend, True)
     fwd, bwd = pred.forward.value, pred.backward.value
@@ -120,7 +120,7 @@ def gemm_shapes(model: str, seq: int, batch: int, train: bool) -> set[tuple]:
     """The (m, n, k, b) of every GEMM the model runs."""
     shapes = set()
     for p in hf_eager.parts(model, seq, train):
-        ops = count_part(p, batch, DTYPE, train, fused_dropout=True).ops
+        ops = count_part(p, batch, DTYPE, train, fused_kernels=True).ops
         if ops is None or not len(ops):
             continue
         g = ops[ops["op"].astype(str).isin(GEMM_OPS)]

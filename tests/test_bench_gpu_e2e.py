@@ -31,11 +31,11 @@ def test_rebuilt_models_have_the_hf_parameter_counts(name, train, params):
 def test_training_runs_dropout_and_the_lm_loss_backward():
     parts = hf_eager.parts("gpt2_large", 256, True)
     assert parts[-1].group == "loss"
-    block = count_part(parts[1], 2, "float32", True, fused_dropout=True).ops
+    block = count_part(parts[1], 2, "float32", True, fused_kernels=True).ops
     aten = block["aten"].astype(str)
     assert aten.str.contains("native_dropout").sum() == 3 * 2  # three dropouts, fwd + bwd
     infer = count_part(hf_eager.parts("gpt2_large", 256, False)[1], 2, "float32", False,
-                       fused_dropout=True).ops
+                       fused_kernels=True).ops
     assert not infer["aten"].astype(str).str.contains("dropout").any()
 
 

@@ -134,7 +134,7 @@ def test_dropout_counted_as_the_target_runs_it():
     m = nn.Sequential(nn.Linear(32, 32), nn.Dropout(0.1))
     x = torch.empty(8, 32, requires_grad=True)
     cpu = count_model(m, inputs=(x,), backward=True).to_frame()
-    gpu = count_model(m, inputs=(x,), backward=True, fused_dropout=True).to_frame()
+    gpu = count_model(m, inputs=(x,), backward=True, fused_kernels=True).to_frame()
     assert cpu["aten"].astype(str).str.contains("bernoulli_").sum() == 1
     drop = gpu[gpu["op"] == "dropout"]
     assert list(drop["phase"]) == ["fwd", "bwd"]
@@ -142,11 +142,30 @@ def test_dropout_counted_as_the_target_runs_it():
     assert list(drop["bytes"]) == [2 * 4 * n + n, 2 * 4 * n + n]
     assert gpu["bytes"].sum() < cpu["bytes"].sum()
     # eval mode and in-place dropout are left alone (CUDA does not fuse in-place dropout)
-    ev = count_model(m.eval(), inputs=(x,), fused_dropout=True).to_frame()
+    ev = count_model(m.eval(), inputs=(x,), fused_kernels=True).to_frame()
     assert not ev["aten"].astype(str).str.contains("dropout|bernoulli").any()
     inplace = nn.Sequential(nn.Linear(32, 32), nn.Dropout(0.1, inplace=True)).train()
-    ip = count_model(inplace, inputs=(x,), fused_dropout=True).to_frame()
+    ip = count_model(inplace, inputs=(x,), fused_kernels=True).to_frame()
     assert ip["aten"].astype(str).str.contains("bernoulli_").sum() == 1
+
+
+def test_rms_norm_counted_as_the_target_runs_it():
+    """On a CPU (and the meta device) RMSNorm is ~ten float32 passes; a GPU runs one fused
+    kernel forward and one backward (`perfmodel.counting.fused_ops`)."""
+    from perfmodel.counting import fused_ops
+
+    if fused_ops.FORWARD is None:
+        pytest.skip("torch.library.custom_op is missing")
+    m = nn.RMSNorm(64)
+    x = torch.empty(8, 64, requires_grad=True)
+    cpu = count_model(m, inputs=(x,), backward=True, dtype="bfloat16").to_frame()
+    gpu = count_model(m, inputs=(x,), backward=True, dtype="bfloat16",
+                      fused_kernels=True).to_frame()
+    assert len(cpu) > 15 and (cpu["dtype"] == "float32").any()
+    norms = gpu[gpu["op"] == "rms_norm"]
+    assert list(norms["phase"]) == ["fwd", "bwd"]
+    assert norms["bytes"].sum() < cpu["bytes"].sum() / 4
+    assert gpu["bytes"].sum() < cpu["bytes"].sum() / 3
 
 
 def test_bad_input_is_one_line_errors():

@@ -206,6 +206,30 @@ def _rms_norm_backward(args, kwargs, out):
                                "affine": weight is not None}, "bwd", x)
 
 
+def _counting_rms_norm(args, kwargs, out):
+    x, shape, weight = args[0], args[1], args[2]
+    return OpSpec("rms_norm", {"numel": x.numel(), "features": prod(shape),
+                               "affine": weight is not None}, "fwd", x)
+
+
+def _counting_rms_norm_backward(args, kwargs, out):
+    x, shape, weight = args[1], args[2], args[4]
+    return OpSpec("rms_norm", {"numel": x.numel(), "features": prod(shape),
+                               "affine": weight is not None}, "bwd", x)
+
+
+def _register_counting_ops() -> None:
+    """Handlers of the counting-only fused ops (`perfmodel.counting.fused_ops`)."""
+    from perfmodel.counting import fused_ops
+
+    if fused_ops.FORWARD is not None:
+        handles(fused_ops.FORWARD)(_counting_rms_norm)
+        handles(fused_ops.BACKWARD)(_counting_rms_norm_backward)
+
+
+_register_counting_ops()
+
+
 def _bn(x, weight, training, phase: str) -> OpSpec:
     return OpSpec("batch_norm", {"numel": x.numel(), "channels": x.shape[1],
                                  "training": bool(training), "affine": weight is not None}, phase, x)

@@ -177,7 +177,7 @@ def _grad_roots(out) -> list[torch.Tensor]:
 
 def count_model(model: nn.Module, input_size: tuple | None = None, *, inputs=None,
                 batch: int = 1, dtype="float32", backward: bool = False,
-                causal_flops: str = "full", fused_dropout: bool = False) -> ModelCount:
+                causal_flops: str = "full", fused_kernels: bool = False) -> ModelCount:
     """Count `model` on one batch of `batch` samples of shape `input_size` (or `inputs`).
 
     `input_size` defaults to `model.input_size`; a 1-D size on a model with embeddings
@@ -186,8 +186,9 @@ def count_model(model: nn.Module, input_size: tuple | None = None, *, inputs=Non
     are used (an input that requires grad gets its gradient computed). Floating
     parameters, buffers and inputs are cast to `dtype` (`tf32` = float32 storage, GEMMs
     and convs recorded as tf32). `causal_flops` picks the causal-attention convention
-    (`full`, `unmasked`, `half`; see `perfmodel.ops.attention`). `fused_dropout`: count
-    dropout as the one fused kernel a GPU runs (`native_dropout`), not the CPU's three.
+    (`full`, `unmasked`, `half`; see `perfmodel.ops.attention`). `fused_kernels`: count
+    dropout and RMSNorm as the fused kernels a GPU runs (`native_dropout`,
+    `_fused_rms_norm`), not the CPU's composite ops.
     """
     if not isinstance(model, nn.Module):
         raise PerfmodelError(f"count_model needs a torch.nn.Module, got {type(model).__name__}")
@@ -207,7 +208,7 @@ def count_model(model: nn.Module, input_size: tuple | None = None, *, inputs=Non
     tracker = ModuleTracker(names)
     mode = CountingMode(tracker, tf32=(dt == "tf32"), causal_flops=causal_flops)
     try:
-        with torch.device("meta"), tracker, FusedKernels(fused_dropout), mode:
+        with torch.device("meta"), tracker, FusedKernels(fused_kernels), mode:
             out = torch.func.functional_call(model, state, args, kwargs)
             if backward:
                 roots = _grad_roots(out)

@@ -12,11 +12,12 @@
   `torch.nn.functional.scaled_dot_product_attention` on meta tensors to the fused
   `_scaled_dot_product_flash_attention_for_cpu` kernel, which has meta and autograd
   support; on the meta device SDPA would otherwise take its math path and show up as
-  bmm + softmax instead of one attention op (and a fused backward). With
-  `dropout=True` (counting for a GPU) it also sends out-of-place `F.dropout` in training
-  to `native_dropout`, the one fused kernel CUDA runs (and its fused backward); on the
-  meta device, as on a CPU, dropout runs as bernoulli_ + div_ + mul, three passes over
-  a float mask.
+  bmm + softmax instead of one attention op (and a fused backward). With `gpu=True`
+  (counting for a GPU) it also sends out-of-place `F.dropout` in training to
+  `native_dropout`, the one fused kernel CUDA runs (and its fused backward), and
+  `F.rms_norm` to one fused RMSNorm op (`fused_ops`); on the meta device, as on a CPU, dropout runs as
+  bernoulli_ + div_ + mul (three passes over a float mask) and RMSNorm as about ten
+  float32 pointwise and reduction passes.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ _current_node = torch._C._current_autograd_node
 _sequence_nr = torch._C._autograd._get_sequence_nr
 _SDPA = F.scaled_dot_product_attention
 _DROPOUT = F.dropout
+_RMS_NORM = getattr(F, "rms_norm", None)
 _FUSED_SDPA = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 
 # Cost dtype for storage types the formulas do not know, by element size.
@@ -236,12 +238,12 @@ def _rebuild(meta):
 
 
 class FusedKernels(TorchFunctionMode):
-    """Send 4-D SDPA calls on meta tensors to the fused flash kernel, and (`dropout`) dropout
-    to the fused `native_dropout` (see module doc)."""
+    """Send 4-D SDPA calls on meta tensors to the fused flash kernel, and (`gpu`) dropout
+    and RMSNorm to the fused kernels a GPU runs (see module doc)."""
 
-    def __init__(self, dropout: bool = False):
+    def __init__(self, gpu: bool = False):
         super().__init__()
-        self.dropout = dropout
+        self.gpu = gpu
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -249,11 +251,28 @@ class FusedKernels(TorchFunctionMode):
             out = _fused_sdpa(*args, **kwargs)
             if out is not None:
                 return out
-        if func is _DROPOUT and self.dropout:
+        if self.gpu and func is _DROPOUT:
             out = _fused_dropout(*args, **kwargs)
             if out is not None:
                 return out
+        if self.gpu and func is _RMS_NORM:
+            out = _fused_rms_norm(*args, **kwargs)
+            if out is not None:
+                return out
         return func(*args, **kwargs)
+
+
+def _fused_rms_norm(input, normalized_shape, weight=None, eps=None):
+    """One fused RMSNorm kernel (and one backward), as CUDA PyTorch, Transformer Engine and
+    Apex run it, instead of the composite path's float32 pow / mean / rsqrt / mul passes
+    (`perfmodel.counting.fused_ops`)."""
+    from perfmodel.counting.fused_ops import fused_rms_norm
+
+    if not input.is_meta or input.numel() == 0:
+        return None
+    shape = normalized_shape if isinstance(normalized_shape, (tuple, list)) \
+        else [normalized_shape]
+    return fused_rms_norm(input, shape, weight, eps)
 
 
 def _fused_dropout(input, p=0.5, training=True, inplace=False):

@@ -107,36 +107,36 @@ def _input(part: Part, batch: int, tdtype) -> torch.Tensor:
     return torch.empty(shape, dtype=tdtype, device="meta")
 
 
-def fuses_dropout(device) -> bool:
-    """Whether `device` (a DeviceSpec) runs dropout as one fused kernel: GPUs and TPUs do
-    (`native_dropout`), a CPU runs bernoulli_ + div_ + mul."""
+def fuses_kernels(device) -> bool:
+    """Whether `device` (a DeviceSpec) runs dropout and RMSNorm as fused kernels: GPUs and
+    TPUs do (`native_dropout`, `_fused_rms_norm`); a CPU runs their composite ops."""
     return getattr(device, "kind", "cpu") != "cpu"
 
 
 def count_part(part: Part, batch: int, dtype: str, train: bool, fast: bool = True,
-               fused_dropout: bool = False, compiled: bool = False,
+               fused_kernels: bool = False, compiled: bool = False,
                gemm_dtype: str | None = None) -> PartCount:
     """Count `part` (cached by its key, input shape, batch, dtype, training and dropout kind).
 
     `fast`: use the closed-form op list of `analytic.py` where one exists (the same rows
-    as the meta-device count), else count on the meta device. `fused_dropout`: count
-    dropout as a GPU runs it (`fuses_dropout`). `compiled`: the op list `torch.compile`
+    as the meta-device count), else count on the meta device. `fused_kernels`: count
+    dropout and RMSNorm as a GPU runs them (`fuses_kernels`). `compiled`: the op list `torch.compile`
     runs (`fusion.fuse_pointwise`; params and saved bytes as counted eagerly). `gemm_dtype`:
     the GEMMs (fprop, dgrad, wgrad) run in that dtype, everything else in `dtype`
     (Transformer Engine's FP8 recipe: `gemm_dtype="float8_e4m3fn"`, `dtype="bfloat16"`).
     """
     k = (part.key, part.input_shape, part.input_kind, part.input_grad, int(batch),
-         canonical_dtype(dtype), bool(train), fast, bool(fused_dropout), bool(compiled),
+         canonical_dtype(dtype), bool(train), fast, bool(fused_kernels), bool(compiled),
          gemm_dtype)
     hit = _CACHE.get(k)
     if hit is None and gemm_dtype:
-        e = count_part(part, batch, dtype, train, fast, fused_dropout, compiled)
+        e = count_part(part, batch, dtype, train, fast, fused_kernels, compiled)
         hit = _CACHE[k] = _with_gemm_dtype(e, canonical_dtype(gemm_dtype),
                                            canonical_dtype(dtype))
     if hit is None and compiled:
         from perfmodel.predict.fusion import fuse_pointwise
 
-        e = count_part(part, batch, dtype, train, fast, fused_dropout)
+        e = count_part(part, batch, dtype, train, fast, fused_kernels)
         hit = _CACHE[k] = PartCount(
             fuse_pointwise(e.ops), e.params, e.param_bytes, e.param_numels, e.saved_bytes,
             e.input_saved, e.input_bytes, e.output_saved, e.output_bytes, e.macs, e.acts,
@@ -145,7 +145,7 @@ def count_part(part: Part, batch: int, dtype: str, train: bool, fast: bool = Tru
         hit = _analytic(part, int(batch), canonical_dtype(dtype), bool(train)) if fast else None
         if hit is None:
             hit = _count(part, int(batch), canonical_dtype(dtype), bool(train),
-                         bool(fused_dropout))
+                         bool(fused_kernels))
         _CACHE[k] = hit
     return hit
 
@@ -173,7 +173,7 @@ def _with_gemm_dtype(e: PartCount, gemm_dtype: str, dtype: str) -> PartCount:
                      gemm_dtype=gemm_dtype)
 
 
-def _count(part: Part, batch: int, dtype: str, train: bool, fused_dropout: bool) -> PartCount:
+def _count(part: Part, batch: int, dtype: str, train: bool, fused_kernels: bool) -> PartCount:
     from perfmodel.counting.counter import count_model
 
     tdtype = torch_dtype(dtype)
@@ -195,10 +195,10 @@ def _count(part: Part, batch: int, dtype: str, train: bool, fused_dropout: bool)
         if train:
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                 c = count_model(probe, inputs=(x,), dtype=dtype, backward=True,
-                                fused_dropout=fused_dropout)
+                                fused_kernels=fused_kernels)
         else:
             c = count_model(probe, inputs=(x,), dtype=dtype, backward=False,
-                            fused_dropout=fused_dropout)
+                            fused_kernels=fused_kernels)
     finally:
         module.train(was)
     ops = c.to_frame()

@@ -53,7 +53,7 @@ import numpy as np
 
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict.calibration import features
-from perfmodel.predict.counts import count_part, fuses_dropout
+from perfmodel.predict.counts import count_part, fuses_kernels
 from perfmodel.predict.device import Backend, resolve_backend
 from perfmodel.predict.model import assemble, optimizer_seconds, owned_numels
 from perfmodel.predict.optimizer import optimizer_ops, uses_foreach
@@ -172,8 +172,8 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
     c = cfg.scaled(seq_len=int(seq_len)) if seq_len != cfg.seq_len else cfg
     shard = tp_shard(c, tp)
     parts = parts_of(shard)
-    fused = fuses_dropout(backend.device)
-    counts = [count_part(p, micro, dtype, True, fused_dropout=fused, compiled=compiled,
+    fused = fuses_kernels(backend.device)
+    counts = [count_part(p, micro, dtype, True, fused_kernels=fused, compiled=compiled,
                          gemm_dtype=gemm_dtype if p.group == "transformer_block" else None)
               for p in parts]
     pred = assemble(shard.name, parts, counts, micro, dtype, True, "none", backend, True)

@@ -25,7 +25,7 @@ from torch import nn
 from perfmodel.dtypes import canonical_dtype
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict.calibration import FEATURES, HALF, IDENTITY, features
-from perfmodel.predict.counts import PartCount, assemble_saved_bytes, count_part, fuses_dropout
+from perfmodel.predict.counts import PartCount, assemble_saved_bytes, count_part, fuses_kernels
 from perfmodel.predict.device import Backend, resolve_backend
 from perfmodel.predict.memory import MemoryEstimate, memory_estimate
 from perfmodel.predict.optimizer import default_optimizer, optimizer_ops, uses_foreach
@@ -149,14 +149,14 @@ def predict_model(model, batch: int = 1, *, dtype: str = "float32", train: bool 
     backend = device if isinstance(device, Backend) else resolve_backend(device)
     prep = prepare(model, batch, dtype=dtype, train=train, factor=factor, strategy=strategy,
                    overrides=overrides, optimizer=optimizer, input_shape=input_shape,
-                   fused_dropout=fuses_dropout(backend.device), compiled=compiled)
+                   fused_kernels=fuses_kernels(backend.device), compiled=compiled)
     return prep.assemble(backend, keep_ops)
 
 
 @dataclass
 class Prepared:
     """A model counted part by part at one batch size, ready to be priced on a backend of
-    the device kind it was counted for (`fused_dropout`: a GPU's dropout kernel)."""
+    the device kind it was counted for (`fused_kernels`: a GPU's dropout kernel)."""
 
     name: str
     parts: list
@@ -183,10 +183,10 @@ class Prepared:
 def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True,
             factor: float | None = None, strategy: str | None = None,
             overrides: dict | None = None, optimizer: str | None = None,
-            input_shape: tuple | None = None, fused_dropout: bool = False,
+            input_shape: tuple | None = None, fused_kernels: bool = False,
             compiled: bool = False) -> Prepared:
-    """Decompose and count a model (see `predict_model` for the arguments; `fused_dropout`
-    counts dropout as a GPU runs it, `counts.fuses_dropout(device)`)."""
+    """Decompose and count a model (see `predict_model` for the arguments; `fused_kernels`
+    counts dropout as a GPU runs it, `counts.fuses_kernels(device)`)."""
     from perfmodel.predict.optimizer import canonical_optimizer
 
     batch = int(batch)
@@ -196,7 +196,7 @@ def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True
     name, parts, is_seq = _resolve_parts(model, factor, strategy, overrides, input_shape, train)
     opt = (canonical_optimizer(optimizer or default_optimizer(is_seq or _is_vit(model)))
            if train else "none")
-    counts = [count_part(p, batch, dt, train, fused_dropout=fused_dropout, compiled=compiled)
+    counts = [count_part(p, batch, dt, train, fused_kernels=fused_kernels, compiled=compiled)
               for p in parts]
     return Prepared(name, parts, counts, batch, dt, train, opt, is_seq)
 

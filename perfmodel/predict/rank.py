@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.errors import PerfmodelError
-from perfmodel.predict.counts import fuses_dropout
+from perfmodel.predict.counts import fuses_kernels
 from perfmodel.predict.device import Backend, resolve_backend
 from perfmodel.predict.model import ModelPrediction, prepare
 from perfmodel.predict.resolution import rank_bounds
@@ -179,10 +179,10 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
         raise PerfmodelError("a strategy is listed twice")
     backend = device if isinstance(device, Backend) else resolve_backend(device)
     cands = ([("", 1.0)] if include_base else []) + [(s, f) for f in factors for s in strategies]
-    fused = fuses_dropout(backend.device)
+    fused = fuses_kernels(backend.device)
     preps = [prepare(base, batch, dtype=dtype, train=train, factor=f if s else 1.0,
                      strategy=s or None, overrides=overrides, optimizer=optimizer,
-                     fused_dropout=fused, compiled=compiled)
+                     fused_kernels=fused, compiled=compiled)
              for s, f in cands]
     price_all(preps, backend)
     preds = [p.assemble(backend) for p in preps]

@@ -29,7 +29,7 @@ import pandas as pd
 
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict.assembly import FOLDS, fold_of, model_args, other_fold, row_factor
-from perfmodel.predict.counts import fuses_dropout
+from perfmodel.predict.counts import fuses_kernels
 from perfmodel.predict.device import (cached_assembly, datasets_dir, from_profile,
                                       is_profile, profile_digest, read_profile_rows)
 from perfmodel.predict.measured import center_time
@@ -208,7 +208,7 @@ def _compare(prof: Path, r, backend) -> dict:
     pred = predict_model(a.pop("model"), a.pop("batch"), device=backend, **a)
     measured = center_time(r)
     acts = _model_saved_bytes(str(r["op"]), pred.batch, str(r["dtype"]), factor, strategy,
-                              overrides, fuses_dropout(backend.device))
+                              overrides, fuses_kernels(backend.device))
     lo, hi = pred.time.lo, pred.time.hi
     inside = bool(np.isfinite(lo) and np.isfinite(hi) and lo <= measured <= hi)
     e_meas = r.get("energy_j")
@@ -232,14 +232,14 @@ def _compare(prof: Path, r, backend) -> dict:
 
 
 def _model_saved_bytes(model, batch, dtype, factor, strategy, overrides,
-                       fused_dropout: bool = False) -> float:
+                       fused_kernels: bool = False) -> float:
     """Bytes a training-mode forward saves for backward, without the loss: what the
     profilers' `act_bytes` measures (they run the model's forward alone, for both phases)."""
     from perfmodel.predict.counts import assemble_saved_bytes
     from perfmodel.predict.model import prepare
 
     prep = prepare(model, batch, dtype=dtype, train=True, factor=factor if strategy else 1.0,
-                   strategy=strategy, overrides=overrides, fused_dropout=fused_dropout)
+                   strategy=strategy, overrides=overrides, fused_kernels=fused_kernels)
     saved = assemble_saved_bytes(prep.counts)
     return float(sum(b for p, b in zip(prep.parts, saved) if p.group != "loss"))
 
