@@ -37,7 +37,17 @@ def test_step_table_sums_parts_of_one_kind(capsys, tmp_path):
     assert rows == ["module", "embed", "blocks.0..2", "head"]  # inference: no loss, no optimizer
 
 
+def test_step_json_is_strict(capsys):
+    """A single-part model's rows have no saved-bytes figure: null, not NaN."""
+    assert main(["step", "ViT-B/16", "--device", "h100", "--set", "resolution=64",
+                 "--json"]) == 0
+    out = capsys.readouterr().out
+    d = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert any(r["act_bytes"] is None for r in d["parts"])
+
+
 @pytest.mark.parametrize("argv,message", [
+    (["step", "gpt2", "--factor", "0", "--strategy", "d"], "positive"),
     (["step", "gpt2", "--factor", "4"], "--factor and --strategy go together"),
     (["step", "gpt2", "--batch", "0"], "--batch must be >= 1"),
     (["step", "no-such-model"], "unknown model"),

@@ -164,6 +164,7 @@ def test_rms_norm_counted_as_the_target_runs_it():
     assert len(cpu) > 15 and (cpu["dtype"] == "float32").any()
     norms = gpu[gpu["op"] == "rms_norm"]
     assert list(norms["phase"]) == ["fwd", "bwd"]
+    assert list(gpu["op"]) == ["rms_norm", "rms_norm"]  # nothing else: no zeros for rstd
     assert norms["bytes"].sum() < cpu["bytes"].sum() / 4
     assert gpu["bytes"].sum() < cpu["bytes"].sum() / 3
 

@@ -202,8 +202,8 @@ def test_fp8_runs_the_layer_gemms_in_e4m3():
     gemm = ops[ops["op"] == "gemm"]
     assert set(gemm["dtype"]) == {"float8_e4m3fn"}
     assert set(ops.loc[ops["op"] == "attention", "dtype"]) == {"bfloat16"}
-    r = gemm.iloc[0]
-    assert r["bytes_read"] == r["b"] * (r["m"] * r["k"] + r["k"] * r["n"])  # 1 byte each
+    r = gemm.iloc[0]  # 1 byte per input element, the bf16 bias 2
+    assert r["bytes_read"] == r["b"] * (r["m"] * r["k"] + r["k"] * r["n"]) + 2 * r["n"] * r["bias"]
     with pytest.raises(PerfmodelError, match="no dense float8_e4m3fn"):
         predict_training_step(BIG, batch=8, seq_len=1024, precision="fp8",
                               device=get_device("a100-sxm-80gb"))

@@ -24,6 +24,17 @@ def test_foreach_launches_respect_the_multi_tensor_apply_limits():
                                                 30_000_000 - BLOCKS_PER_LAUNCH * CHUNK]
 
 
+def test_each_kernel_launches_with_its_own_tensor_lists():
+    """AdamW's addcmul_(exp_avg_sq, grad, grad) takes 3 lists (48 tensors a launch), the
+    out-of-place sqrt 2 (64), div_ by a scalar list 96, the in-place mul_ 1 (110)."""
+    from perfmodel.predict.optimizer import FOREACH_LISTS
+
+    assert all(len(KERNELS[k]) == len(FOREACH_LISTS[k]) for k in KERNELS)
+    ops = optimizer_ops("adamw", [10] * 200, "float32", foreach=True)
+    per_kernel = [len(foreach_launches([10] * 200, n, cap)) for n, cap in FOREACH_LISTS["adamw"]]
+    assert per_kernel == [2, 4, 2, 5, 4, 3, 2, 5] and len(ops) == sum(per_kernel)
+
+
 def test_same_bytes_far_fewer_launches():
     sizes = [4096] * 300
     per_tensor = optimizer_ops("adamw", sizes, "float32")

@@ -63,8 +63,8 @@ def run(args) -> int:
     if args.json:
         d = p.to_dict()
         d["fits_in_memory"] = fits
-        d["parts"] = rows.to_dict(orient="records")
-        print(json.dumps(d, indent=1, default=float))
+        d["parts"] = json.loads(rows.to_json(orient="records"))  # NaN -> null
+        print(json.dumps(d, indent=1, allow_nan=False))
         return 0
     what = "training step" if p.train else "inference"
     print(f"{p.name}, batch {p.batch}, {what}, {p.dtype}"

@@ -7,19 +7,24 @@ its backward are custom ops with shape-only (fake) kernels and an autograd formu
 `FusedKernels(gpu=True)` the counter sees one `rms_norm` op per pass, as on the GPU.
 They are never executed on data (their real kernels raise).
 """
-from __future__ import annotations
-
-from typing import Optional
+# no `from __future__ import annotations`: torch infers the ops' schemas from these
+# annotations, and before torch 2.7 only from typing's List / Tuple, not strings
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-AVAILABLE = hasattr(torch, "library") and hasattr(torch.library, "custom_op")
 
-if AVAILABLE:
+def _register():
+    """Define the two ops; (None, None) where this torch cannot."""
+    if not hasattr(getattr(torch, "library", None), "custom_op"):
+        return None, None
+    if hasattr(torch.ops.perfmodel, "fused_rms_norm"):  # this module loaded twice
+        return torch.ops.perfmodel.fused_rms_norm, torch.ops.perfmodel.fused_rms_norm_backward
+
     @torch.library.custom_op("perfmodel::fused_rms_norm", mutates_args=())
-    def _rms_norm(x: Tensor, shape: list[int], weight: Optional[Tensor],
-                  eps: Optional[float]) -> tuple[Tensor, Tensor]:
+    def _rms_norm(x: Tensor, shape: List[int], weight: Optional[Tensor],
+                  eps: Optional[float]) -> Tuple[Tensor, Tensor]:
         raise NotImplementedError("perfmodel::fused_rms_norm only counts (meta tensors)")
 
     @_rms_norm.register_fake
@@ -29,8 +34,8 @@ if AVAILABLE:
         return torch.empty_like(x), rstd
 
     @torch.library.custom_op("perfmodel::fused_rms_norm_backward", mutates_args=())
-    def _rms_norm_backward(dy: Tensor, x: Tensor, shape: list[int], rstd: Tensor,
-                           weight: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    def _rms_norm_backward(dy: Tensor, x: Tensor, shape: List[int], rstd: Tensor,
+                           weight: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         raise NotImplementedError("perfmodel::fused_rms_norm_backward only counts")
 
     @_rms_norm_backward.register_fake
@@ -42,18 +47,24 @@ if AVAILABLE:
         x, shape, weight, _eps = inputs
         ctx.save_for_backward(x, output[1], weight)
         ctx.shape = shape
+        ctx.set_materialize_grads(False)  # no zeros kernel for the unused rstd gradient
 
     def _backward(ctx, dy, _drstd):
+        if dy is None:  # the output itself is unused
+            return None, None, None, None
         x, rstd, weight = ctx.saved_tensors
         dx, dw = _rms_norm_backward(dy, x, ctx.shape, rstd, weight)
         return dx, None, (dw if weight is not None else None), None
 
     _rms_norm.register_autograd(_backward, setup_context=_setup)
+    return torch.ops.perfmodel.fused_rms_norm, torch.ops.perfmodel.fused_rms_norm_backward
 
-    FORWARD = torch.ops.perfmodel.fused_rms_norm
-    BACKWARD = torch.ops.perfmodel.fused_rms_norm_backward
-else:  # an old torch: RMSNorm stays its composite ops
+
+try:
+    FORWARD, BACKWARD = _register()
+except Exception:  # noqa: BLE001  (a torch whose custom-op API differs: RMSNorm stays composite)
     FORWARD = BACKWARD = None
+AVAILABLE = FORWARD is not None
 
 
 def fused_rms_norm(x: Tensor, shape, weight: Optional[Tensor], eps: Optional[float]):

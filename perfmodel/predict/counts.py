@@ -162,7 +162,9 @@ def _with_gemm_dtype(e: PartCount, gemm_dtype: str, dtype: str) -> PartCount:
         sel = ops["op"].astype(str) == "gemm"
         m, n, k, b = (pd.to_numeric(ops.loc[sel, c], errors="coerce").fillna(1) for c in "mnkb")
         ops.loc[sel, "dtype"] = gemm_dtype
-        read = b * (m * k + k * n) * DTYPE_BYTES[gemm_dtype]
+        bias = (pd.to_numeric(ops.loc[sel, "bias"], errors="coerce").fillna(0) > 0) \
+            if "bias" in ops.columns else False
+        read = b * (m * k + k * n) * DTYPE_BYTES[gemm_dtype] + bias * n * DTYPE_BYTES[dtype]
         written = b * m * n * DTYPE_BYTES[dtype]
         ops.loc[sel, "bytes_read"] = read
         ops.loc[sel, "bytes_written"] = written

@@ -121,11 +121,12 @@ def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool):
     if isinstance(model, str):
         from perfmodel.models.registry import resolve
 
-        p = resolve(model, factor or 1.0, strategy or None, **(overrides or {}))
+        p = resolve(model, 1.0 if factor is None else factor, strategy or None,
+                    **(overrides or {}))
     else:
         from perfmodel.models.scaling import scale_params
 
-        p = scale_params(model, float(factor or 1.0), strategy or None)
+        p = scale_params(model, 1.0 if factor is None else float(factor), strategy or None)
     from perfmodel.models.transformer_config import TransformerConfig
 
     name = getattr(p, "name", str(model))

@@ -17,8 +17,9 @@ On a GPU, PyTorch's optimizers default to the multi-tensor (`foreach`) path: eac
 above becomes one `_foreach_*` op over all parameter tensors, which `multi_tensor_apply`
 launches as few kernels as it can: a launch takes chunks of 65,536 elements from up to 320
 blocks and from at most 110 / 64 / 48 / 36 tensors for 1 / 2 / 3 / 4 tensor lists
-(ATen's `MultiTensorApply.cuh` limits), so the same bytes move in a handful of launches
-instead of one per tensor (`optimizer_ops(..., foreach=True)`: one row per launch).
+(ATen's `MultiTensorApply.cuh` limits; 96 for an op with a list of scalars), so the same
+bytes move in a handful of launches instead of one per tensor (`optimizer_ops(...,
+foreach=True)`: one row per launch; `FOREACH_LISTS` gives each kernel's lists).
 """
 from __future__ import annotations
 
@@ -36,6 +37,18 @@ KERNELS: dict[str, tuple[tuple[int, int], ...]] = {
     "adamw": ((1, 1), (2, 2), (1, 1), (2, 3), (1, 1), (1, 1), (1, 1), (3, 3)),
 }
 STATE_TENSORS = {"none": 0, "sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2}
+# optimizer -> per kernel of KERNELS, (tensor lists, tensors per launch) of its `_foreach_*`
+# op (None: multi_tensor_apply's cap for that many lists): addcmul_(exp_avg_sq, grad, grad)
+# takes 3 lists, the out-of-place sqrt 2, div_ by a list of scalars is capped at 96 tensors
+FOREACH_LISTS: dict[str, tuple[tuple[int, int | None], ...]] = {
+    "none": (),
+    "sgd": ((2, None),),
+    "sgd-momentum": ((1, None), (2, None), (2, None)),
+    "adam": ((2, None), (1, None), (3, None), (2, None), (1, 96), (1, None), (3, None)),
+    "adamw": ((1, None), (2, None), (1, None), (3, None), (2, None), (1, 96), (1, None),
+              (3, None)),
+}
+MASTER_CAST_LISTS = (2, None)  # copy of the float32 master weights into the model weights
 _ALIASES = {"momentum": "sgd-momentum", "sgdm": "sgd-momentum", "sgd_momentum": "sgd-momentum"}
 
 
@@ -63,10 +76,11 @@ def uses_foreach(device) -> bool:
     return getattr(device, "kind", "cpu") == "gpu"
 
 
-def foreach_launches(numels, lists: int) -> list[int]:
+def foreach_launches(numels, lists: int, cap: int | None = None) -> list[int]:
     """Elements of each kernel launch of one `_foreach_*` op over tensors of `numels`
-    elements with `lists` tensor lists (module docstring)."""
-    cap = TENSORS_PER_LAUNCH[min(max(lists, 1), 5)]
+    elements with `lists` tensor lists (module docstring); `cap` overrides the tensors per
+    launch."""
+    cap = cap or TENSORS_PER_LAUNCH[min(max(lists, 1), 5)]
     out, elems, blocks, tensors = [], 0, 0, 0
     for n in numels:
         n = int(n)
@@ -94,14 +108,17 @@ def optimizer_ops(optimizer: str, numels, dtype: str, master_cast: bool = False,
     `master_cast`: mixed precision, one more kernel per tensor copies the updated float32
     master weights into the half-precision model weights.
     """
-    kernels = KERNELS[canonical_optimizer(optimizer)]
+    name = canonical_optimizer(optimizer)
+    kernels = KERNELS[name]
+    lists = FOREACH_LISTS[name]
     if master_cast:
         kernels = kernels + ((1, 1),)
+        lists = lists + (MASTER_CAST_LISTS,)
     rows = []
     if foreach:
         sizes = list(numels)
-        for inputs, fpe in kernels:
-            for numel in foreach_launches(sizes, inputs):
+        for (inputs, fpe), (n_lists, cap) in zip(kernels, lists):
+            for numel in foreach_launches(sizes, n_lists, cap):
                 rows.append(_row(numel, inputs, fpe, dtype))
         return pd.DataFrame(rows)
     for numel in numels:
