@@ -207,3 +207,18 @@ def test_fp8_runs_the_layer_gemms_in_e4m3():
     with pytest.raises(PerfmodelError, match="no dense float8_e4m3fn"):
         predict_training_step(BIG, batch=8, seq_len=1024, precision="fp8",
                               device=get_device("a100-sxm-80gb"))
+
+
+def test_tp_comm_overlap_hides_the_tensor_parallel_all_reduces():
+    from perfmodel.llm.memory import Parallelism
+    from perfmodel.llm.mfu import estimate_mfu
+
+    h100 = get_device("h100")
+    exposed = predict_training_step(BIG, batch=8, seq_len=1024, gpus=4, precision="bf16",
+                                    device=h100, parallel=Parallelism(tp=4))
+    hidden = predict_training_step(BIG, batch=8, seq_len=1024, gpus=4, precision="bf16",
+                                   device=h100, parallel=Parallelism(tp=4, tp_comm_overlap=True))
+    assert exposed.tp_comm_s > 0 and hidden.tp_comm_s == 0
+    assert hidden.step_s == pytest.approx(exposed.step_s - exposed.tp_comm_s)
+    r = estimate_mfu(BIG, 8, 1024, gpus=4, tp=4, device="h100", tp_comm_overlap=True)
+    assert r.step_time_s == pytest.approx(hidden.step_s)

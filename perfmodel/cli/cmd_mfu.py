@@ -58,6 +58,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-flash-attention", action="store_true",
                    help="memory check: attention keeps its s x s scores (Korthikanti's "
                         "5as/h term) instead of FlashAttention's per-row statistics")
+    p.add_argument("--tp-comm-overlap", action="store_true",
+                   help="predicted step: tensor-parallel communication hidden behind the "
+                        "GEMMs (Megatron/Transformer Engine tp_comm_overlap)")
     p.add_argument("--compile", dest="compiled", action="store_true",
                    help="predicted step: the run uses torch.compile (pointwise ops fused)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -73,7 +76,7 @@ def run(args) -> int:
                      optimizer=args.optimizer, flash_attention=not args.no_flash_attention,
                      tp=args.tp, pp=args.pp, cp=args.cp,
                      sequence_parallel=args.sequence_parallel, zero=args.zero,
-                     compiled=args.compiled)
+                     compiled=args.compiled, tp_comm_overlap=args.tp_comm_overlap)
     if not r.fits_in_memory:
         p = r.memory.parallel
         print(f"perfmodel mfu: warning: {r.memory.total / 2**30:.1f} GiB per GPU does not fit "

@@ -165,8 +165,10 @@ def activation_bytes_per_layer(cfg: TransformerConfig, micro_batch: int, seq_len
 @dataclass(frozen=True)
 class Parallelism:
     """How training is split: data (dp), tensor (tp), pipeline (pp) and context (cp)
-    parallel sizes, Megatron sequence parallelism, and the ZeRO stage over dp
-    (1 shards optimizer states, 2 also gradients, 3 also weights; FSDP = 3)."""
+    parallel sizes, Megatron sequence parallelism, the ZeRO stage over dp (1 shards
+    optimizer states, 2 also gradients, 3 also weights; FSDP = 3), and whether the
+    tensor-parallel communication overlaps the GEMMs (Megatron/TE `tp_comm_overlap`; the
+    step time only)."""
 
     dp: int = 1
     tp: int = 1
@@ -174,6 +176,7 @@ class Parallelism:
     cp: int = 1
     sequence_parallel: bool = False
     zero: int = 0
+    tp_comm_overlap: bool = False
 
     def __post_init__(self):
         for name in ("dp", "tp", "pp", "cp"):

@@ -200,7 +200,8 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
                  hfu_convention: str = "physical", micro_batch: int | None = None,
                  optimizer: str = "adam", flash_attention: bool = True, tp: int = 1,
                  pp: int = 1, cp: int = 1, sequence_parallel: bool = False,
-                 zero: int = 0, compiled: bool = False) -> MfuReport:
+                 zero: int = 0, compiled: bool = False,
+                 tp_comm_overlap: bool = False) -> MfuReport:
     """MFU/HFU of training `model` with `batch` sequences per step on `gpus` GPUs.
 
     `tokens_per_s` is per GPU; `step_time` is seconds per step of the global batch.
@@ -215,7 +216,8 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
     dev = get_device(device)
     peak = dev.peak(PEAK_DTYPE[prec])
     par = Parallelism.for_gpus(gpus, tp=tp, pp=pp, cp=cp,
-                               sequence_parallel=sequence_parallel, zero=zero)
+                               sequence_parallel=sequence_parallel, zero=zero,
+                               tp_comm_overlap=tp_comm_overlap)
     if micro_batch is None:
         if batch < par.dp:
             raise PerfmodelError(f"global batch {batch} is smaller than the {par.dp} "

@@ -25,7 +25,9 @@ sequences per forward/backward, `n_micro = batch / dp / micro_batch` micro-batch
   reduce-scatter + all-gather, the same bytes), of `micro_batch x seq x d_model`
   activations, plus one each for the embedding and the LM head's input gradient; ring
   all-reduce `2 (tp - 1) / tp x bytes / bandwidth`, on the critical path (an upper bound
-  where backward all-reduces overlap weight-gradient GEMMs).
+  where backward all-reduces overlap weight-gradient GEMMs); with
+  `Parallelism.tp_comm_overlap` (Megatron/Transformer Engine's `tp_comm_overlap`) all of it
+  is taken as hidden behind the GEMMs (a lower bound).
 - pp p2p (pp > 1): each stage boundary sends the activation forward and its gradient back,
   `micro_batch x seq x d_model` elements each.
 - optimizer: Adam(W) pointwise kernels over this GPU's parameters in float32 (master
@@ -211,6 +213,8 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
     # recomputed; the embedding's forward and the LM head's input gradient add one each
     n_ar = 4 * layers + 2 + (2 * layers if rec == "full" else 0)
     tp_stage = n_ar * ring_seconds(act, tp, group_bw(tp, 1)) if tp > 1 else 0.0
+    if par.tp_comm_overlap:
+        tp_stage = 0.0  # hidden behind the GEMMs it is pipelined with (a lower bound)
     p2p = 2 * act / (node_bw if tp * dp * pp <= gpus_per_node else net_bw) if pp > 1 else 0.0
     slots = n_micro + pp - 1
     numels = owned_numels(parts, counts)  # a tied weight is updated once, by its owner
