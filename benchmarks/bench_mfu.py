@@ -12,8 +12,7 @@ ZeRO-1 or FSDP); these runs did fit, so "does NOT fit" marks an over-estimate.
 A second table (no target) runs the predicted mode on the same runs (no throughput given:
 the step time comes from `perfmodel.predict.llm`, on the catalogue + roofline since no GPU
 profile is shipped) and compares its model TFLOP/s per GPU with the published one, to show
-how optimistic a roofline-only prediction is. Context parallelism is not predicted. The
-predicted step puts tensor-parallel all-reduces on the critical path (an upper bound where a
+how optimistic a roofline-only prediction is. The predicted step puts tensor-parallel all-reduces on the critical path (an upper bound where a
 recipe overlaps them with GEMMs, as NeMo's Llama-3-70B one does), so a ratio can fall below
 one.
 
@@ -90,8 +89,7 @@ def predicted_mode() -> None:
                              device=c.device, attention=c.attention, recompute=c.recompute,
                              hfu_convention=c.hfu_convention, **k)
         except PerfmodelError as exc:
-            why = ("context parallelism is not predicted" if "context" in str(exc) else
-                   str(exc).split(" (memory")[0])
+            why = str(exc).split(" (memory")[0]
             print(f"{c.label:<36} {layout:<22} {measured:>10.1f} {'-':>10} {'':>6}  {why}")
             continue
         p = r.model_tflops_per_gpu

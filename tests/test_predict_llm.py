@@ -61,15 +61,15 @@ def test_mfu_predicted_mode():
 def test_unsupported_layouts_raise():
     from perfmodel.llm.memory import Parallelism
 
-    with pytest.raises(PerfmodelError, match="context parallelism"):
-        predict_training_step(CFG, batch=8, seq_len=64, gpus=2, precision="bf16",
-                              device=get_device("h100"), parallel=Parallelism(dp=1, cp=2))
+    with pytest.raises(PerfmodelError, match="context parallelism 3 must divide"):
+        predict_training_step(CFG, batch=8, seq_len=64, gpus=3, precision="bf16",
+                              device=get_device("h100"), parallel=Parallelism(dp=1, cp=3))
     with pytest.raises(PerfmodelError, match="must divide n_heads"):
         predict_training_step(CFG, batch=8, seq_len=64, gpus=8, precision="bf16",
                               device=get_device("h100"), parallel=Parallelism(tp=8))
-    with pytest.raises(PerfmodelError, match="must divide the 3 layers"):
-        predict_training_step(CFG, batch=8, seq_len=64, gpus=2, precision="bf16",
-                              device=get_device("h100"), parallel=Parallelism(pp=2))
+    with pytest.raises(PerfmodelError, match="exceeds the 3 layers"):
+        predict_training_step(CFG, batch=8, seq_len=64, gpus=4, precision="bf16",
+                              device=get_device("h100"), parallel=Parallelism(pp=4))
     with pytest.raises(PerfmodelError, match="precisions"):
         predict_training_step(CFG, batch=8, seq_len=64, precision="fp4",
                               device=get_device("h100"))
@@ -222,3 +222,24 @@ def test_tp_comm_overlap_hides_the_tensor_parallel_all_reduces():
     assert hidden.step_s == pytest.approx(exposed.step_s - exposed.tp_comm_s)
     r = estimate_mfu(BIG, 8, 1024, gpus=4, tp=4, device="h100", tp_comm_overlap=True)
     assert r.step_time_s == pytest.approx(hidden.step_s)
+
+
+def test_context_parallel_ranks_hold_part_of_the_sequence():
+    """cp = 2: each rank runs half the tokens, its attention meets every key (twice its
+    local attention), and the weights' gradients are reduced over dp x cp."""
+    from perfmodel.llm.memory import Parallelism
+
+    h100 = get_device("h100")
+    one = predict_training_step(BIG, batch=2, seq_len=2048, precision="bf16", device=h100)
+    half = predict_training_step(BIG, batch=2, seq_len=1024, precision="bf16", device=h100)
+    cp = predict_training_step(BIG, batch=2, seq_len=2048, gpus=2, precision="bf16",
+                               device=h100, parallel=Parallelism(cp=2))
+    t = lambda p: p.forward_s + p.backward_s  # noqa: E731
+    assert t(half) < t(cp) < t(one)  # more than half the tokens' work, less than all of it
+    assert cp.allreduce_s > 0 and one.allreduce_s == 0
+    # an uneven pipeline: the fullest stage (2 of 3 layers) sets the pace
+    three = TransformerConfig(name="three", d_model=2048, n_layers=3, n_heads=16, d_ff=8192,
+                              vocab_size=32000, seq_len=1024)
+    pp = predict_training_step(three, batch=8, seq_len=1024, gpus=2, micro_batch=1,
+                               precision="bf16", device=h100, parallel=Parallelism(pp=2))
+    assert pp.step_s > 0 and pp.bubble_s > 0

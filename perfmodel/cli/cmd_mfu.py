@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--pp", type=int, default=1,
                    help="pipeline-parallel size (memory check, predicted step)")
     p.add_argument("--cp", type=int, default=1,
-                   help="context-parallel size (memory check; not in the predicted step)")
+                   help="context-parallel size (memory check, predicted step)")
     p.add_argument("--sequence-parallel", action="store_true",
                    help="Megatron sequence parallelism (memory check)")
     p.add_argument("--zero", type=int, default=0, choices=[0, 1, 2, 3],

@@ -15,7 +15,8 @@ sequences per forward/backward, `n_micro = batch / dp / micro_batch` micro-batch
   and `vocab / tp` of the embedding and LM head; norms replicated), at the precision's
   dtype (bf16 -> bfloat16, fp16 -> float16, tf32 -> tf32, fp32 -> float32; fp8: the
   layers' GEMMs in float8_e4m3fn, the rest in bfloat16, as Transformer Engine runs it), with its
-  `n_layers / pp` layers plus the heavier of the first stage's embedding and the last
+  `ceil(n_layers / pp)` layers (the fullest stage sets the pace) plus the heavier of the
+  first stage's embedding and the last
   stage's LM head and loss. With pp = 1 that is the whole model. 1F1B and GPipe both
   take `n_micro + pp - 1` stage slots per step (the pipeline bubble).
 - recomputation: `full` re-runs each block's forward in backward (+ the blocks' forward
@@ -32,20 +33,26 @@ sequences per forward/backward, `n_micro = batch / dp / micro_batch` micro-batch
   `micro_batch x seq x d_model` elements each.
 - optimizer: Adam(W) pointwise kernels over this GPU's parameters in float32 (master
   weights in mixed precision, plus one cast back per parameter), launched multi-tensor on a
-  GPU, `perfmodel.predict.optimizer`; divided by dp with ZeRO >= 1 (distributed optimizer).
+  GPU, `perfmodel.predict.optimizer`; divided by dp x cp with ZeRO >= 1 (distributed
+  optimizer).
 - gradient all-reduce (dp > 1): ring all-reduce (ZeRO-1/2: reduce-scatter + all-gather,
   the same bytes; ZeRO-3 1.5x, weights gathered for forward and backward) of this GPU's
   gradients in float32 (Megatron's default; PyTorch AMP keeps float32 parameters) over
   dp, not overlapped with backward (an upper bound: Megatron/DDP overlap most of it).
 
-Links: Megatron orders ranks tp fastest, then dp, then pp; a group whose ranks span at most
+Links: Megatron orders ranks tp fastest, then cp, dp, pp; a group whose ranks span at most
 `gpus_per_node` (default 8) GPUs talks over the node's GPU link (`interconnect_bw` if
 given, else `DeviceSpec.extra["interconnect_bandwidth"]`, else the documented
 per-direction NVLink/PCIe figures of `INTERCONNECT_BW`). A wider group runs over the
 network at the GPU's share of its node's InfiniBand (`inter_node_bw`, else
 `INTER_NODE_BW`) times the group's GPUs per node (NCCL runs a ring per NIC), at most the
-node's link; a pipeline send that crosses nodes gets one GPU's share. Context
-parallelism (cp > 1) is not modelled and raises.
+node's link; a pipeline send that crosses nodes gets one GPU's share.
+
+Context parallelism (cp > 1, Megatron's ring attention): each rank runs `seq / cp` tokens
+through every op, its attention meets all `seq` keys (cp times the local attention work;
+causal load balancing keeps it even), the ring's K/V exchange is taken as hidden behind
+attention (Transformer Engine overlaps it), and the gradient all-reduce and the
+distributed optimizer span dp x cp.
 """
 from __future__ import annotations
 
@@ -154,15 +161,16 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
     if par.gpus != gpus:
         raise PerfmodelError(f"{gpus} GPUs do not match dp {par.dp} x tp {par.tp} x pp {par.pp}"
                              f" x cp {par.cp} = {par.gpus}")
-    if par.cp > 1:
-        raise PerfmodelError(f"predicted step time does not model context parallelism "
-                             f"(got cp={par.cp}); give a measured --tokens-per-s or --step-time")
+    cp = par.cp
+    if int(seq_len) % cp:
+        raise PerfmodelError(f"context parallelism {cp} must divide the sequence of {seq_len}")
     if precision not in PRECISION_DTYPE:
         raise PerfmodelError(f"predicted step time supports precisions "
                              f"{', '.join(PRECISION_DTYPE)}, not {precision!r}")
     tp, pp, dp = par.tp, par.pp, par.dp
-    if cfg.n_layers % pp:
-        raise PerfmodelError(f"pipeline parallelism {pp} must divide the {cfg.n_layers} layers")
+    if pp > cfg.n_layers:
+        raise PerfmodelError(f"pipeline parallelism {pp} exceeds the {cfg.n_layers} layers")
+    layers = -(-cfg.n_layers // pp)  # the fullest stage's layers (uneven splits allowed)
     dtype = PRECISION_DTYPE[precision]
     gemm_dtype = GEMM_DTYPE.get(precision)
     backend = device if isinstance(device, Backend) else resolve_backend(
@@ -171,7 +179,8 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
         backend.device.peak(gemm_dtype)  # a device without the math mode says so
     micro = int(micro_batch or max(1, batch // dp))
     n_micro = max(1, int(np.ceil(batch / dp / micro)))
-    c = cfg.scaled(seq_len=int(seq_len)) if seq_len != cfg.seq_len else cfg
+    local = int(seq_len) // cp  # each context-parallel rank holds seq / cp tokens
+    c = cfg.scaled(seq_len=local) if local != cfg.seq_len else cfg
     shard = tp_shard(c, tp)
     parts = parts_of(shard)
     fused = fuses_kernels(backend.device)
@@ -191,10 +200,14 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
         extra = sum(r["time_s"] for r in _forward_rows(backend, parts, counts, dtype, "attention"))
     elif rec not in ("none", "0", "0.0"):
         raise PerfmodelError(f"recompute must be none, selective or full, got {recompute!r}")
+    if cp > 1:  # a rank's queries meet all seq keys, not only its own seq / cp
+        att = _attention_time(backend, parts, counts, dtype)
+        extra += (cp - 1) * att
     whole = pred.forward.value + pred.backward.value + extra
-    stage = whole if pp == 1 else (blocks + extra) / pp + max(first, last)
+    stage = whole if pp == 1 else (blocks + extra) * layers / c.n_layers + max(first, last)
     share = stage / whole if whole > 0 else 1.0
-    # links: tp ranks are adjacent, dp ranks stride tp, pp ranks stride tp x dp
+    # links: tp ranks are adjacent, cp ranks stride tp, dp ranks stride tp x cp, pp ranks
+    # stride tp x cp x dp (Megatron's tp-cp-dp-pp order)
     node_bw = interconnect_bandwidth(backend.device, interconnect_bw)
     net_bw = float(inter_node_bw or INTER_NODE_BW.get(backend.device.key, INTER_NODE_DEFAULT))
 
@@ -208,24 +221,23 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
 
     elt = 4 if dtype in ("float32", "tf32") else 2  # bytes per activation element
     act = micro * c.seq_len * c.d_model * elt
-    layers = c.n_layers // pp
     # Megatron: 2 all-reduces per layer forward, 2 backward, 2 more when the forward is
     # recomputed; the embedding's forward and the LM head's input gradient add one each
     n_ar = 4 * layers + 2 + (2 * layers if rec == "full" else 0)
     tp_stage = n_ar * ring_seconds(act, tp, group_bw(tp, 1)) if tp > 1 else 0.0
     if par.tp_comm_overlap:
         tp_stage = 0.0  # hidden behind the GEMMs it is pipelined with (a lower bound)
-    p2p = 2 * act / (node_bw if tp * dp * pp <= gpus_per_node else net_bw) if pp > 1 else 0.0
+    p2p = 2 * act / (node_bw if tp * cp * dp * pp <= gpus_per_node else net_bw) if pp > 1 else 0.0
     slots = n_micro + pp - 1
     numels = owned_numels(parts, counts)  # a tied weight is updated once, by its owner
     ops = optimizer_ops("adamw", numels, "float32", master_cast=dtype not in ("float32", "tf32"),
                         foreach=uses_foreach(backend.device))
     opt_s = optimizer_seconds(features(ops, backend.optimes.predict(ops)["time_s"].to_numpy()))
-    opt_s = opt_s / pp / (dp if par.zero >= 1 else 1)
+    opt_s = opt_s / pp / (dp * cp if par.zero >= 1 else 1)  # the optimizer shards over dp x cp
     # this GPU's gradients, reduced in float32 (Megatron's default; PyTorch AMP keeps
     # float32 parameters); ZeRO-3 also gathers the weights for forward and backward
     grad_bytes = 4.0 * pred.params / pp * (1.5 if par.zero >= 3 else 1.0)
-    ar = ring_seconds(grad_bytes, dp, group_bw(dp, tp))
+    ar = ring_seconds(grad_bytes, dp * cp, group_bw(dp * cp, tp))  # cp ranks share weights
     step = slots * (stage + tp_stage + p2p) + opt_s + ar
     r_lo, r_hi = (pred.time.lo / pred.time.value, pred.time.hi / pred.time.value) \
         if pred.time.value > 0 else (np.nan, np.nan)
@@ -236,6 +248,19 @@ def predict_training_step(cfg, *, batch: int, seq_len: int, gpus: int = 1,
                           compute * r_lo + comm, compute * r_hi + comm, backend.description,
                           tp_comm_s=slots * tp_stage, pp_comm_s=slots * p2p,
                           bubble_s=(pp - 1) * (stage + tp_stage + p2p))
+
+
+def _attention_time(backend, parts, counts, dtype) -> float:
+    """Forward + backward time of the transformer blocks' attention ops (calibrated)."""
+    beta = np.asarray(backend.calibration.get(dtype).beta)
+    total = 0.0
+    for part, c in zip(parts, counts):
+        if part.group != "transformer_block" or not len(c.ops):
+            continue
+        ops = c.ops[c.ops["op"] == "attention"]
+        if len(ops):
+            total += float(beta @ features(ops, backend.optimes.predict(ops)["time_s"].to_numpy()))
+    return total
 
 
 def _forward_rows(backend, parts, counts, dtype, what: str):
