@@ -180,3 +180,19 @@ def test_bad_input_is_one_line_errors():
         count_model(nn.Linear(2, 2).requires_grad_(False), (2,), backward=True)
     with pytest.raises(PerfmodelError, match="causal_flops"):
         count_model(nn.Linear(2, 2), (2,), causal_flops="most")
+
+
+def test_rms_norm_without_the_counting_op_warns_once(monkeypatch):
+    """Where the fused counting op cannot exist, GPU counting falls back to the composite
+    RMSNorm and says so (once), never silently."""
+    from perfmodel.counting import fused_ops
+
+    monkeypatch.setattr(fused_ops, "FORWARD", None)
+    monkeypatch.setattr(fused_ops, "UNAVAILABLE_WHY", "test")
+    monkeypatch.setattr(fused_ops, "_WARNED", [])
+    m = nn.RMSNorm(16)
+    x = torch.empty(4, 16, requires_grad=True)
+    with pytest.warns(UserWarning, match="composite float32 ops"):
+        ops = count_model(m, inputs=(x,), backward=True, fused_kernels=True).to_frame()
+    assert (ops["op"] != "rms_norm").all() and len(ops) > 10
+    assert fused_ops._WARNED == [True]

@@ -60,15 +60,28 @@ def _register():
     return torch.ops.perfmodel.fused_rms_norm, torch.ops.perfmodel.fused_rms_norm_backward
 
 
+UNAVAILABLE_WHY = ""
 try:
     FORWARD, BACKWARD = _register()
-except Exception:  # noqa: BLE001  (a torch whose custom-op API differs: RMSNorm stays composite)
+    if FORWARD is None:
+        UNAVAILABLE_WHY = f"torch {torch.__version__} has no torch.library.custom_op"
+except Exception as exc:  # noqa: BLE001  (a torch whose custom-op API differs)
     FORWARD = BACKWARD = None
+    UNAVAILABLE_WHY = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 AVAILABLE = FORWARD is not None
+_WARNED: list[bool] = []
 
 
 def fused_rms_norm(x: Tensor, shape, weight: Optional[Tensor], eps: Optional[float]):
-    """The normalised output through the counting-only fused op (None if unavailable)."""
+    """The normalised output through the counting-only fused op (None if unavailable: the
+    composite ops are counted, and a warning says so once)."""
     if FORWARD is None:
+        if not _WARNED:
+            import warnings
+
+            warnings.warn("RMSNorm is counted as its composite float32 ops, not one fused GPU "
+                          f"kernel (the counting op could not be registered: "
+                          f"{UNAVAILABLE_WHY})", stacklevel=2)
+            _WARNED.append(True)
         return None
     return FORWARD(x, [int(s) for s in shape], weight, eps)[0]

@@ -88,6 +88,22 @@ class PartCount:
             self._ops = pd.DataFrame(self.rows)
         return self._ops
 
+    def with_ops(self, ops: pd.DataFrame, **flags) -> "PartCount":
+        """A copy with another op table (the same parameters and saved bytes), e.g. the
+        compiled (`fused=True`) or FP8 (`gemm_dtype=...`) op list of the same part."""
+        kw = {"fused": self.fused, "gemm_dtype": self.gemm_dtype} | flags
+        return PartCount(ops, self.params, self.param_bytes, self.param_numels,
+                         self.saved_bytes, self.input_saved, self.input_bytes,
+                         self.output_saved, self.output_bytes, self.macs, self.acts,
+                         self.max_op_bytes, self.fwd_macs, self.fwd_acts, self.all_flops, **kw)
+
+    def owned_numels(self, part: Part) -> list[int]:
+        """Sizes of the part's trainable tensors, a tied weight left to its owner part."""
+        numels = list(self.param_numels)
+        if part.shared_params in numels:
+            numels.remove(part.shared_params)
+        return numels
+
     @property
     def n_ops(self) -> int:
         return len(self.rows) if self._ops is None else len(self._ops)
@@ -116,7 +132,7 @@ def fuses_kernels(device) -> bool:
 def count_part(part: Part, batch: int, dtype: str, train: bool, fast: bool = True,
                fused_kernels: bool = False, compiled: bool = False,
                gemm_dtype: str | None = None) -> PartCount:
-    """Count `part` (cached by its key, input shape, batch, dtype, training and dropout kind).
+    """Count `part` (cached by its key, input shape, batch, dtype, training and the flags).
 
     `fast`: use the closed-form op list of `analytic.py` where one exists (the same rows
     as the meta-device count), else count on the meta device. `fused_kernels`: count
@@ -137,10 +153,7 @@ def count_part(part: Part, batch: int, dtype: str, train: bool, fast: bool = Tru
         from perfmodel.predict.fusion import fuse_pointwise
 
         e = count_part(part, batch, dtype, train, fast, fused_kernels)
-        hit = _CACHE[k] = PartCount(
-            fuse_pointwise(e.ops), e.params, e.param_bytes, e.param_numels, e.saved_bytes,
-            e.input_saved, e.input_bytes, e.output_saved, e.output_bytes, e.macs, e.acts,
-            e.max_op_bytes, e.fwd_macs, e.fwd_acts, e.all_flops, fused=True)
+        hit = _CACHE[k] = e.with_ops(fuse_pointwise(e.ops), fused=True)
     if hit is None:
         hit = _analytic(part, int(batch), canonical_dtype(dtype), bool(train)) if fast else None
         if hit is None:
@@ -169,10 +182,7 @@ def _with_gemm_dtype(e: PartCount, gemm_dtype: str, dtype: str) -> PartCount:
         ops.loc[sel, "bytes_read"] = read
         ops.loc[sel, "bytes_written"] = written
         ops.loc[sel, "bytes"] = read + written
-    return PartCount(ops, e.params, e.param_bytes, e.param_numels, e.saved_bytes, e.input_saved,
-                     e.input_bytes, e.output_saved, e.output_bytes, e.macs, e.acts,
-                     e.max_op_bytes, e.fwd_macs, e.fwd_acts, e.all_flops, fused=e.fused,
-                     gemm_dtype=gemm_dtype)
+    return e.with_ops(ops, gemm_dtype=gemm_dtype)
 
 
 def _count(part: Part, batch: int, dtype: str, train: bool, fused_kernels: bool) -> PartCount:

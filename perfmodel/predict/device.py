@@ -137,9 +137,7 @@ class Backend:
 
     def optimizer_features(self, part, count, optimizer: str, dtype: str) -> np.ndarray:
         """Calibration features of the optimizer kernels over a part's parameters (cached)."""
-        numels = list(count.param_numels)
-        if part.shared_params in numels:  # a tied weight is updated once, by its owner
-            numels.remove(part.shared_params)
+        numels = count.owned_numels(part)  # a tied weight is updated once, by its owner
         key = ("optimizer", optimizer, dtype, tuple(numels))
         hit = self._parts.get(key)
         if hit is None:

@@ -157,7 +157,7 @@ def predict_model(model, batch: int = 1, *, dtype: str = "float32", train: bool 
 @dataclass
 class Prepared:
     """A model counted part by part at one batch size, ready to be priced on a backend of
-    the device kind it was counted for (`fused_kernels`: a GPU's dropout kernel)."""
+    the device kind it was counted for (`fused_kernels`: a GPU's dropout and RMSNorm)."""
 
     name: str
     parts: list
@@ -187,7 +187,7 @@ def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True
             input_shape: tuple | None = None, fused_kernels: bool = False,
             compiled: bool = False) -> Prepared:
     """Decompose and count a model (see `predict_model` for the arguments; `fused_kernels`
-    counts dropout as a GPU runs it, `counts.fuses_kernels(device)`)."""
+    counts dropout and RMSNorm as a GPU runs them, `counts.fuses_kernels(device)`)."""
     from perfmodel.predict.optimizer import canonical_optimizer
 
     batch = int(batch)
@@ -204,13 +204,7 @@ def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True
 
 def owned_numels(parts, counts) -> list[int]:
     """Sizes of the trainable parameter tensors, a tied weight once (by its owner)."""
-    out = []
-    for part, c in zip(parts, counts):
-        own = list(c.param_numels)
-        if part.shared_params in own:
-            own.remove(part.shared_params)
-        out.extend(own)
-    return out
+    return [n for part, c in zip(parts, counts) for n in c.owned_numels(part)]
 
 
 def _is_vit(model) -> bool:
