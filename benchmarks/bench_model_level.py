@@ -8,7 +8,9 @@ Rows:
   model's measured time is its `time_center_s`: the median of its measurements, taken
   minutes apart (five on a CPU with schema-3 profiles).
   Targets: median |error| <= 10 %, Spearman >= 0.9 across the candidates (per family and
-  pooled), the same fastest candidate. Interval coverage is reported alongside. The
+  pooled), the same fastest candidate. Interval coverage and the interval's median
+  half-width are reported alongside (the 90% whole-model interval, conformal over the
+  base fold's measured models: `perfmodel/predict/interval.py`). The
   profile's `blocks` suite times the candidates' distinct blocks in isolation, and the
   prediction uses them ("a measured block beats a sum of ops"; the stem, head, loss and
   optimizer step are still predicted): each candidate line says how many of its blocks
@@ -99,7 +101,10 @@ def score(rows: pd.DataFrame) -> dict:
     return dict(n=len(rows), strategies=rows["strategy"].nunique(), wrong=wrong, resolved=resolved,
                 median_error=float(np.median(err)), spearman=float(np.nanmin(rho)) if rho else np.nan,
                 spearman_all=spearman(rows["pred_s"], rows["measured_s"]), top1=top1,
-                coverage=float(rows["in_interval"].mean()), top1_gap=top1_gap)
+                coverage=float(rows["in_interval"].mean()), top1_gap=top1_gap,
+                half_width=float(np.median((rows["pred_hi_s"] - rows["pred_lo_s"])
+                                           / (2 * rows["pred_s"])))
+                if {"pred_hi_s", "pred_lo_s"} <= set(rows) else np.nan)
 
 
 def accuracy_section(label: str, profile: Path, targets: dict, measured_blocks: bool = True,
@@ -120,7 +125,7 @@ def accuracy_section(label: str, profile: Path, targets: dict, measured_blocks: 
                      f"target strategies: scoring every measured candidate instead")
         sel = table
     head = (f"  {'family':<22} {'n':>3} {'strat':>5} {'median |err|':>12} {'Spearman':>9} "
-            f"{'top-1':>6} {'coverage':>9} {'swaps':>7}   verdict")
+            f"{'top-1':>6} {'coverage':>9} {'+-':>6} {'swaps':>7}   verdict")
     lines.append(head)
     for name, rows in family_rows(sel, suffix):
         s = score(rows)
@@ -133,6 +138,7 @@ def accuracy_section(label: str, profile: Path, targets: dict, measured_blocks: 
                      f"{100 * s['median_error']:>11.1f}% {s['spearman']:>9.3f} "
                      f"{top:>6} "
                      f"{100 * s['coverage']:>8.0f}% "
+                     f"{100 * s['half_width']:>5.1f}% "
                      f"{swaps:>7}   "
                      f"{'PASS' if ok else 'FAIL'}"
                      + ("" if s["strategies"] >= MIN_STRATEGIES else
@@ -148,6 +154,8 @@ def accuracy_section(label: str, profile: Path, targets: dict, measured_blocks: 
                 lines.append(f"    {name:<20} {score_ties(rows, gap).describe()}")
     lines.append("  top-1: 'same', or how much slower (measured) the predicted fastest candidate "
                  "is than the measured fastest")
+    lines.append("  coverage, +-: share of candidates inside their 90% interval, and the interval's "
+                 "median half-width (`perfmodel/predict/interval.py`)")
     lines.append("  swaps: candidate pairs the prediction orders wrongly / pairs whose measured "
                  "gap exceeds both time_noise_s bands")
     lines.append("  per candidate (measured vs predicted training-step time; blocks whose "

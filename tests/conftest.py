@@ -45,3 +45,10 @@ def no_shipped_profiles(tmp_path, monkeypatch):
     device_mod._BACKENDS.clear()
     yield
     device_mod._BACKENDS.clear()
+
+
+@pytest.fixture(scope="session")
+def shipped_profile_cache(tmp_path_factory):
+    """One prediction cache (`PERFMODEL_CACHE`) for the tests that fit the shipped CPU
+    profiles: they fit each profile once per session, not once per module."""
+    return tmp_path_factory.mktemp("shipped-profile-cache")

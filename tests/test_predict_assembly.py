@@ -74,12 +74,12 @@ def test_fit_takes_the_median_ratio_of_its_fold_and_tests_it(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
+def shipped(shipped_profile_cache):
     prof = shipped_cpu_profile()
     if prof is None:
         pytest.skip("no CPU profile with blocks and validation suites under datasets/")
     mp = pytest.MonkeyPatch()
-    mp.setenv("PERFMODEL_CACHE", str(tmp_path_factory.mktemp("assembly") / "cache"))
+    mp.setenv("PERFMODEL_CACHE", str(shipped_profile_cache))
     yield prof
     mp.undo()
 

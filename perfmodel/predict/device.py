@@ -5,7 +5,8 @@
   `validation`) when it has enough of them, else the roofline; the `blocks` suite
   calibrates the sum of ops (`perfmodel.predict.calibration`); the `validation` suite's
   unscaled and x2 models give the whole-model scale (`perfmodel.predict.assembly`), its
-  x4 candidates (a ranking's ground truth) are never fitted on.
+  x4 candidates (a ranking's ground truth) are never fitted on; the same unscaled and x2
+  models size the whole-model interval (`perfmodel.predict.interval`).
 - A saved predictor directory (`predictor.json`, from `perfmodel fit`): its per-op models.
 - A device name (`h100`, `cpu`, ...): the shipped profile under `datasets/` that matches
   the catalogue key (and, for a CPU, the processor name) is used as above; with none,
@@ -71,6 +72,7 @@ class Backend:
     _parts: dict = field(default_factory=dict, repr=False)
     assembly: object = None  # assembly.AssemblyScale: whole model vs its parts
     resolution: object = None  # resolution.RankResolution: how close is a tie
+    interval: object = None  # interval.ModelInterval: how far a whole model can be off
 
     def assembly_scale(self, train: bool, dtype: str) -> float:
         """Measured / predicted whole-model time on this device (1 when not fitted)."""
@@ -372,7 +374,9 @@ def from_profile(path: Path, spec=None) -> Backend:
         preds = cached_fold_predictions(backend, validation, digest, "base")
         backend.assembly = scale_of(preds, "base")
         backend.resolution = fit_resolution(preds, "base")
-        backend.description += "; " + backend.assembly.describe()
+        backend.interval = cached_interval(backend, validation, digest, "base")
+        backend.description += ("; " + backend.assembly.describe() + "; "
+                                + backend.interval.describe())
     return backend
 
 
@@ -412,6 +416,19 @@ def cached_assembly(backend: Backend, validation: pd.DataFrame, digest: str, fol
     """The whole-model scale fitted on one fold (`assembly.scale_of`), from the cached
     predictions of the fold by a backend without a scale."""
     return scale_of(cached_fold_predictions(backend, validation, digest, fold), fold)
+
+
+def cached_interval(backend: Backend, validation: pd.DataFrame, digest: str, fold: str):
+    """The whole-model interval fitted on one fold (`interval.fit_model_interval`): the
+    fold as `backend` predicts it, and with no block measurement used."""
+    import dataclasses
+
+    from perfmodel.predict.interval import fit_model_interval
+
+    blocks = cached_fold_predictions(backend, validation, digest, fold)
+    ops = (cached_fold_predictions(dataclasses.replace(backend, measured={}, _parts={}),
+                                   validation, digest, fold) if backend.measured else blocks)
+    return fit_model_interval(blocks, ops, fold)
 
 
 def _json_cached(where: Path, load, make):

@@ -228,6 +228,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     saved = assemble_saved_bytes(counts) if train else [0.0] * len(counts)
     t_lo = t_hi = 0.0
     n_measured = 0
+    t_parts = t_measured = 0.0  # the parts' time, and the share of it measured blocks give
     for part, c, sv in zip(parts, counts, saved):
         x, e, t_sum, lo_sum, hi_sum = backend.part_features(part, c, batch, dtype, train)
         # a measured block beats a sum of ops (the profile measures eager blocks only)
@@ -235,6 +236,8 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         if m is not None and beta @ x > 0:
             x = x * (m / float(beta @ x))
             n_measured += 1
+            t_measured += m
+        t_parts += float(beta @ x)
         t_lo += lo_sum
         t_hi += hi_sum
         x_total += x
@@ -279,6 +282,11 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         # (sum of lower bounds, sum of upper bounds: the widest consistent interval, not a
         # naive independent sum); the roofline alone gives a lower bound and no upper one.
         ratio = ((t_lo / t_raw, t_hi / t_raw) if t_raw > 0 else (float("nan"), float("nan")))
+    compiled = any(c.fused for c in counts)
+    if backend.interval is not None and not compiled:
+        # the profile's measured whole models size it (`interval`); they ran eager
+        whole = backend.interval.ratio(train, t_measured / t_parts if t_parts > 0 else 0.0)
+        ratio = whole if whole is not None else ratio
     est = lambda v: Estimate(v, v * ratio[0], v * ratio[1])  # noqa: E731
     power = _power(backend, e_raw, t_raw)
     energy = Estimate(total * power, total * power * ratio[0], total * power * ratio[1])
@@ -302,7 +310,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         backend=backend.description, source=backend.source, samples=batch,
         measured_parts=n_measured, tokens=batch * seq if is_seq else 0, assembly_scale=scale,
         ops=pd.concat(op_frames, ignore_index=True) if op_frames else None,
-        compiled=any(c.fused for c in counts))
+        compiled=compiled)
 
 
 def optimizer_seconds(x_opt: np.ndarray) -> float:

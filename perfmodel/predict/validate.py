@@ -30,7 +30,8 @@ import pandas as pd
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict.assembly import FOLDS, fold_of, model_args, other_fold, row_factor
 from perfmodel.predict.counts import fuses_kernels
-from perfmodel.predict.device import (cached_assembly, datasets_dir, from_profile,
+from perfmodel.predict.device import (cached_assembly, cached_interval, datasets_dir,
+                                      from_profile,
                                       is_profile, profile_digest, read_profile_rows)
 from perfmodel.predict.measured import center_time
 from perfmodel.predict.model import predict_model
@@ -177,18 +178,21 @@ def validate(profile=None, *, phases=("train_step", "inference"),
         resolutions[prof.name] = shipped.resolution
         desc = shipped.description  # without the scale's own words: validate fits its own
         if shipped.assembly is not None:
-            desc = desc.removesuffix("; " + shipped.assembly.describe())
-        backend = dataclasses.replace(shipped, assembly=None)
+            desc = desc.removesuffix("; " + shipped.assembly.describe() + "; "
+                                     + shipped.interval.describe())
+        backend = dataclasses.replace(shipped, assembly=None, interval=None)
         if not measured_blocks:
             backend = dataclasses.replace(backend, measured={}, _parts={})
         by_fold = {f: backend for f in FOLDS}
         if assembly:
             digest = profile_digest(prof)
-            for f in FOLDS:  # a row's scale comes from the other fold
+            for f in FOLDS:  # a row's scale and interval come from the other fold
                 fit = cached_assembly(backend, all_val, digest, other_fold(f))
-                by_fold[f] = dataclasses.replace(backend, assembly=fit)
-            desc += "; " + by_fold["x4"].assembly.describe() + " (scores the x4 rows; the " \
-                "others are scored with the scale fitted on the x4 fold)"
+                iv = cached_interval(backend, all_val, digest, other_fold(f))
+                by_fold[f] = dataclasses.replace(backend, assembly=fit, interval=iv)
+            desc += ("; " + by_fold["x4"].assembly.describe() + "; "
+                     + by_fold["x4"].interval.describe() + " (scores the x4 rows; the "
+                     "others are scored with the scale and interval fitted on the x4 fold)")
         else:
             desc += "; no whole-model scale"
         backends[str(prof)] = desc + (

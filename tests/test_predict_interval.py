@@ -1,0 +1,116 @@
+"""Whole-model intervals: conformal over the profile's measured whole models, out of sample
+for the whole-model scale, never scored on the models they were fitted on."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perfmodel.predict.device import datasets_dir, from_profile
+from perfmodel.predict.interval import (ModelInterval, conformal_quantile, fit_model_interval,
+                                        loo_residuals)
+from perfmodel.predict.model import predict_model
+from perfmodel.predict.validate import validate
+from tests.test_predict_validate import shipped_cpu_profile
+
+
+def _preds(ratios, phase="train_step"):
+    """Fold predictions of models measured at `ratios` x their predicted 1 s."""
+    return pd.DataFrame([{"model": "m", "phase": phase, "dtype": "float32", "batch": 8,
+                          "factor": 2.0, "strategy": f"s{i}", "measured_s": r, "pred_s": 1.0}
+                         for i, r in enumerate(ratios)])
+
+
+def test_conformal_rank():
+    r = np.arange(1, 16) / 100.0  # 15 residuals
+    assert conformal_quantile(r, 0.9) == pytest.approx(0.15)  # ceil(16 x 0.9) = 15th: the max
+    assert conformal_quantile(np.arange(1, 31) / 100, 0.9) == pytest.approx(0.28)  # 28th of 30
+    assert math.isinf(conformal_quantile(r[:8], 0.9))  # ceil(9 x 0.9) = 9 > 8: no finite bound
+    assert conformal_quantile(-r, 0.9) == pytest.approx(0.15)  # absolute values
+
+
+def test_residuals_leave_the_model_out_of_the_scale():
+    # nine models measured 1.10 x their prediction, one 2.0 x
+    preds = _preds([1.10] * 9 + [2.0])
+    res = loo_residuals(preds, preds)
+    # the outlier's scale is the other nine's (1.10), not one that includes itself
+    assert res["residual"].iloc[-1] == pytest.approx(math.log(2.0 / 1.10))
+    assert np.allclose(res["residual"].iloc[:-1], 0.0)
+
+
+def test_fit_per_phase_and_pooled_and_interpolate_blocks_to_ops():
+    rng = np.random.default_rng(0)
+    train = _preds(np.exp(rng.normal(0, 0.03, 15)))
+    infer = _preds(np.exp(rng.normal(0, 0.10, 6)), "inference")  # too few for its own
+    blocks = pd.concat([train, infer], ignore_index=True)
+    ops = blocks.assign(pred_s=blocks["pred_s"] * np.exp(rng.normal(0, 0.2, len(blocks))))
+    iv = fit_model_interval(blocks, ops)
+    assert set(iv.q) == {"train_step|blocks", "train_step|ops", "*|blocks", "*|ops"}
+    assert iv.n["train_step|blocks"] == 15 and iv.n["*|blocks"] == 21
+    qb, qo = iv.q["train_step|blocks"], iv.q["train_step|ops"]
+    assert qb < qo
+    assert iv.half_width(True, 1.0) == pytest.approx(qb)
+    assert iv.half_width(True, 0.0) == pytest.approx(qo)
+    assert iv.half_width(True, 0.25) == pytest.approx(0.25 * qb + 0.75 * qo)
+    assert iv.half_width(False) == pytest.approx(iv.q["*|blocks"])  # pooled fallback
+    lo, hi = iv.ratio(True)
+    assert lo == pytest.approx(math.exp(-qb)) and hi == pytest.approx(math.exp(qb))
+    assert ModelInterval.from_json(iv.to_json()) == iv
+    assert "90% interval" in iv.describe()
+    assert ModelInterval().half_width(True) is None  # nothing fitted: no interval
+
+
+@pytest.fixture(scope="module")
+def shipped(shipped_profile_cache):
+    prof = shipped_cpu_profile()
+    if prof is None:
+        pytest.skip("no CPU profile with blocks and validation suites under datasets/")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PERFMODEL_CACHE", str(shipped_profile_cache))
+    yield prof
+    mp.undo()
+
+
+def test_predictions_carry_the_base_fold_interval(shipped):
+    b = from_profile(shipped)
+    assert b.interval is not None and b.interval.fold == "base"
+    assert "interval (conformal, base fold)" in b.description
+    kw = dict(batch=8, dtype="float32", train=True, factor=4.0, strategy="w",
+              overrides={"resolution": 64})
+    p = predict_model("RegNetX-400MF", device=b, **kw)
+    assert p.measured_parts > 0
+    # every block of this candidate was measured (its stem, head and loss are predicted):
+    # the half-width sits at the measured-blocks end of the line
+    qb, qo = b.interval.half_width(True, 1.0), b.interval.half_width(True, 0.0)
+    h = math.log(p.time.hi / p.time.value)
+    assert h == pytest.approx(-math.log(p.time.lo / p.time.value), rel=1e-9)
+    assert min(qb, qo) <= h <= max(qb, qo) and abs(h - qb) <= 0.05 * abs(qo - qb)
+    # no measured block (batch 3 was never profiled): the sum-of-ops end
+    p3 = predict_model("RegNetX-400MF", device=b, **dict(kw, batch=3))
+    assert p3.measured_parts == 0
+    assert p3.time.hi / p3.time.value == pytest.approx(
+        math.exp(b.interval.half_width(True, 0.0)), rel=1e-6)
+    # without a fitted interval the per-part calibration's interval stands
+    raw = predict_model("RegNetX-400MF", device=dataclasses.replace(b, interval=None), **kw)
+    lo, hi = b.calibration.get("float32").interval(1.0)
+    assert raw.time.hi / raw.time.value == pytest.approx(hi, rel=1e-6)
+
+
+def test_held_out_coverage_and_width_on_real_profiles(shipped):
+    """On every shipped CPU profile, the x4 candidates (never fitted on) fall inside the
+    90 % interval fitted on the base fold at least 85 % of the time, and the interval is
+    narrower than the per-part calibration interval it replaces. Measured: coverage
+    100 % (AMD EPYC) and 96 % (Intel Xeon VM); median half-width 18.5 % and 24.5 %,
+    against 41.9 % and 34.0 % before."""
+    profiles = [p.parent for p in sorted(datasets_dir().glob("cpu-*/metadata.json"))]
+    for prof in profiles:
+        t = validate(prof).table
+        x4 = t[t["factor"] >= 4]
+        assert len(x4) >= 20
+        assert x4["in_interval"].mean() >= 0.85, prof.name
+        half = np.median((x4["pred_hi_s"] - x4["pred_lo_s"]) / (2 * x4["pred_s"]))
+        lo, hi = from_profile(prof).calibration.get("float32").interval(1.0)
+        assert half < (hi - lo) / 2, f"{prof.name}: {half:.3f} vs {(hi - lo) / 2:.3f}"
