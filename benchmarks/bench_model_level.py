@@ -17,7 +17,10 @@ Rows:
   were measured. The sum of parts is multiplied by the profile's whole-model scale
   (`perfmodel/predict/assembly.py`), fitted on its unscaled and x2 validation models only,
   never on the x4 candidates scored here. Two ablation sections repeat the scoring with no
-  block measurement used, and with no whole-model scale. The ties line scores the rank
+  block measurement used, and with no whole-model scale. Where the profile measured
+  the held-out Llama-style family (`targets.HELD_OUT_MODELS`: RMSNorm, SwiGLU, rotary
+  positions, grouped-query attention; its blocks never timed, never fitted on), its x4
+  candidates get a line of their own, with no target. The ties line scores the rank
   resolution (`perfmodel/predict/resolution.py`, fitted on the same base fold): of the
   candidate pairs predicted farther apart than it, how many the measurement orders the
   same way, and whether the measured fastest is among the candidates tied with the
@@ -52,7 +55,8 @@ import pandas as pd  # noqa: E402
 
 from perfmodel.predict.device import datasets_dir, resolve_backend  # noqa: E402
 from perfmodel.predict.targets import (CNN_BASE, CPU_OVERRIDES, GPT_BASE,  # noqa: E402
-                                       MIN_STRATEGIES, TARGET_FACTOR, target_rows)
+                                       MIN_STRATEGIES, TARGET_FACTOR, held_out_rows,
+                                       target_rows)
 from perfmodel.predict.resolution import score_ties  # noqa: E402
 from perfmodel.predict.validate import discordant_pairs, spearman, validate  # noqa: E402
 
@@ -143,6 +147,17 @@ def accuracy_section(label: str, profile: Path, targets: dict, measured_blocks: 
                      f"{'PASS' if ok else 'FAIL'}"
                      + ("" if s["strategies"] >= MIN_STRATEGIES else
                         f" (only {s['strategies']} strategies measured)"))
+    held = held_out_rows(table.assign(phase="train_step"))
+    for name, rows in family_rows(held, suffix):
+        if name == "pooled":
+            continue
+        s = score(rows)
+        top = "same" if s["top1"] else f"+{100 * s['top1_gap']:.1f}%"
+        lines.append(f"  {name:<22} {s['n']:>3} {s['strategies']:>5} "
+                     f"{100 * s['median_error']:>11.1f}% {s['spearman']:>9.3f} {top:>6} "
+                     f"{100 * s['coverage']:>8.0f}% {100 * s['half_width']:>5.1f}% "
+                     f"{str(s['wrong']) + '/' + str(s['resolved']):>7}   held out: scored, "
+                     "never fitted, no target")
     if not detail:
         return lines
     res = resolve_backend(str(profile)).resolution

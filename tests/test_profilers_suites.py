@@ -115,7 +115,7 @@ def test_ground_truth_suites_repeat_more_on_a_cpu_than_on_a_gpu():
     suite = get_suite("validation")
     points = suite.points(open_device("cpu"))
     ranked = [p for p in points if suite.repeats_of(p) == 15]
-    assert len(ranked) == 13  # 6 RegNetX + 7 gpt2 strategies at x4, training step
+    assert len(ranked) == 20  # 6 RegNetX + 7 gpt2 + 7 Llama strategies at x4, training step
     assert all(is_ranked(p.p["factor"], p.p["strategy"], p.phase) for p in ranked)
     assert {(p.p["factor"], p.phase) for p in ranked} == {(4.0, "train_step")}
     assert get_suite("validation").max_repeats == 1  # the class is left as it was
@@ -131,15 +131,18 @@ def test_validation_suite_measures_one_complete_ranking_first():
     from profilers.suites.validation import CNN_STRATEGIES, GPT_STRATEGIES, is_ranked
 
     gpu = types.SimpleNamespace(kind="cuda", supports=lambda dtype: (True, ""))
-    for device, dtypes, batch in ((open_device("cpu"), {"float32"}, {"RegNetX-400MF": 8, "gpt2": 4}),
-                                  (gpu, {"tf32", "bfloat16"}, {"RegNetX-400MF": 64, "gpt2": 8})):
+    families = (("RegNetX-400MF", CNN_STRATEGIES), ("gpt2", GPT_STRATEGIES),
+                ("Llama-3-8B", GPT_STRATEGIES))
+    for device, dtypes, batch in ((open_device("cpu"), {"float32"},
+                                   {"RegNetX-400MF": 8, "gpt2": 4, "Llama-3-8B": 4}),
+                                  (gpu, {"tf32", "bfloat16"},
+                                   {"RegNetX-400MF": 64, "gpt2": 8, "Llama-3-8B": 8})):
         points = get_suite("validation").points(device)
-        n = (len(CNN_STRATEGIES) + len(GPT_STRATEGIES)) * len(dtypes)
+        n = sum(len(ss) for _, ss in families) * len(dtypes)
         head, rest = points[:n], points[n:]
         assert all(is_ranked(p.p["factor"], p.p["strategy"], p.phase) for p in head)
         assert {(p.op, p.p["strategy"], p.dtype) for p in head} == {
-            (m, s, dt) for m, ss in (("RegNetX-400MF", CNN_STRATEGIES), ("gpt2", GPT_STRATEGIES))
-            for s in ss for dt in dtypes}
-        assert {p.p["batch"] for p in head if p.op == "gpt2"} == {batch["gpt2"]}
-        assert {p.p["batch"] for p in head if p.op != "gpt2"} == {batch["RegNetX-400MF"]}
+            (m, s, dt) for m, ss in families for s in ss for dt in dtypes}
+        for model, b in batch.items():
+            assert {p.p["batch"] for p in head if p.op == model} == {b}
         assert len({p.id for p in points}) == len(points) and not {p.id for p in head} & {p.id for p in rest}

@@ -20,6 +20,8 @@ factor, so a fitted scale is always scored on models it never saw:
 - `x4`: the x4 candidates, a ranking's ground truth (the benchmark's target rows).
   `perfmodel validate` scores the `base` rows with the scale fitted on this fold, and the
   `x4` rows with the one fitted on `base`.
+A held-out family (`targets.HELD_OUT_MODELS`, `row_fold`) is in no fold: it is scored
+with the `base` fit, like the x4 rows.
 """
 from __future__ import annotations
 
@@ -38,6 +40,14 @@ MIN_Z = 2.0
 def fold_of(factor: float) -> str:
     """The fold of a validation model scaled by `factor`."""
     return "x4" if float(factor) >= HELD_OUT_FACTOR else "base"
+
+
+def row_fold(r) -> str:
+    """The fold of a validation-suite row: `held_out` for a family that is only scored
+    (`targets.HELD_OUT_MODELS`), else `fold_of` its factor."""
+    from perfmodel.predict.targets import HELD_OUT_MODELS
+
+    return "held_out" if str(r["op"]) in HELD_OUT_MODELS else fold_of(row_factor(r))
 
 
 def other_fold(fold: str) -> str:
@@ -120,7 +130,7 @@ def fold_predictions(backend, validation: pd.DataFrame, fold: str = "base") -> p
     out = []
     for _, r in validation.iterrows():
         factor = row_factor(r)
-        if fold_of(factor) != fold:
+        if row_fold(r) != fold:
             continue
         a = model_args(r)
         measured = center_time(r)
