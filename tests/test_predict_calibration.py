@@ -44,21 +44,23 @@ def test_conformal_interval_covers_held_out_blocks():
 
 def test_too_few_blocks_and_json_round_trip():
     with pytest.raises(PerfmodelError, match="calibration needs"):
-        fit_calibration(np.ones((3, 10)), np.ones(3), np.arange(3))
-    beta = tuple(float(i) for i in range(10))
+        fit_calibration(np.ones((3, 12)), np.ones(3), np.arange(3))
+    beta = tuple(float(i) for i in range(12))
     c = Calibrations({"float32": Calibration(beta=beta, q_lo=-0.1, q_hi=0.2, rows=40,
                                              source="blocks")})
     back = Calibrations.from_json(c.to_json())
     assert back.get("float32").beta == beta
     assert back.get("bfloat16") is back.pooled and not back.pooled.calibrated
-    x = np.array([1.0, 2.0, 3.0, 4.0, 50, 5.0, 6.0, 7.0, 8.0, 90])
-    assert Calibration().time(x) == pytest.approx(36.0)  # identity: the plain sum of times
+    x = np.array([1.0, 2.0, 3.0, 4.0, 4.5, 50, 5.0, 6.0, 7.0, 8.0, 8.5, 90])
+    assert Calibration().time(x) == pytest.approx(49.0)  # identity: the plain sum of times
 
 
 def test_features_split_phases_and_matrix_ops():
     import pandas as pd
 
-    ops = pd.DataFrame({"op": ["conv2d", "relu", "gemm", "attention", "conv2d", "batch_norm"],
-                        "phase": ["fwd", "fwd", "fwd", "fwd", "bwd", "bwd"]})
-    x = features(ops, np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
-    assert x.tolist() == [1.0, 3.0, 4.0, 2.0, 4.0, 5.0, 0.0, 0.0, 6.0, 2.0]
+    ops = pd.DataFrame({"op": ["conv2d", "relu", "gemm", "attention", "conv2d", "batch_norm",
+                               "add"],
+                        "phase": ["fwd", "fwd", "fwd", "fwd", "bwd", "bwd", "bwd"]})
+    x = features(ops, np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]))
+    # conv, gemm, attention, norm, other vector ops, op count; forward then backward
+    assert x.tolist() == [1.0, 3.0, 4.0, 0.0, 2.0, 4.0, 5.0, 0.0, 0.0, 6.0, 7.0, 3.0]

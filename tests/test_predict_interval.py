@@ -103,8 +103,8 @@ def test_held_out_coverage_and_width_on_real_profiles(shipped):
     """On every shipped CPU profile, the x4 candidates (never fitted on) fall inside the
     90 % interval fitted on the base fold at least 85 % of the time, and the interval is
     narrower than the per-part calibration interval it replaces. Measured: coverage
-    100 % (AMD EPYC) and 96 % (Intel Xeon VM); median half-width 18.5 % and 24.5 %,
-    against 41.9 % and 34.0 % before."""
+    100 % (AMD EPYC, with the held-out Llama family's x4 rows) and 96 % (Intel Xeon VM);
+    median half-width 20.0 % and 23.7 %, against 42 % and 34 % before."""
     profiles = [p.parent for p in sorted(datasets_dir().glob("cpu-*/metadata.json"))]
     for prof in profiles:
         t = validate(prof).table
