@@ -96,3 +96,29 @@ def test_vit_ranks_with_its_own_default_strategies(capsys):
     assert sorted(r["strategy"] for r in rows) == sorted(VIT_DEFAULT)
     assert main(["rank", "ViT-B/16", "--factor", "2", "--strategies", "zz"]) == 2
     assert "'d1_w8_r1'" in capsys.readouterr().err
+
+
+def test_rank_says_which_candidates_fit_in_the_gpus_memory(capsys):
+    """On a GPU each candidate's predicted peak is checked against the device's memory (a
+    CPU has no such column: its RAM is the machine's)."""
+    from perfmodel.hardware.catalogue import get_device
+
+    cap = get_device("h100").memory_bytes
+    big = rank_candidates("Llama-3-8B", 2.0, ["w", "d"], batch=1, device="h100",
+                          dtype="bfloat16").to_frame()
+    assert (big["pred_peak_bytes"] > cap).all() and not big["fits_in_memory"].any()
+    small = rank_candidates("gpt2", 2.0, ["w", "d"], batch=2, device="h100",
+                            dtype="bfloat16").to_frame()
+    assert (small["pred_peak_bytes"] < cap).all() and small["fits_in_memory"].all()
+    assert main(["rank", "Llama-3-8B", "--factor", "2", "--strategies", "w,d", "--device",
+                 "h100", "--dtype", "bfloat16"]) == 0
+    out = capsys.readouterr().out
+    assert "fits: NO marks" in out and "  fits  pareto" in out
+    cpu = rank_candidates("gpt2", 2.0, ["w"], batch=1, device="cpu",
+                          overrides={"n_layers": 2, "d_model": 64, "n_heads": 2,
+                                     "seq_len": 32, "vocab_size": 256}).to_frame()
+    assert cpu["fits_in_memory"].isna().all()
+    assert main(["rank", "gpt2", "--factor", "2", "--strategies", "w", "--device", "h100",
+                 "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert all(isinstance(r["fits_in_memory"], bool) for r in rec)

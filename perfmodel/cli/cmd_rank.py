@@ -71,8 +71,14 @@ def run(args) -> int:
     print(f"predicted with: {r.backend}")
     print(f"ties: {r.ties}" + ("; 'could be' gives the places a candidate can take"
                                if r.tie_gap is not None else ""))
+    gpu = df["fits_in_memory"].notna().any()
+    if gpu and not df["fits_in_memory"].astype(bool).all():
+        print(f"fits: NO marks a candidate whose predicted peak memory exceeds the "
+              f"{r.predictions[0].device}'s memory (activation checkpointing, a smaller "
+              f"micro-batch or sharding would be needed)")
     head = (f"{'rank':>4} {'could be':>8}  {'strategy':<12} {'params':>9} {'GFLOPs':>8} {'acts(M)':>8} "
-            f"{'time s [interval]':>28} {unit:>12} {'energy J':>9} {'peak MiB':>9}  pareto"
+            f"{'time s [interval]':>28} {unit:>12} {'energy J':>9} {'peak MiB':>9}"
+            + ("  fits" if gpu else "") + "  pareto"
             + ("  factor" if len({f for _, f in r.candidates}) > 1 else ""))
     print(head)
     for row in df.itertuples(index=False):
@@ -81,8 +87,9 @@ def run(args) -> int:
         could = f"{row.rank_lo}-{row.rank_hi}" if row.rank_lo != row.rank_hi else ""
         print(f"{row.rank:>4} {could:>8}  {row.strategy:<12} {row.params / 1e6:>8.2f}M "
               f"{row.flops / 1e9:>8.3f} {row.acts / 1e6:>8.2f} {t:>28} {_g(row.throughput):>12} "
-              f"{_g(row.pred_energy_j):>9} {row.pred_peak_bytes / 2**20:>9.1f}  "
-              f"{'*' if row.pareto else ' ':<6}"
+              f"{_g(row.pred_energy_j):>9} {row.pred_peak_bytes / 2**20:>9.1f}"
+              + (f"  {'yes' if row.fits_in_memory else 'NO':<4}" if gpu else "")
+              + f"  {'*' if row.pareto else ' ':<6}"
               + (f"  x{row.factor:g}" if len({f for _, f in r.candidates}) > 1 else ""))
     if args.plot:
         print(f"wrote {args.plot} (time vs {r.pareto_axis.replace('pred_', '')})")

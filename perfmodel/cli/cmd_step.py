@@ -44,6 +44,7 @@ def _model(text: str):
 
 def run(args) -> int:
     from perfmodel.predict import predict_model
+    from perfmodel.predict.memory import device_capacity
 
     if (args.factor is None) != (args.strategy is None):
         raise PerfmodelError("--factor and --strategy go together (e.g. --factor 4 "
@@ -58,7 +59,7 @@ def run(args) -> int:
                       factor=args.factor, strategy=args.strategy, overrides=overrides or None,
                       optimizer=args.optimizer, compiled=args.compiled)
     rows = p.by_module
-    capacity = _capacity(p.device)
+    capacity = device_capacity(p.device)
     fits = None if capacity is None else bool(p.memory.peak <= capacity)
     if args.json:
         d = p.to_dict()
@@ -101,18 +102,6 @@ def run(args) -> int:
         "saved MiB": lambda v: f"{v / 2**20:.1f}", "time_s": lambda v: f"{v:.4g}",
         "share": lambda v: f"{100 * v:.1f}%"}))
     return 0
-
-
-def _capacity(device_key: str):
-    """Memory of a GPU in bytes (None for a CPU: its RAM is the machine's, not the chip's)."""
-    from perfmodel.hardware.catalogue import get_device
-
-    try:
-        spec = get_device(device_key)
-    except PerfmodelError:
-        return None
-    mem = getattr(spec, "memory_bytes", None)
-    return float(mem) if spec.kind != "cpu" and mem else None
 
 
 def _by_group(rows):

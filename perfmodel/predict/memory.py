@@ -61,3 +61,18 @@ def memory_estimate(counts: list[PartCount], train: bool, optimizer: str,
         return MemoryEstimate(weights, weights, states * weights, acts, work)
     work = max((c.input_bytes + c.max_op_bytes for c in counts), default=0.0)
     return MemoryEstimate(weights, 0.0, 0.0, 0.0, float(work) if math.isfinite(work) else 0.0)
+
+
+def device_capacity(device_key: str) -> float | None:
+    """Memory of a GPU in bytes, for a fits-in-memory check (None for a CPU, whose RAM is
+    the machine's, not the chip's, and for a device the catalogue does not know)."""
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.hardware.catalogue import get_device
+
+    try:
+        spec = get_device(device_key)
+    except PerfmodelError:
+        return None
+    mem = getattr(spec, "memory_bytes", None)
+    return float(mem) if spec.kind != "cpu" and mem else None
+

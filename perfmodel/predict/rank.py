@@ -31,7 +31,7 @@ VIT_DEFAULT = ("d", "w", "r", "dw", "dr", "wr", "dwr", "d1_w8_r1")  # no group w
 TRANSFORMER_DEFAULT = ("d", "w", "s", "dw", "ds", "ws", "dws")
 JSON_KEYS = ("rank", "rank_lo", "rank_hi", "strategy", "factor", "params", "flops", "acts", "pred_time_s",
              "pred_time_s_lo", "pred_time_s_hi", "throughput", "pred_energy_j",
-             "pred_energy_j_lo", "pred_energy_j_hi", "pred_peak_bytes", "pareto")
+             "pred_energy_j_lo", "pred_energy_j_hi", "pred_peak_bytes", "fits_in_memory", "pareto")
 
 
 def default_strategies(base: str, overrides: dict | None = None) -> tuple[str, ...]:
@@ -89,6 +89,12 @@ class Ranking:
             d["factor"] = factor if strategy else 1.0
             rows.append(d)
         df = pd.DataFrame(rows)
+        from perfmodel.predict.memory import device_capacity
+
+        # a GPU's memory against each candidate's predicted peak (None on a CPU)
+        capacity = device_capacity(self.predictions[0].device) if self.predictions else None
+        df["fits_in_memory"] = (None if capacity is None else
+                                [bool(v <= capacity) for v in df["pred_peak_bytes"]])
         df["rank"] = df["pred_time_s"].rank(method="min").astype(int)
         df["rank_lo"], df["rank_hi"] = rank_bounds(df["pred_time_s"], self.tie_gap)
         y = df[self.pareto_axis].astype(float).to_numpy()
