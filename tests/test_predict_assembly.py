@@ -147,9 +147,10 @@ def test_the_scale_lowers_held_out_training_step_error_on_real_profiles(shipped)
 def test_the_held_out_llama_family_is_scored_with_the_base_fits(shipped):
     """The AMD profile measured a Llama-style family (RMSNorm, SwiGLU, RoPE, GQA) whose
     blocks no suite timed: it enters no fit and is scored as a sum of ops. Measured on
-    2026-12-01: inference median |error| 3.8 %, training steps over-predicted by 18 %
-    (median; 23 % before normalisations had a calibration class of their own), the x4
-    training ranking Spearman 1.000 with the same fastest candidate."""
+    2026-12-01: inference median |error| 3.2 %, training steps over-predicted by 7.3 %
+    (median; 23 % with one vector calibration class and no neighbour correction,
+    `perfmodel/predict/neighbours.py`), the x4 training ranking Spearman 1.000 with the
+    same fastest candidate."""
     from perfmodel.predict.device import datasets_dir
     from perfmodel.predict.targets import HELD_OUT_BASE, HELD_OUT_MODELS
 
@@ -172,7 +173,7 @@ def test_the_held_out_llama_family_is_scored_with_the_base_fits(shipped):
                        b.assembly.scale(True, "float32"))
     infer, train = held[held["phase"] == "inference"], held[held["phase"] == "train_step"]
     assert np.median(np.abs(infer["error"])) <= 0.10
-    assert np.median(np.abs(train["error"])) <= 0.22
+    assert np.median(np.abs(train["error"])) <= 0.12
     x4 = train[train["factor"] >= 4]
     from perfmodel.predict.validate import spearman
 

@@ -90,6 +90,9 @@ class Calibration:
     cv_median_ape: float = float("nan")  # out-of-fold median |error| on the blocks
     source: str = "none"  # "blocks" | "none"
     info: dict = field(default_factory=dict)
+    # measured transformer blocks: [dims, phase, key, log(measured / calibrated)]
+    # (`neighbours.py`)
+    residuals: list = field(default_factory=list)
 
     @property
     def calibrated(self) -> bool:

@@ -38,7 +38,7 @@ from perfmodel.predict.optimes import OpTimes
 
 PER_OP_EXCLUDED = ("blocks", "validation")
 MIN_PER_OP_ROWS = 50
-CACHE_VERSION = 6  # bump when the cached files change format or meaning
+CACHE_VERSION = 7  # bump when the cached files change format or meaning
 MAX_REL_IQR = 0.25  # block rows whose IQR exceeds 25% of the median are not calibrated on
 
 
@@ -86,6 +86,19 @@ class Backend:
 
         key = part_block_key(part, batch, dtype, train)
         return self.measured.get(key) if key is not None else None
+
+    def neighbour_scale(self, part, batch: int, dtype: str, train: bool) -> float:
+        """Correction of an unmeasured transformer block's calibrated sum of ops by the
+        residuals of its measured neighbours (`perfmodel.predict.neighbours`), 1.0 when
+        it has none."""
+        from perfmodel.predict.measured import part_block_key
+        from perfmodel.predict.neighbours import neighbour_scale, part_dims
+
+        table = self.calibration.get(dtype).residuals
+        if not table:
+            return 1.0
+        return neighbour_scale(table, part_dims(part, batch), "fwd_bwd" if train else "fwd",
+                               exclude=part_block_key(part, batch, dtype, train))
 
     def part_features(self, part, count, batch: int, dtype: str, train: bool):
         """(calibration features, summed per-op energy, time, lower and upper time) of a
@@ -482,7 +495,10 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
         steady = blocks[~(rel > MAX_REL_IQR)]
         if len(steady) >= MIN_BLOCK_ROWS:
             blocks = steady
-    X, y, groups, power, dtypes = [], [], [], [], []
+    from perfmodel.predict.measured import _row_key
+    from perfmodel.predict.neighbours import transformer_dims
+
+    X, y, groups, power, dtypes, near = [], [], [], [], [], []
     for _, row in blocks.iterrows():
         try:
             ops = block_ops(row)
@@ -492,6 +508,10 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
         X.append(features(ops, t))
         y.append(center_time(row))
         p = json.loads(row["params"]) if isinstance(row.get("params"), str) else {}
+        key = _row_key(str(row["op"]), p, str(row["dtype"]), str(row["phase"]))
+        near.append(None if key is None or key[0] != "transformer" else
+                    [list(transformer_dims(p["d_model"], p["seq_q"], p["batch"])),
+                     str(row["phase"]), list(key)])
         groups.append(json.dumps({k: v for k, v in sorted(p.items())}, default=str)
                       + str(row["op"]))
         e = row.get("energy_j")
@@ -506,6 +526,11 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
         sel = dtypes == dt
         if sel.sum() >= MIN_BLOCK_ROWS:
             out.by_dtype[str(dt)] = fit_calibration(X[sel], y[sel], groups[sel])
+    for i, entry in enumerate(near):  # residuals of the measured transformer blocks
+        cal = out.get(str(dtypes[i]))
+        pred = float(np.dot(cal.beta, X[i]))
+        if entry is not None and pred > 0 and y[i] > 0:
+            cal.residuals.append(entry + [float(np.log(y[i] / pred))])
             if np.isfinite(pw[sel]).sum() >= 3:
                 out.by_dtype[str(dt)].power_w = float(np.nanmedian(pw[sel]))
     if np.isfinite(pw).sum() >= 3:

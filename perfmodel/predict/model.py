@@ -237,6 +237,8 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
             x = x * (m / float(beta @ x))
             n_measured += 1
             t_measured += m
+        elif m is None and not c.fused and not c.gemm_dtype:
+            x = x * backend.neighbour_scale(part, batch, dtype, train)
         t_parts += float(beta @ x)
         t_lo += lo_sum
         t_hi += hi_sum
