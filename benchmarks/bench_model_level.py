@@ -55,8 +55,8 @@ import pandas as pd  # noqa: E402
 
 from perfmodel.predict.device import datasets_dir, resolve_backend  # noqa: E402
 from perfmodel.predict.targets import (CNN_BASE, CPU_OVERRIDES, GPT_BASE,  # noqa: E402
-                                       MIN_STRATEGIES, TARGET_FACTOR, held_out_rows,
-                                       target_rows)
+                                       HELD_OUT_MODELS, MIN_STRATEGIES, TARGET_FACTOR,
+                                       held_out_rows, target_rows)
 from perfmodel.predict.resolution import score_ties  # noqa: E402
 from perfmodel.predict.validate import discordant_pairs, spearman, validate  # noqa: E402
 
@@ -127,7 +127,7 @@ def accuracy_section(label: str, profile: Path, targets: dict, measured_blocks: 
         suffix = " (all)"
         lines.append(f"  the validation suite has no x{TARGET_FACTOR:g} candidates of the "
                      f"target strategies: scoring every measured candidate instead")
-        sel = table
+        sel = table[~table["model"].isin(HELD_OUT_MODELS)]
     head = (f"  {'family':<22} {'n':>3} {'strat':>5} {'median |err|':>12} {'Spearman':>9} "
             f"{'top-1':>6} {'coverage':>9} {'+-':>6} {'swaps':>7}   verdict")
     lines.append(head)
@@ -228,7 +228,8 @@ def repeatability(rounds: int) -> list[str]:
     torch.set_num_threads(1)  # as the shipped profile was measured
     dev, suite = open_device("cpu"), get_suite("validation")
     points = [p for p in suite.points(dev) if p.phase == "train_step"
-              and p.p["factor"] == TARGET_FACTOR and p.p["strategy"]]
+              and p.p["factor"] == TARGET_FACTOR and p.p["strategy"]
+              and p.op not in HELD_OUT_MODELS]
     loads = {p.id: suite.build(p, dev) for p in points}
     rows = []
     for rnd in range(rounds):

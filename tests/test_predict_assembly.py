@@ -72,6 +72,7 @@ def test_fit_takes_the_median_ratio_of_its_fold_and_tests_it(monkeypatch):
     class P:
         def __init__(self, v):
             self.time = type("E", (), {"value": v})()
+            self.measured_share = 0.0
 
     def fake_predict(model, batch, *, device, factor, strategy, **kw):
         return P(preds[(factor, strategy)])

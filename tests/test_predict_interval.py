@@ -48,19 +48,38 @@ def test_fit_per_phase_and_pooled_and_interpolate_blocks_to_ops():
     blocks = pd.concat([train, infer], ignore_index=True)
     ops = blocks.assign(pred_s=blocks["pred_s"] * np.exp(rng.normal(0, 0.2, len(blocks))))
     iv = fit_model_interval(blocks, ops)
-    assert set(iv.q) == {"train_step|blocks", "train_step|ops", "*|blocks", "*|ops"}
-    assert iv.n["train_step|blocks"] == 15 and iv.n["*|blocks"] == 21
-    qb, qo = iv.q["train_step|blocks"], iv.q["train_step|ops"]
+    assert set(iv.q) == {f"{k}|{kind}" for k in ("train_step|float32", "train_step|*", "*|*")
+                         for kind in ("blocks", "ops")}
+    assert iv.n["train_step|float32|blocks"] == 15 and iv.n["*|*|blocks"] == 21
+    qb, qo = iv.q["train_step|float32|blocks"], iv.q["train_step|float32|ops"]
     assert qb < qo
-    assert iv.half_width(True, 1.0) == pytest.approx(qb)
-    assert iv.half_width(True, 0.0) == pytest.approx(qo)
-    assert iv.half_width(True, 0.25) == pytest.approx(0.25 * qb + 0.75 * qo)
-    assert iv.half_width(False) == pytest.approx(iv.q["*|blocks"])  # pooled fallback
-    lo, hi = iv.ratio(True)
+    assert iv.half_width(True, 1.0, "float32") == pytest.approx(qb)
+    assert iv.half_width(True, 0.0, "float32") == pytest.approx(qo)
+    assert iv.half_width(True, 0.25, "float32") == pytest.approx(0.25 * qb + 0.75 * qo)
+    assert iv.half_width(True, 1.0, "bfloat16") == pytest.approx(iv.q["train_step|*|blocks"])
+    assert iv.half_width(False, 1.0, "float32") == pytest.approx(iv.q["*|*|blocks"])  # pooled
+    lo, hi = iv.ratio(True, 1.0, "float32")
     assert lo == pytest.approx(math.exp(-qb)) and hi == pytest.approx(math.exp(qb))
     assert ModelInterval.from_json(iv.to_json()) == iv
     assert "90% interval" in iv.describe()
     assert ModelInterval().half_width(True) is None  # nothing fitted: no interval
+
+
+def test_a_sum_of_ops_is_never_narrower_and_shares_read_relative_to_the_fold():
+    rng = np.random.default_rng(3)
+    blocks = _preds(np.exp(rng.normal(0, 0.10, 15))).assign(measured_share=0.8)
+    ops = blocks.assign(pred_s=1.0, measured_s=np.exp(rng.normal(0, 0.01, 15)))
+    iv = fit_model_interval(blocks, ops)
+    key = "train_step|float32"
+    assert iv.q[f"{key}|ops"] == iv.q[f"{key}|blocks"]  # raised to the blocks end
+    assert iv.share[key] == pytest.approx(0.8)
+    # the fold's models had 80 % of their time measured: 80 % or more is the blocks end
+    ops2 = blocks.assign(pred_s=blocks["pred_s"] * np.exp(rng.normal(0, 0.3, 15)))
+    iv2 = fit_model_interval(blocks, ops2)
+    qb, qo = iv2.q[f"{key}|blocks"], iv2.q[f"{key}|ops"]
+    assert iv2.half_width(True, 0.8, "float32") == pytest.approx(qb)
+    assert iv2.half_width(True, 0.95, "float32") == pytest.approx(qb)
+    assert iv2.half_width(True, 0.4, "float32") == pytest.approx(0.5 * qb + 0.5 * qo)
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +101,22 @@ def test_predictions_carry_the_base_fold_interval(shipped):
               overrides={"resolution": 64})
     p = predict_model("RegNetX-400MF", device=b, **kw)
     assert p.measured_parts > 0
-    # every block of this candidate was measured (its stem, head and loss are predicted):
-    # the half-width sits at the measured-blocks end of the line
-    qb, qo = b.interval.half_width(True, 1.0), b.interval.half_width(True, 0.0)
+    # every block of this candidate was measured (its stem, head, loss and optimizer are
+    # predicted): its share is read against the fold's, near the measured-blocks end
+    assert 0.5 < p.measured_share < 1 and p.interval_kind == "whole-model"
+    qb = b.interval.half_width(True, 1.0, "float32")
+    qo = b.interval.half_width(True, 0.0, "float32")
     h = math.log(p.time.hi / p.time.value)
     assert h == pytest.approx(-math.log(p.time.lo / p.time.value), rel=1e-9)
-    assert min(qb, qo) <= h <= max(qb, qo) and abs(h - qb) <= 0.05 * abs(qo - qb)
+    assert h == pytest.approx(b.interval.half_width(True, p.measured_share, "float32"))
+    assert qb <= h <= qo
     # no measured block (batch 3 was never profiled): the sum-of-ops end
     p3 = predict_model("RegNetX-400MF", device=b, **dict(kw, batch=3))
-    assert p3.measured_parts == 0
-    assert p3.time.hi / p3.time.value == pytest.approx(
-        math.exp(b.interval.half_width(True, 0.0)), rel=1e-6)
+    assert p3.measured_parts == 0 and p3.measured_share == 0
+    assert p3.time.hi / p3.time.value == pytest.approx(math.exp(qo), rel=1e-6)
+    # a compiled prediction is not what the validation models ran: per-part interval
+    pc = predict_model("RegNetX-400MF", device=b, compiled=True, **kw)
+    assert pc.interval_kind == "parts"
     # without a fitted interval the per-part calibration's interval stands
     raw = predict_model("RegNetX-400MF", device=dataclasses.replace(b, interval=None), **kw)
     lo, hi = b.calibration.get("float32").interval(1.0)

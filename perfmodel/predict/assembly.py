@@ -114,7 +114,7 @@ def row_factor(r) -> float:
 
 
 PREDICTION_COLUMNS = ("model", "phase", "dtype", "batch", "factor", "strategy", "measured_s",
-                      "pred_s")
+                      "pred_s", "measured_share")
 
 
 def fold_predictions(backend, validation: pd.DataFrame, fold: str = "base") -> pd.DataFrame:
@@ -137,10 +137,11 @@ def fold_predictions(backend, validation: pd.DataFrame, fold: str = "base") -> p
         if not measured > 0:
             continue
         model, batch, strategy = a.pop("model"), a.pop("batch"), a["strategy"] or ""
-        pred = predict_model(model, batch, device=backend, **a).time.value
+        p = predict_model(model, batch, device=backend, **a)
+        pred = p.time.value
         if pred > 0:
             out.append((model, str(r["phase"]), str(r["dtype"]), int(batch), float(factor),
-                        strategy, float(measured), float(pred)))
+                        strategy, float(measured), float(pred), float(p.measured_share)))
     return pd.DataFrame(out, columns=list(PREDICTION_COLUMNS))
 
 

@@ -18,7 +18,7 @@ all) run far slower than their memory traffic, while elementwise kernels do not:
 ~180 small elementwise backward kernels of a Llama-style block stack (composite RMSNorm,
 rotary embeddings) at 3.3x too; split, it is 1.9 (normalisations 5.9), and the held-out
 Llama family's x4 training steps went from +23.2 % to +18.9 % median error, the block
-cross-validation error unchanged)
+cross-validation error unchanged; `neighbours.py` then took it to 7.5 %)
 the calibrated time is `beta . x` with `beta >= 0` fitted by non-negative least squares
 on relative error (rows divided by the measured time) over the profile's `blocks` suite
 (phases `fwd` and `fwd_bwd`). The count terms are the per-op overheads; the sum terms

@@ -438,10 +438,18 @@ def cached_interval(backend: Backend, validation: pd.DataFrame, digest: str, fol
 
     from perfmodel.predict.interval import fit_model_interval
 
-    blocks = cached_fold_predictions(backend, validation, digest, fold)
-    ops = (cached_fold_predictions(dataclasses.replace(backend, measured={}, _parts={}),
-                                   validation, digest, fold) if backend.measured else blocks)
-    return fit_model_interval(blocks, ops, fold)
+    from perfmodel.predict.interval import ModelInterval
+
+    def make():
+        blocks = cached_fold_predictions(backend, validation, digest, fold)
+        ops = (cached_fold_predictions(dataclasses.replace(backend, measured={}, _parts={}),
+                                       validation, digest, fold) if backend.measured else blocks)
+        return fit_model_interval(blocks, ops, fold)
+
+    where = cache_dir() / (f"interval-v{CACHE_VERSION}-{digest}-{_model_code_digest()[:12]}-"
+                           f"{backend.optimes.source}-{'blocks' if backend.measured else 'noblocks'}"
+                           f"-{fold}.json")
+    return _json_cached(where, ModelInterval.from_json, make)
 
 
 def _json_cached(where: Path, load, make):

@@ -84,6 +84,8 @@ class ModelPrediction:
     assembly_scale: float = 1.0  # whole model / sum of its parts, from measured models
     ops: pd.DataFrame = field(default=None, repr=False)
     compiled: bool = False  # predicted under torch.compile (fused pointwise ops)
+    measured_share: float = 0.0  # share of the step's time that measured blocks give
+    interval_kind: str = "parts"  # "whole-model" (interval.py) | "parts" (per-part/per-op)
 
     @property
     def throughput(self) -> float:
@@ -106,7 +108,8 @@ class ModelPrediction:
         d.update(self.memory.to_dict())
         d.update(device=self.device, backend=self.backend, source=self.source,
                  measured_parts=self.measured_parts, assembly_scale=self.assembly_scale,
-                 compiled=self.compiled)
+                 compiled=self.compiled, measured_share=self.measured_share,
+                 interval_kind=self.interval_kind)
         return d
 
 
@@ -285,10 +288,16 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         # naive independent sum); the roofline alone gives a lower bound and no upper one.
         ratio = ((t_lo / t_raw, t_hi / t_raw) if t_raw > 0 else (float("nan"), float("nan")))
     compiled = any(c.fused for c in counts)
-    if backend.interval is not None and not compiled:
-        # the profile's measured whole models size it (`interval`); they ran eager
-        whole = backend.interval.ratio(train, t_measured / t_parts if t_parts > 0 else 0.0)
-        ratio = whole if whole is not None else ratio
+    # the share of the step's time (optimizer included, never measured) measured blocks give
+    t_step = t_parts + optimizer_seconds(x_opt)
+    share = t_measured / t_step if t_step > 0 else 0.0
+    kind = "parts"
+    if backend.interval is not None and not compiled and not any(c.gemm_dtype for c in counts):
+        # the profile's measured whole models size it (`interval`); they ran eager, in the
+        # profile's dtypes
+        whole = backend.interval.ratio(train, share, dtype)
+        if whole is not None:
+            ratio, kind = whole, "whole-model"
     est = lambda v: Estimate(v, v * ratio[0], v * ratio[1])  # noqa: E731
     power = _power(backend, e_raw, t_raw)
     energy = Estimate(total * power, total * power * ratio[0], total * power * ratio[1])
@@ -312,7 +321,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         backend=backend.description, source=backend.source, samples=batch,
         measured_parts=n_measured, tokens=batch * seq if is_seq else 0, assembly_scale=scale,
         ops=pd.concat(op_frames, ignore_index=True) if op_frames else None,
-        compiled=compiled)
+        compiled=compiled, measured_share=share, interval_kind=kind)
 
 
 def optimizer_seconds(x_opt: np.ndarray) -> float:

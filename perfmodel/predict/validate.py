@@ -3,9 +3,11 @@
 Each profile under `datasets/` (or the one given) is its own backend: per-op predictor from
 its per-op suites, calibration on its `blocks` suite. Its `validation` rows (whole-model
 `train_step` / `inference` of scaled candidates) fit one number per phase and dtype, the
-whole-model scale (`perfmodel.predict.assembly`), in two folds (unscaled and x2 models;
-x4 candidates): every row is predicted with the scale fitted on the other fold, so no row
-is scored by a fit that saw it.
+whole-model scale (`perfmodel.predict.assembly`) and the whole-model interval
+(`perfmodel.predict.interval`), in two folds (unscaled and x2 models; x4 candidates): every
+row is predicted with the scale and interval fitted on the other fold, so no row is scored
+by a fit that saw it. A held-out family (`targets.HELD_OUT_MODELS`) is in neither fold and
+is scored with the base fold's fits; the summary lines report it apart.
 
 The measured time of a model is the median of all its measurements where the profile's
 repeat pass timed it again (`measured.center_time`).
@@ -36,6 +38,7 @@ from perfmodel.predict.device import (cached_assembly, cached_interval, datasets
                                       is_profile, profile_digest, read_profile_rows)
 from perfmodel.predict.measured import center_time
 from perfmodel.predict.model import predict_model
+from perfmodel.predict.targets import HELD_OUT_MODELS
 
 GROUP = ["profile", "model", "phase", "batch", "dtype"]
 BLOCK_GROUPS = ("res_bottleneck_block", "transformer_block", "mbconv")
@@ -81,7 +84,8 @@ class ValidationReport:
         t = self.table
         if t.empty:
             return pd.DataFrame()
-        x4 = t[(t["strategy"].astype(str) != "") & (t["factor"].map(fold_of) == "x4")]
+        x4 = t[(t["strategy"].astype(str) != "") & (t["factor"].map(fold_of) == "x4")
+               & ~t["model"].isin(HELD_OUT_MODELS)]
         for (prof, phase), g in x4.groupby(["profile", "phase"], sort=True):
             res = self.resolutions.get(prof)
             gap = res.gap(phase == "train_step") if res is not None else None
@@ -134,9 +138,13 @@ class ValidationReport:
                              f"{r.ordered}/{r.apart}; measured fastest tied with the predicted "
                              f"fastest: {'yes' if r.fastest_tied else 'no'} "
                              f"({r.leader_ties})")
-        all_err = np.abs(t["error"].to_numpy())
-        lines.append(f"all: {len(t)} measurements, median |error| {100 * np.median(all_err):.1f}%, "
-                     f"interval coverage {100 * t['in_interval'].mean():.0f}%")
+        held = t["model"].isin(HELD_OUT_MODELS)
+        for name, part in (("all", t[~held]), ("held-out family", t[held])):
+            if len(part):
+                err = np.abs(part["error"].to_numpy())
+                lines.append(f"{name}: {len(part)} measurements, median |error| "
+                             f"{100 * np.median(err):.1f}%, interval coverage "
+                             f"{100 * part['in_interval'].mean():.0f}%")
         a = t.dropna(subset=["measured_act_bytes"])
         a = a[a["measured_act_bytes"] > 0]
         if len(a):
@@ -163,9 +171,10 @@ def validate(profile=None, *, phases=("train_step", "inference"),
 
     `measured_blocks=False` ignores the profile's block measurements (every part is its
     calibrated sum of ops): how well the predictor composes parts it never saw whole.
-    The whole-model scale (`perfmodel.predict.assembly`) is fitted on the validation suite
-    itself, one fold at a time: each row is predicted with the scale fitted on the other
-    fold, never on itself. `assembly=False` predicts without any scale."""
+    The whole-model scale (`perfmodel.predict.assembly`) and interval are fitted on the
+    validation suite itself, one fold at a time: each row is predicted with the fits of the
+    other fold, never on itself (a held-out family with the base fold's). `assembly=False`
+    predicts without any scale, and with the per-part interval."""
     rows, backends, resolutions = [], {}, {}
     for prof in validation_profiles(profile):
         data = read_profile_rows(prof)
@@ -192,10 +201,11 @@ def validate(profile=None, *, phases=("train_step", "inference"),
                 iv = cached_interval(backend, all_val, digest, other_fold(f))
                 by_fold[f] = dataclasses.replace(backend, assembly=fit, interval=iv)
             desc += ("; " + by_fold["x4"].assembly.describe() + "; "
-                     + by_fold["x4"].interval.describe() + " (scores the x4 rows; the "
-                     "others are scored with the scale and interval fitted on the x4 fold)")
+                     + by_fold["x4"].interval.describe() + " (scores the x4 rows and any "
+                     "held-out family; the others are scored with the scale and interval "
+                     "fitted on the x4 fold)")
         else:
-            desc += "; no whole-model scale"
+            desc += "; no whole-model scale, per-part interval"
         backends[str(prof)] = desc + (
             "" if measured_blocks else "; measured blocks NOT used (sum of ops only)")
         for _, r in val.iterrows():

@@ -92,7 +92,11 @@ def _candidate_blocks(device) -> tuple[list[Point], set[str]]:
               if device.supports(d)[0]]
     families: dict[str, list[Point]] = {}
     seen, ranked = set(), set()
+    from perfmodel.predict.targets import HELD_OUT_MODELS
+
     for model, factor, strategy, batch, overrides in validation_models(device):
+        if model in HELD_OUT_MODELS:  # scored as a model never measured in part
+            continue
         points = families.setdefault(model, [])
         params = resolve(model, factor, strategy or None, **overrides)
         for part in parts_of(params, loss=False):
