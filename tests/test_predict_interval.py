@@ -80,6 +80,9 @@ def test_a_sum_of_ops_is_never_narrower_and_shares_read_relative_to_the_fold():
     assert iv2.half_width(True, 0.8, "float32") == pytest.approx(qb)
     assert iv2.half_width(True, 0.95, "float32") == pytest.approx(qb)
     assert iv2.half_width(True, 0.4, "float32") == pytest.approx(0.5 * qb + 0.5 * qo)
+    iv2.share["train_step|float32"] = 0.0  # a fold whose models had no block measured
+    assert iv2.half_width(True, 0.0, "float32") == pytest.approx(qo)
+    assert iv2.half_width(True, 0.3, "float32") == pytest.approx(qb)
 
 
 @pytest.fixture(scope="module")

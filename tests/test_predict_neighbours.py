@@ -76,3 +76,51 @@ def test_an_unmeasured_block_is_scaled_and_a_measured_one_is_not(amd):
     g0 = predict_model("gpt2", device=bare, overrides=gpt, **kw)
     assert g1.measured_parts > 0 and g1.time.value == pytest.approx(g0.time.value)
     assert Calibration().residuals == []
+
+
+def test_only_neighbours_of_the_same_dtype():
+    table = [_entry(512, 128, 4, "fwd", math.log(0.8)),
+             [list(transformer_dims(512, 128, 4)), "fwd",
+              ["transformer", 512, 128, 4, "bfloat16", "fwd"], math.log(2.0)]]
+    at = transformer_dims(512, 128, 4)
+    assert neighbour_scale(table, at, "fwd", dtype="float32") == pytest.approx(0.8)
+    assert neighbour_scale(table, at, "fwd", dtype="bfloat16") == pytest.approx(2.0)
+
+
+def test_calibration_keeps_power_per_dtype_and_residuals_of_each(monkeypatch):
+    """A profile with energy: each dtype with enough blocks keeps its own power; a dtype
+    with too few is priced by the pooled calibration, which then holds its residuals."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from perfmodel.predict import device as device_mod
+
+    def fake_ops(row):
+        p = json.loads(row["params"])
+        return pd.DataFrame({"op": ["linear"], "phase": ["fwd"], "dtype": [row["dtype"]],
+                             "t": [p["d_model"] * 1e-5]})
+
+    class Times:
+        def predict(self, ops):
+            return pd.DataFrame({"time_s": ops["t"].to_numpy()})
+
+    monkeypatch.setattr(device_mod, "block_ops", fake_ops)
+    rows = []
+    for dtype, n, watts in (("bfloat16", 20, 100.0), ("float32", 5, 300.0)):
+        for i in range(n):
+            d = 64 * (i + 1)
+            t = d * 1e-5 * (1.1 + 0.01 * (i % 3))
+            rows.append({"op": "transformer_block", "phase": "fwd", "dtype": dtype,
+                         "params": json.dumps({"batch": 4, "seq_q": 128, "seq_k": 128,
+                                               "d_model": d}),
+                         "time_s": t, "energy_j": watts * t})
+    cal = device_mod.calibrate_on_blocks(pd.DataFrame(rows), Times())
+    assert set(cal.by_dtype) == {"bfloat16"}
+    assert cal.by_dtype["bfloat16"].power_w == pytest.approx(100.0)
+    assert cal.pooled.power_w == pytest.approx(100.0)  # the median over all 25 blocks
+    assert len(cal.by_dtype["bfloat16"].residuals) == 20
+    assert len(cal.pooled.residuals) == 5  # float32 has no calibration of its own
+    assert all(e[2][4] == "float32" for e in cal.pooled.residuals)
+    assert np.isfinite([e[3] for e in cal.pooled.residuals]).all()

@@ -97,8 +97,13 @@ class Backend:
         table = self.calibration.get(dtype).residuals
         if not table:
             return 1.0
-        return neighbour_scale(table, part_dims(part, batch), "fwd_bwd" if train else "fwd",
-                               exclude=part_block_key(part, batch, dtype, train))
+        key = ("neighbours", part.key, part.input_shape, part.input_grad, batch, dtype, train)
+        hit = self._parts.get(key)  # cached with the priced parts: ranking re-uses blocks
+        if hit is None:
+            hit = self._parts[key] = neighbour_scale(
+                table, part_dims(part, batch), "fwd_bwd" if train else "fwd",
+                exclude=part_block_key(part, batch, dtype, train), dtype=dtype)
+        return hit
 
     def part_features(self, part, count, batch: int, dtype: str, train: bool):
         """(calibration features, summed per-op energy, time, lower and upper time) of a
@@ -314,7 +319,8 @@ def _code_digest() -> str:
         here = Path(__file__).resolve().parent
         files = sorted((here.parent / "learn").glob("*.py")) + [
             here / "calibration.py", here / "optimes.py", here / "counts.py",
-            here / "native.py", here / "measured.py"]
+            here / "native.py", here / "measured.py", here / "device.py",
+            here / "neighbours.py"]
         h = hashlib.sha256()
         for f in files:
             h.update(f.name.encode() + f.read_bytes())
@@ -534,13 +540,13 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
         sel = dtypes == dt
         if sel.sum() >= MIN_BLOCK_ROWS:
             out.by_dtype[str(dt)] = fit_calibration(X[sel], y[sel], groups[sel])
+            if np.isfinite(pw[sel]).sum() >= 3:
+                out.by_dtype[str(dt)].power_w = float(np.nanmedian(pw[sel]))
     for i, entry in enumerate(near):  # residuals of the measured transformer blocks
         cal = out.get(str(dtypes[i]))
         pred = float(np.dot(cal.beta, X[i]))
         if entry is not None and pred > 0 and y[i] > 0:
             cal.residuals.append(entry + [float(np.log(y[i] / pred))])
-            if np.isfinite(pw[sel]).sum() >= 3:
-                out.by_dtype[str(dt)].power_w = float(np.nanmedian(pw[sel]))
     if np.isfinite(pw).sum() >= 3:
         out.pooled.power_w = float(np.nanmedian(pw))
     return out

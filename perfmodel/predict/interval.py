@@ -26,11 +26,14 @@ Two half-widths, because a model whose blocks the profile measured is predicted 
 than one that is a sum of ops:
 - `blocks`: residuals of the fold predicted as the product predicts it (measured blocks
   used where they exist: for the validation models, all of their blocks; their stem,
-  head, loss and optimizer are predicted, so their measured share of the step is the
-  fold's median share, 0.75-0.99 on the CPU profiles, not 1);
-- `ops`: the same models with no block measurement used (every part its calibrated sum of
-  ops), still under the whole-model scale fitted with blocks, as the product predicts a
-  model the profile never measured; never narrower than `blocks`.
+  head, loss and optimizer are predicted, so a model's measured share of its step is
+  below 1: 0.67-0.78 for the CPU gpt2 models, 0.87-0.99 for RegNetX, a fold median of
+  0.77-0.86 per phase);
+- `ops`: the same models with none of their own block measurements used (every part its
+  calibrated sum of ops, a transformer block corrected by its measured neighbours of
+  other shapes, `neighbours.py`), still under the whole-model scale fitted with blocks,
+  as the product predicts a model the profile never measured; never narrower than
+  `blocks`.
 A prediction whose measured blocks give a share f of its step time gets
 g x q_blocks + (1 - g) x q_ops with g = min(1, f / the fold's median share), a line between
 the two calibrated ends. The validation models ran eager in the profile's dtypes: a
@@ -107,7 +110,8 @@ class ModelInterval:
             return None
         qb, qo = self.q[f"{key}|blocks"], self.q[f"{key}|ops"]
         ref = self.share.get(key, 1.0)
-        f = min(1.0, max(0.0, float(measured_share)) / ref) if ref > 0 else 1.0
+        share = max(0.0, float(measured_share))
+        f = min(1.0, share / ref) if ref > 0 else (1.0 if share > 0 else 0.0)
         return f * qb + (1.0 - f) * qo
 
     def ratio(self, train: bool, measured_share: float = 1.0,

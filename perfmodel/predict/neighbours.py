@@ -41,14 +41,17 @@ def part_dims(part, batch: int):
     return transformer_dims(int(cfg.d_model), int(seq), int(batch))
 
 
-def neighbour_scale(table: list, dims, phase: str, exclude=None) -> float:
+def neighbour_scale(table: list, dims, phase: str, exclude=None, dtype: str | None = None) -> float:
     """The correction for a block at `dims` from `table` entries
-    `[dims, phase, key, log residual]` (see module doc); 1.0 without neighbours."""
+    `[dims, phase, key, log residual]` (see module doc), only those of `phase` and (the
+    key's dtype) `dtype`; 1.0 without neighbours."""
     if dims is None or not table:
         return 1.0
     found = []
     for d, ph, key, r in table:
         if ph != phase or (exclude is not None and tuple(key) == tuple(exclude)):
+            continue
+        if dtype is not None and len(key) > 4 and str(key[4]) != dtype:
             continue
         delta = np.abs(np.asarray(d, float) - np.asarray(dims, float))
         if delta.max() <= RADIUS:

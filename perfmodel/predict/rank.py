@@ -94,7 +94,8 @@ class Ranking:
         # a GPU's memory against each candidate's predicted peak (None on a CPU)
         capacity = device_capacity(self.predictions[0].device) if self.predictions else None
         df["fits_in_memory"] = (None if capacity is None else
-                                [bool(v <= capacity) for v in df["pred_peak_bytes"]])
+                                [bool(v <= capacity) if v == v else None
+                                 for v in df["pred_peak_bytes"]])
         df["rank"] = df["pred_time_s"].rank(method="min").astype(int)
         df["rank_lo"], df["rank_hi"] = rank_bounds(df["pred_time_s"], self.tie_gap)
         y = df[self.pareto_axis].astype(float).to_numpy()
