@@ -125,7 +125,9 @@ class ModelInterval:
             return "no whole-model interval (too few measured models)"
         pct = lambda q: f"-{100 * -math.expm1(-q):.1f}%/+{100 * math.expm1(q):.1f}%"  # noqa: E731
         parts = []
-        for key in sorted({k.rsplit("|", 1)[0] for k in self.q}):
+        keys = sorted({k.rsplit("|", 1)[0] for k in self.q})
+        own = [k for k in keys if not k.endswith("|*")]  # per phase and dtype
+        for key in own or keys:  # the pooled fallbacks only where nothing more specific is
             b, o = self.q.get(f"{key}|blocks"), self.q.get(f"{key}|ops")
             if b is None or o is None:
                 continue
