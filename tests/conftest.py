@@ -52,3 +52,18 @@ def shipped_profile_cache(tmp_path_factory):
     """One prediction cache (`PERFMODEL_CACHE`) for the tests that fit the shipped CPU
     profiles: they fit each profile once per session, not once per module."""
     return tmp_path_factory.mktemp("shipped-profile-cache")
+
+
+@pytest.fixture(scope="module")
+def shipped(shipped_profile_cache):
+    """The first shipped CPU profile with blocks and validation suites, predicted through
+    the session's shared cache (skips without one)."""
+    from tests.test_predict_validate import shipped_cpu_profile
+
+    prof = shipped_cpu_profile()
+    if prof is None:
+        pytest.skip("no CPU profile with blocks and validation suites under datasets/")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PERFMODEL_CACHE", str(shipped_profile_cache))
+    yield prof
+    mp.undo()

@@ -13,7 +13,6 @@ from perfmodel.predict.assembly import AssemblyScale, fit_assembly, fold_of, row
 from perfmodel.predict.device import from_profile, read_profile_rows
 from perfmodel.predict.model import predict_model
 from perfmodel.predict.validate import validate
-from tests.test_predict_validate import shipped_cpu_profile
 
 
 def test_scale_lookup_falls_back_to_the_phase_then_one():
@@ -90,17 +89,6 @@ def test_fit_takes_the_median_ratio_of_its_fold_and_tests_it(monkeypatch):
     n = fit_assembly(_Backend(), pd.DataFrame(noisy), "base")
     assert abs(n.z["train_step|float32"]) < assembly.MIN_Z
     assert n.scale(True, "float32") == 1.0
-
-
-@pytest.fixture(scope="module")
-def shipped(shipped_profile_cache):
-    prof = shipped_cpu_profile()
-    if prof is None:
-        pytest.skip("no CPU profile with blocks and validation suites under datasets/")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PERFMODEL_CACHE", str(shipped_profile_cache))
-    yield prof
-    mp.undo()
 
 
 def test_predictions_use_the_scale_fitted_on_the_base_fold_only(shipped):

@@ -14,7 +14,6 @@ from perfmodel.predict.interval import (ModelInterval, conformal_quantile, fit_m
                                         loo_residuals)
 from perfmodel.predict.model import predict_model
 from perfmodel.predict.validate import validate
-from tests.test_predict_validate import shipped_cpu_profile
 
 
 def _preds(ratios, phase="train_step"):
@@ -83,17 +82,6 @@ def test_a_sum_of_ops_is_never_narrower_and_shares_read_relative_to_the_fold():
     iv2.share["train_step|float32"] = 0.0  # a fold whose models had no block measured
     assert iv2.half_width(True, 0.0, "float32") == pytest.approx(qo)
     assert iv2.half_width(True, 0.3, "float32") == pytest.approx(qb)
-
-
-@pytest.fixture(scope="module")
-def shipped(shipped_profile_cache):
-    prof = shipped_cpu_profile()
-    if prof is None:
-        pytest.skip("no CPU profile with blocks and validation suites under datasets/")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PERFMODEL_CACHE", str(shipped_profile_cache))
-    yield prof
-    mp.undo()
 
 
 def test_predictions_carry_the_base_fold_interval(shipped):
