@@ -115,10 +115,12 @@ def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
     meta["created"] = min(str(m.get("created", "")) for m in metas)
     meta["finished"] = max(str(m.get("finished", "")) for m in metas)
     meta["suites"] = sorted({s for m in metas for s in m.get("suites", [])})
+    # a source that is itself a merge contributes its own runs, so the history stays whole
     meta["merged_from"] = [
-        {"name": Path(s).name, "created": m.get("created"), "finished": m.get("finished"),
-         "suites": m.get("suites"), "torch": m.get("torch"),
-         "flush_denormal": m.get("flush_denormal")} for s, m in zip(sources, metas)]
+        run for src, m in zip(sources, metas) for run in (m.get("merged_from") or [
+            {"name": Path(src).name, "created": m.get("created"),
+             "finished": m.get("finished"), "suites": m.get("suites"),
+             "torch": m.get("torch"), "flush_denormal": m.get("flush_denormal")}])]
     bands: dict = {}
     for m in metas:
         for suite, b in (m.get("repeat_bands") or {}).items():

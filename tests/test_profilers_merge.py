@@ -54,6 +54,10 @@ def test_pools_shared_points_weighted_by_their_measurements(tmp_path):
     assert meta["created"] == "2026-01-01" and meta["finished"] == "2026-02-01"
     assert meta["repeat_bands"]["blocks"]["runs"] == 2
     assert "1 points measured in more than one" in meta["notes"][-1]
+    # merging a merge with a new run keeps every run in the history
+    fake(tmp_path / "d", {"w": (3.0, 3.0, 1, 0.2)}, created="2026-03-01")
+    merge_profiles([tmp_path / "c", tmp_path / "d"], tmp_path / "e")
+    assert [m["name"] for m in read_metadata(tmp_path / "e")["merged_from"]] == ["a", "b", "d"]
 
 
 def test_three_runs_take_the_median_run(tmp_path):

@@ -115,7 +115,7 @@ def test_ground_truth_suites_repeat_more_on_a_cpu_than_on_a_gpu():
     suite = get_suite("validation")
     points = suite.points(open_device("cpu"))
     ranked = [p for p in points if suite.repeats_of(p) == 15]
-    assert len(ranked) == 20  # 6 RegNetX + 7 gpt2 + 7 Llama strategies at x4, training step
+    assert len(ranked) == 26  # 6 RegNetX + 7 gpt2 + 7 Llama + 6 RegNetY strategies at x4
     assert all(is_ranked(p.p["factor"], p.p["strategy"], p.phase) for p in ranked)
     assert {(p.p["factor"], p.phase) for p in ranked} == {(4.0, "train_step")}
     assert get_suite("validation").max_repeats == 1  # the class is left as it was
@@ -132,11 +132,13 @@ def test_validation_suite_measures_one_complete_ranking_first():
 
     gpu = types.SimpleNamespace(kind="cuda", supports=lambda dtype: (True, ""))
     families = (("RegNetX-400MF", CNN_STRATEGIES), ("gpt2", GPT_STRATEGIES),
-                ("Llama-3-8B", GPT_STRATEGIES))
+                ("Llama-3-8B", GPT_STRATEGIES), ("RegNetY-400MF", CNN_STRATEGIES))
     for device, dtypes, batch in ((open_device("cpu"), {"float32"},
-                                   {"RegNetX-400MF": 8, "gpt2": 4, "Llama-3-8B": 4}),
+                                   {"RegNetX-400MF": 8, "gpt2": 4, "Llama-3-8B": 4,
+                                    "RegNetY-400MF": 8}),
                                   (gpu, {"tf32", "bfloat16"},
-                                   {"RegNetX-400MF": 64, "gpt2": 8, "Llama-3-8B": 8})):
+                                   {"RegNetX-400MF": 64, "gpt2": 8, "Llama-3-8B": 8,
+                                    "RegNetY-400MF": 64})):
         points = get_suite("validation").points(device)
         n = sum(len(ss) for _, ss in families) * len(dtypes)
         head, rest = points[:n], points[n:]

@@ -139,7 +139,7 @@ class ValidationReport:
                              f"fastest: {'yes' if r.fastest_tied else 'no'} "
                              f"({r.leader_ties})")
         held = t["model"].isin(HELD_OUT_MODELS)
-        for name, part in (("all", t[~held]), ("held-out family", t[held])):
+        for name, part in (("all", t[~held]), ("held-out families", t[held])):
             if len(part):
                 err = np.abs(part["error"].to_numpy())
                 lines.append(f"{name}: {len(part)} measurements, median |error| "

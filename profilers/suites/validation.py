@@ -1,10 +1,11 @@
 """Whole models, the ground truth for model-level predictions: training-step and inference
 time, peak memory and energy of scaled candidates of a CNN (RegNetX-400MF) and a
-GPT-style transformer, at a few batch sizes, and of a Llama-style transformer (RMSNorm,
-SwiGLU, rotary positions, grouped-query attention) that perfmodel never fits on and only
-scores (`perfmodel.predict.targets.HELD_OUT_MODELS`): the blocks suite does not time its
-blocks, so it checks predictions of a model the profile never measured in part. Models
-come from `perfmodel.build_model`.
+GPT-style transformer, at a few batch sizes, and of two families that perfmodel never
+fits on and only scores (`perfmodel.predict.targets.HELD_OUT_MODELS`): a Llama-style
+transformer (RMSNorm, SwiGLU, rotary positions, grouped-query attention) and RegNetY-400MF
+(squeeze-excitation). The blocks suite does not time their candidates' blocks, so they
+check predictions of models the profile never measured in part. Models come from
+`perfmodel.build_model`.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from profilers.suites.base import (Suite, log2, math_mode, model_cost, one_hot,
 CNN = "RegNetX-400MF"
 GPT = "gpt2"
 LLAMA = "Llama-3-8B"
+CNN_Y = "RegNetY-400MF"  # held out too: squeeze-excitation blocks the suite does not time
 CNN_STRATEGIES = ("d", "w", "r", "dw", "dwr", "d1_w8_g8_r1")
 GPT_STRATEGIES = ("d", "w", "s", "dw", "ds", "ws", "dws")
 PHASES = ("train_step", "inference")
@@ -28,19 +30,22 @@ RANKED_FACTOR = 4.0
 RANKED_PHASE = "train_step"
 
 # Base overrides keep CPU candidates to a fraction of a second per step on two cores.
-# The Llama family is measured at the unscaled base and the ranked factor only, one batch.
+# The held-out families (Llama, RegNetY) are measured at the unscaled base and the ranked
+# factor only, one batch.
 GPU = dict(dtypes=("tf32", "bfloat16"), factors=(0.25, 0.5, 1.0, 2.0, 4.0),
            cnn_batch=(32, 64, 128), gpt_batch=(4, 8, 16), cnn_overrides={},
            gpt_overrides={}, llama_factors=(1.0, 4.0), llama_batch=(8,),
            llama_overrides={"n_layers": 8, "d_model": 1024, "n_heads": 16, "n_kv_heads": 4,
-                            "d_ff": 3584, "seq_len": 1024, "vocab_size": 32000})
+                            "d_ff": 3584, "seq_len": 1024, "vocab_size": 32000},
+           cnn_y_batch=(64,), cnn_y_overrides={})
 CPU = dict(dtypes=("float32",), factors=(1.0, 4.0, 2.0), cnn_batch=(8,),
            gpt_batch=(4,), cnn_overrides={"resolution": 64},
            gpt_overrides={"n_layers": 4, "d_model": 256, "n_heads": 4, "d_ff": 1024,
                           "seq_len": 128, "vocab_size": 4096},
            llama_factors=(1.0, 4.0), llama_batch=(4,),
            llama_overrides={"n_layers": 4, "d_model": 256, "n_heads": 4, "n_kv_heads": 2,
-                            "d_ff": 688, "seq_len": 128, "vocab_size": 4096})
+                            "d_ff": 688, "seq_len": 128, "vocab_size": 4096},
+           cnn_y_batch=(8,), cnn_y_overrides={"resolution": 64})
 
 
 def is_ranked(factor: float, strategy: str, phase: str) -> bool:
@@ -54,13 +59,16 @@ def validation_models(device) -> list[tuple[str, float, str, int, dict]]:
     `device` ("" strategy for the unscaled base), in measurement-candidate order."""
     from perfmodel.models.registry import get_params
 
-    get_params(CNN), get_params(GPT), get_params(LLAMA)  # the suite needs every family
+    for family in (CNN, GPT, LLAMA, CNN_Y):  # the suite needs every family
+        get_params(family)
     g = GPU if device.kind == "cuda" else CPU
     out = []
     for model, strategies, batches, overrides, factors in (
             (CNN, CNN_STRATEGIES, g["cnn_batch"], g["cnn_overrides"], g["factors"]),
             (GPT, GPT_STRATEGIES, g["gpt_batch"], g["gpt_overrides"], g["factors"]),
             (LLAMA, GPT_STRATEGIES, g["llama_batch"], g["llama_overrides"],
+             g["llama_factors"]),
+            (CNN_Y, CNN_STRATEGIES, g["cnn_y_batch"], g["cnn_y_overrides"],
              g["llama_factors"])):
         for factor in factors:
             for strategy in (strategies if factor != 1.0 else ("",)):
@@ -112,7 +120,8 @@ class ValidationSuite(Suite):
         g = GPU if device.kind == "cuda" else CPU
         middle = {CNN: g["cnn_batch"][len(g["cnn_batch"]) // 2],
                   GPT: g["gpt_batch"][len(g["gpt_batch"]) // 2],
-                  LLAMA: g["llama_batch"][len(g["llama_batch"]) // 2]}
+                  LLAMA: g["llama_batch"][len(g["llama_batch"]) // 2],
+                  CNN_Y: g["cnn_y_batch"][len(g["cnn_y_batch"]) // 2]}
         first = [p for p in spread if p.p["batch"] == middle[p.op]
                  and is_ranked(p.p["factor"], p.p["strategy"], p.phase)]
         ids = {p.id for p in first}
@@ -122,7 +131,7 @@ class ValidationSuite(Suite):
         p = point.p
         return [log2(p["factor"] * 4), log2(p["batch"])] + one_hot(
             p["strategy"], ("",) + CNN_STRATEGIES + GPT_STRATEGIES, 1.5) + one_hot(
-            point.op, (CNN, GPT, LLAMA)) + one_hot(point.phase, PHASES) + one_hot(
+            point.op, (CNN, GPT, LLAMA, CNN_Y)) + one_hot(point.phase, PHASES) + one_hot(
             point.dtype, GPU["dtypes"] + CPU["dtypes"])
 
     def build(self, point: Point, device) -> Workload:
