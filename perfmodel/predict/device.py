@@ -442,9 +442,7 @@ def cached_interval(backend: Backend, validation: pd.DataFrame, digest: str, fol
     fold as `backend` predicts it, and with no block measurement used."""
     import dataclasses
 
-    from perfmodel.predict.interval import fit_model_interval
-
-    from perfmodel.predict.interval import ModelInterval
+    from perfmodel.predict.interval import ModelInterval, fit_model_interval
 
     def make():
         blocks = cached_fold_predictions(backend, validation, digest, fold)

@@ -51,8 +51,6 @@ import pandas as pd
 from perfmodel.predict.assembly import scale_of
 
 COVERAGE = 0.9
-KINDS = ("blocks", "ops")
-PHASES = ("train_step", "inference")
 MODEL_KEY = ("model", "phase", "dtype", "batch", "factor", "strategy")
 
 

@@ -44,15 +44,14 @@ CPU_OVERRIDES = {
 CPU_BATCH = {CNN_BASE: 8, GPT_BASE: 4}
 MIN_STRATEGIES = 6
 
-# A family the validation suite measures only to score generalisation: a Llama-style
-# transformer (RMSNorm, SwiGLU, rotary positions, grouped-query attention) whose blocks the
-# blocks suite never times, so every prediction of it is a calibrated sum of ops. It is
-# never fitted on (not by the whole-model scale, the interval or the rank resolution:
-# `assembly.row_fold`) and is not part of the issue's target.
+# Families the validation suite measures only to score generalisation: a Llama-style
+# transformer (RMSNorm, SwiGLU, rotary positions, grouped-query attention) and
+# RegNetY-400MF (squeeze-excitation). The blocks suite never times their candidates'
+# blocks, so every prediction of them is a calibrated sum of ops. They are never fitted on
+# (not by the whole-model scale, the interval or the rank resolution: `assembly.row_fold`)
+# and are not part of the issue's target. Their settings: profilers.suites.validation.
 HELD_OUT_BASE = "Llama-3-8B"
-# RegNetY-400MF (squeeze-excitation, SiLU-free ReLU blocks of other widths) is held out
-# the same way: the blocks suite does not time its candidates' blocks.
-HELD_OUT_MODELS = (HELD_OUT_BASE, "RegNetY-400MF")  # settings: profilers.suites.validation
+HELD_OUT_MODELS = (HELD_OUT_BASE, "RegNetY-400MF")
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def target_rows(validation: pd.DataFrame, phase: str = "train_step") -> pd.DataF
 
 
 def held_out_rows(validation: pd.DataFrame, phase: str = "train_step") -> pd.DataFrame:
-    """Rows of the held-out family (`HELD_OUT_MODELS`) at the target factor."""
+    """Rows of the held-out families (`HELD_OUT_MODELS`) at the target factor."""
     keep = (validation["phase"] == phase) & (validation["factor"].astype(float) == TARGET_FACTOR)
     keep &= validation["model"].astype(str).isin(HELD_OUT_MODELS)
     return validation[keep]

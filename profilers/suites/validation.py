@@ -34,7 +34,7 @@ RANKED_PHASE = "train_step"
 # factor only, one batch.
 GPU = dict(dtypes=("tf32", "bfloat16"), factors=(0.25, 0.5, 1.0, 2.0, 4.0),
            cnn_batch=(32, 64, 128), gpt_batch=(4, 8, 16), cnn_overrides={},
-           gpt_overrides={}, llama_factors=(1.0, 4.0), llama_batch=(8,),
+           gpt_overrides={}, held_out_factors=(1.0, 4.0), llama_batch=(8,),
            llama_overrides={"n_layers": 8, "d_model": 1024, "n_heads": 16, "n_kv_heads": 4,
                             "d_ff": 3584, "seq_len": 1024, "vocab_size": 32000},
            cnn_y_batch=(64,), cnn_y_overrides={})
@@ -42,7 +42,7 @@ CPU = dict(dtypes=("float32",), factors=(1.0, 4.0, 2.0), cnn_batch=(8,),
            gpt_batch=(4,), cnn_overrides={"resolution": 64},
            gpt_overrides={"n_layers": 4, "d_model": 256, "n_heads": 4, "d_ff": 1024,
                           "seq_len": 128, "vocab_size": 4096},
-           llama_factors=(1.0, 4.0), llama_batch=(4,),
+           held_out_factors=(1.0, 4.0), llama_batch=(4,),
            llama_overrides={"n_layers": 4, "d_model": 256, "n_heads": 4, "n_kv_heads": 2,
                             "d_ff": 688, "seq_len": 128, "vocab_size": 4096},
            cnn_y_batch=(8,), cnn_y_overrides={"resolution": 64})
@@ -67,9 +67,9 @@ def validation_models(device) -> list[tuple[str, float, str, int, dict]]:
             (CNN, CNN_STRATEGIES, g["cnn_batch"], g["cnn_overrides"], g["factors"]),
             (GPT, GPT_STRATEGIES, g["gpt_batch"], g["gpt_overrides"], g["factors"]),
             (LLAMA, GPT_STRATEGIES, g["llama_batch"], g["llama_overrides"],
-             g["llama_factors"]),
+             g["held_out_factors"]),
             (CNN_Y, CNN_STRATEGIES, g["cnn_y_batch"], g["cnn_y_overrides"],
-             g["llama_factors"])):
+             g["held_out_factors"])):
         for factor in factors:
             for strategy in (strategies if factor != 1.0 else ("",)):
                 for batch in batches:
