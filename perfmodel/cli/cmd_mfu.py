@@ -81,7 +81,10 @@ def run(args) -> int:
         p = r.memory.parallel
         print(f"perfmodel mfu: warning: {r.memory.total / 2**30:.1f} GiB per GPU does not fit "
               f"in {r.device.key}'s {r.device.memory_bytes / 2**30:.0f} GiB (dp {p.dp}, tp "
-              f"{p.tp}, pp {p.pp}, cp {p.cp}, ZeRO {p.zero}, micro-batch {r.micro_batch})",
+              f"{p.tp}, pp {p.pp}, cp {p.cp}, ZeRO {p.zero}, micro-batch {r.micro_batch}); "
+              + (f"it would fit with {r.fit_suggestion.describe()}" if r.fit_suggestion
+                 else "no micro-batch, recomputation, sequence parallelism or ZeRO stage "
+                      "makes it fit: more GPUs or larger tp/pp"),
               file=sys.stderr)
     backend = _backend(r)
     if args.json:
@@ -109,6 +112,7 @@ def run(args) -> int:
                        f"{m.parallel.pp} cp {m.parallel.cp} ZeRO {m.parallel.zero})"),
         ("fits in memory", f"{'yes' if r.fits_in_memory else 'no'} "
                            f"({r.device.memory_bytes / 2**30:.0f} GiB)"),
+        *([("would fit with", r.fit_suggestion.describe())] if r.fit_suggestion else []),
     ]
     w = max(len(k) for k, _ in rows)
     for k, v in rows:

@@ -26,6 +26,7 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.hardware.catalogue import get_device
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.llm.flops import FlopsPerToken, flops_per_token
+from perfmodel.llm.fit import FitSuggestion, suggest_fit
 from perfmodel.llm.memory import (Parallelism, TrainingMemory, canonical_precision,
                                   training_memory)
 from perfmodel.llm.params import param_count
@@ -104,6 +105,7 @@ class MfuReport:
     flops: FlopsPerToken
     memory: TrainingMemory
     hfu_convention: str = "physical"
+    fit_suggestion: FitSuggestion | None = None  # when it does not fit: what would
 
     @property
     def tokens_per_step(self) -> int:
@@ -169,6 +171,8 @@ class MfuReport:
             "fits_in_memory": self.fits_in_memory,
             "device_memory_bytes": self.device.memory_bytes,
             "memory": self.memory.to_dict(),
+            "fit_suggestion": (self.fit_suggestion.to_dict()
+                               if self.fit_suggestion is not None else None),
         }
 
 
@@ -229,6 +233,12 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
     micro_batch = int(micro_batch)
     mem = training_memory(cfg, micro_batch, s, precision=prec, optimizer=optimizer,
                           recompute=recompute, flash=flash_attention, parallel=par)
+    suggestion = None
+    if not mem.fits(dev.memory_bytes):
+        per_replica = batch // par.dp if batch % par.dp == 0 else micro_batch
+        suggestion = suggest_fit(cfg, micro_batch, max(per_replica, 1), s, dev.memory_bytes,
+                                 precision=prec, optimizer=optimizer, recompute=recompute,
+                                 flash=flash_attention, parallel=par)
     fl = flops_per_token(cfg, s, attention=attention, recompute=recompute,
                          hfu_convention=hfu_convention)
     if tokens_per_s is not None and step_time is not None:
@@ -252,7 +262,8 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
     report = MfuReport(model=cfg.name, params=param_count(cfg).total, device=dev,
                        precision=prec, peak_flops=peak, gpus=gpus, batch=batch,
                        micro_batch=micro_batch, seq_len=s, step_time_s=step, mode=mode,
-                       flops=fl, memory=mem, hfu_convention=hfu_convention)
+                       flops=fl, memory=mem, hfu_convention=hfu_convention,
+                       fit_suggestion=suggestion)
     if report.hfu > 1:
         raise PerfmodelError(
             f"{report.hardware_tflops_per_gpu:.4g} TFLOP/s per GPU is above {dev.key}'s dense "
