@@ -120,7 +120,13 @@ def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
         run for src, m in zip(sources, metas) for run in (m.get("merged_from") or [
             {"name": Path(src).name, "created": m.get("created"),
              "finished": m.get("finished"), "suites": m.get("suites"),
-             "torch": m.get("torch"), "flush_denormal": m.get("flush_denormal")}])]
+             "torch": m.get("torch"), "flush_denormal": m.get("flush_denormal"),
+             "cpu_allocator": m.get("cpu_allocator")}])]
+    allocators = [m.get("cpu_allocator") for m in metas]
+    if any(a != allocators[0] for a in allocators):  # the runs say which each used
+        meta.pop("cpu_allocator", None)
+        meta["notes"] = sorted(set(meta.get("notes", [])) | {
+            "runs made with different C allocator settings: see merged_from"})
     bands: dict = {}
     for m in metas:
         for suite, b in (m.get("repeat_bands") or {}).items():

@@ -125,3 +125,20 @@ def test_a_real_profile_pooled_with_itself_keeps_its_times(tmp_path):
     assert ((both.iloc[:, 0] / both.iloc[:, 1] - 1).abs() < 1e-9).all()
     rep = pd.to_numeric(orig["repeats"]).fillna(0)
     assert (merged.loc[orig.index, "repeats"].astype(int) == (2 * (rep + 1) - 1)).all()
+
+
+def test_runs_with_different_allocator_settings_say_so(tmp_path):
+    pinned = {"allocator": "glibc 2.36", "pinned": True, "mmap_threshold": 2 ** 28,
+              "trim_threshold": 2 ** 30}
+    fake(tmp_path / "a", {"x": (1.0, 1.0, 2, 0.2)})  # made before the allocator was pinned
+    fake(tmp_path / "b", {"y": (1.0, 1.0, 2, 0.2)}, cpu_allocator=pinned)
+    fake(tmp_path / "c", {"z": (1.0, 1.0, 2, 0.2)}, cpu_allocator=pinned)
+    merge_profiles([tmp_path / "a", tmp_path / "b"], tmp_path / "ab")
+    meta = read_metadata(tmp_path / "ab")
+    assert "cpu_allocator" not in meta
+    assert [m["cpu_allocator"] for m in meta["merged_from"]] == [None, pinned]
+    assert any("different C allocator settings" in n for n in meta["notes"])
+    merge_profiles([tmp_path / "b", tmp_path / "c"], tmp_path / "bc")
+    meta = read_metadata(tmp_path / "bc")
+    assert meta["cpu_allocator"] == pinned
+    assert not any("allocator" in n for n in meta["notes"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from profilers.device.allocator import pin_allocator
 from profilers.device.base import Device, DeviceState, EnergyWindow
 from profilers.device.rapl import POWERCAP, Rapl
 
@@ -31,6 +32,10 @@ class CpuDevice(Device):
     timer's samples are a fresh workload's steps 3-5, so without flushing they would time
     that start-up transient instead of the steady state a training run spends its hours
     in (the same 0.5 s with or without flushing once past it).
+
+    While open, glibc malloc's mmap and trim thresholds are fixed
+    (`profilers.device.allocator`): freed memory is reused, as in a long-running process,
+    instead of page-faulted in again in a regime that depends on what ran before.
     """
 
     kind = "cpu"
@@ -42,6 +47,10 @@ class CpuDevice(Device):
         self.rapl = Rapl(powercap)
         if self.rapl.note:
             self.notes.append(self.rapl.note)
+        self.allocator = pin_allocator()
+        if not self.allocator.get("pinned"):
+            self.notes.append(f"C allocator not pinned ({self.allocator['allocator']}): "
+                              f"{self.allocator['note']}")
         self.flush_denormal = bool(torch.set_flush_denormal(True))
         if not self.flush_denormal:
             self.notes.append("this CPU cannot flush denormals (no SSE3): the first training "
@@ -88,6 +97,7 @@ class CpuDevice(Device):
             "torch_threads": torch.get_num_threads(),
             "mkldnn": bool(torch.backends.mkldnn.is_available()),
             "flush_denormal": self.flush_denormal,
+            "cpu_allocator": self.allocator,
             "rapl_zones": [name for name, _, _ in self.rapl.zones],
             "notes": list(self.notes),
         }
