@@ -173,3 +173,40 @@ def test_ties_scored_on_the_x4_candidates_with_the_base_fold_gap():
     assert r["fastest_tied"] and r["leader_ties"] == "m: d,w"
     assert "within 10.0% tied; pairs predicted apart 2/3" in rep.format()
     assert rep.to_records()["ties"][0]["apart"] == 2
+
+
+def test_against_another_run_scores_the_shipped_predictions(small_profile, tmp_path, capsys):
+    """`validate --against`: a re-measured run (here the same models 25 % slower, as on a
+    slow day) is scored with the profile's predictions as `step` makes them."""
+    from perfmodel.cli import main
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.predict.assembly import model_args
+    from perfmodel.predict.model import predict_model
+
+    df = pd.read_parquet(small_profile / "measurements.parquet")
+    val = df[df["suite"] == "validation"].copy()
+    for c in [c for c in val.columns if c.startswith("time_")]:
+        val[c] = val[c] * 1.25
+    other = tmp_path / "rerun"
+    other.mkdir()
+    shutil.copy(small_profile / "metadata.json", other / "metadata.json")
+    val.to_parquet(other / "measurements.parquet")
+
+    same = validate(small_profile, against=small_profile).table
+    slow = validate(small_profile, against=other).table
+    assert len(slow) == len(val) and (slow["profile"] == "rerun").all()
+    assert np.allclose(slow["pred_s"], same["pred_s"])
+    assert np.allclose((1 + slow["error"]) * 1.25, 1 + same["error"])
+    # the prediction is the shipped one: `perfmodel step` gives the same number
+    a = model_args(val.iloc[0])
+    shipped = from_profile(small_profile)
+    step = predict_model(a.pop("model"), a.pop("batch"), device=shipped, **a)
+    assert slow["pred_s"].iloc[0] == pytest.approx(step.time.value)
+    assert slow["pred_lo_s"].iloc[0] == pytest.approx(step.time.lo)
+
+    meta = json.loads((other / "metadata.json").read_text())
+    (other / "metadata.json").write_text(json.dumps({**meta, "device_name": "Other CPU"}))
+    with pytest.raises(PerfmodelError, match="measured on 'Other CPU'"):
+        validate(small_profile, against=other)
+    assert main(["validate", "--against", str(other)]) == 2
+    assert "--against needs --profile" in capsys.readouterr().err

@@ -18,6 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-assembly-scale", dest="assembly", action="store_false",
                    help="predict without the whole-model scale (the parts' sum as it is)")
     p.add_argument("--profile", default=None, help="one profile directory (default: datasets/*)")
+    p.add_argument("--against", default=None, metavar="DIR",
+                   help="another run of the same device (a profile with validation rows): "
+                        "score --profile's predictions, as shipped, on its measurements")
     p.add_argument("--phase", choices=["train_step", "inference", "all"], default="all",
                    help="which measured phase to validate (default all)")
     p.add_argument("--json", action="store_true", help="table and summary as JSON")
@@ -28,7 +31,8 @@ def run(args) -> int:
     from perfmodel.predict.validate import validate
 
     phases = ("train_step", "inference") if args.phase == "all" else (args.phase,)
-    report = validate(args.profile, phases=phases, assembly=args.assembly)
+    report = validate(args.profile, phases=phases, assembly=args.assembly,
+                      against=args.against)
     if args.json:
         print(json.dumps(report.to_records(), indent=1))
     else:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.errors import PerfmodelError
+from perfmodel.learn.schema import read_metadata
 from perfmodel.predict.assembly import (FOLDS, fold_of, model_args, other_fold, row_factor,
                                         row_fold)
 from perfmodel.predict.counts import fuses_kernels
@@ -166,7 +167,7 @@ class ValidationReport:
 
 def validate(profile=None, *, phases=("train_step", "inference"),
              models: list[str] | None = None, measured_blocks: bool = True,
-             assembly: bool = True) -> ValidationReport:
+             assembly: bool = True, against=None) -> ValidationReport:
     """Predict every measured whole model of the profile(s) and compare.
 
     `measured_blocks=False` ignores the profile's measurement of each part itself (every
@@ -176,7 +177,15 @@ def validate(profile=None, *, phases=("train_step", "inference"),
     The whole-model scale (`perfmodel.predict.assembly`) and interval are fitted on the
     validation suite itself, one fold at a time: each row is predicted with the fits of the
     other fold, never on itself (a held-out family with the base fold's). `assembly=False`
-    predicts without any scale, and with the per-part interval."""
+    predicts without any scale, and with the per-part interval.
+
+    `against`: another run of the same device (a profile directory with validation rows,
+    e.g. the same suite re-measured another day, or on the user's own machine of that
+    model). Its measured models are predicted by `profile` as shipped - the scale and
+    interval fitted on `profile`'s own base fold, as `step` and `rank` use them - so every
+    row is one no fit saw."""
+    if against is not None:
+        return _validate_against(profile, against, phases, models)
     rows, backends, resolutions = [], {}, {}
     for prof in validation_profiles(profile):
         data = read_profile_rows(prof)
@@ -219,6 +228,33 @@ def validate(profile=None, *, phases=("train_step", "inference"),
                              "validation suite)")
     table = pd.DataFrame(rows)
     return ValidationReport(table, summarize(table), backends, resolutions)
+
+
+def _validate_against(profile, against, phases, models) -> ValidationReport:
+    """`validate(profile, against=...)`: the shipped `profile` scores `against`'s rows."""
+    if profile is None:
+        raise PerfmodelError("--against needs --profile: the profile whose predictions are "
+                             "checked against the other run's measurements")
+    prof, other = validation_profiles(profile)[0], validation_profiles(against)[0]
+    mine, theirs = read_metadata(prof), read_metadata(other)
+    if mine.get("device_name") != theirs.get("device_name"):
+        raise PerfmodelError(f"{other} was measured on {theirs.get('device_name')!r}, "
+                             f"{prof} profiles {mine.get('device_name')!r}: compare runs of "
+                             "one device")
+    data = read_profile_rows(other)
+    val = data[(data["suite"].astype(str) == "validation")
+               & data["phase"].astype(str).isin(phases)]
+    if models:
+        val = val[val["op"].astype(str).isin(models)]
+    if val.empty:
+        raise PerfmodelError(f"{other}: no validation measurements (run the profilers' "
+                             "validation suite)")
+    shipped = from_profile(prof)
+    rows = [dict(_compare(other, r, shipped), profile=other.name) for _, r in val.iterrows()]
+    desc = (f"{shipped.description}; predicting the measurements of {other} "
+            f"({theirs.get('created', '?')[:10]}), which no fit saw")
+    return ValidationReport(pd.DataFrame(rows), summarize(pd.DataFrame(rows)),
+                            {str(prof): desc}, {other.name: shipped.resolution})
 
 
 def _compare(prof: Path, r, backend) -> dict:
