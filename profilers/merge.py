@@ -122,7 +122,7 @@ def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
              "finished": m.get("finished"), "suites": m.get("suites"),
              "torch": m.get("torch"), "flush_denormal": m.get("flush_denormal"),
              "cpu_allocator": m.get("cpu_allocator")}])]
-    allocators = [m.get("cpu_allocator") for m in metas]
+    allocators = [run.get("cpu_allocator") for run in meta["merged_from"]]
     if any(a != allocators[0] for a in allocators):  # the runs say which each used
         meta.pop("cpu_allocator", None)
         meta["notes"] = sorted(set(meta.get("notes", [])) | {

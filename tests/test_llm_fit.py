@@ -76,3 +76,22 @@ def test_cli_prints_and_json_carries_the_suggestion(capsys):
     assert fs["total_bytes"] <= d["device_memory_bytes"] < d["memory"]["total_bytes"]
     assert main(["mfu", "--model", "gpt2", "--batch", "8", "--step-time", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["fit_suggestion"] is None
+
+
+def test_only_savers_that_save_and_nothing_more_than_needed():
+    # ZeRO-2 alone fits Llama-2-13B over 8 GPUs: neither selective recomputation (about
+    # nothing with flash attention) nor ZeRO-3 is suggested on top of it
+    s = _report(model="Llama-2-13B", batch=8, seq=4096, gpus=8).fit_suggestion
+    assert s.changes == ("--zero 2",) and s.recompute == "none"
+    # ZeRO shards over data-parallel replicas only: with dp 1 (all GPUs context parallel)
+    # it would save nothing and is not offered
+    s = _report(model="gpt2-xl", batch=1, seq=131072, gpus=4, cp=4).fit_suggestion
+    assert s.changes == ("--recompute full",) and s.zero == 0
+
+
+def test_a_recompute_fraction_can_become_full():
+    kw = dict(model="Llama-3-8B", batch=8, seq=32768, gpus=8, zero=3, micro_batch=1)
+    r = _report(recompute=" 0.3", **kw)
+    assert not r.fits_in_memory
+    assert r.fit_suggestion.changes == ("--recompute full",)
+    assert _report(recompute="full", **kw).fits_in_memory

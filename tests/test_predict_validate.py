@@ -192,7 +192,13 @@ def test_against_another_run_scores_the_shipped_predictions(small_profile, tmp_p
     shutil.copy(small_profile / "metadata.json", other / "metadata.json")
     val.to_parquet(other / "measurements.parquet")
 
-    same = validate(small_profile, against=small_profile).table
+    same_dir = tmp_path / "same"
+    same_dir.mkdir()
+    shutil.copy(small_profile / "metadata.json", same_dir / "metadata.json")
+    shutil.copy(small_profile / "measurements.parquet", same_dir / "measurements.parquet")
+    rep = validate(small_profile, against=same_dir)
+    assert "not a test on unseen data" in rep.format()  # the profile's own run, copied
+    same = rep.table
     slow = validate(small_profile, against=other).table
     assert len(slow) == len(val) and (slow["profile"] == "rerun").all()
     assert np.allclose(slow["pred_s"], same["pred_s"])
@@ -204,9 +210,15 @@ def test_against_another_run_scores_the_shipped_predictions(small_profile, tmp_p
     assert slow["pred_s"].iloc[0] == pytest.approx(step.time.value)
     assert slow["pred_lo_s"].iloc[0] == pytest.approx(step.time.lo)
 
+    bare = validate(small_profile, against=other, assembly=False)
+    assert "no whole-model scale, per-part interval" in bare.format()
+    with pytest.raises(PerfmodelError, match="is the profile itself"):
+        validate(small_profile, against=small_profile)
     meta = json.loads((other / "metadata.json").read_text())
+    (other / "metadata.json").write_text(json.dumps({**meta, "created": None}))
+    assert "which no fit saw" in validate(small_profile, against=other).format()
     (other / "metadata.json").write_text(json.dumps({**meta, "device_name": "Other CPU"}))
-    with pytest.raises(PerfmodelError, match="measured on 'Other CPU'"):
+    with pytest.raises(PerfmodelError, match="device_name 'Other CPU'"):
         validate(small_profile, against=other)
     assert main(["validate", "--against", str(other)]) == 2
     assert "--against needs --profile" in capsys.readouterr().err

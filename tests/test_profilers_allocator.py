@@ -40,7 +40,16 @@ def _faults(mode: str) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
+def _thp_always() -> bool:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return "[always]" in f.read()
+    except OSError:
+        return False
+
+
 @glibc
+@pytest.mark.skipif(_thp_always(), reason="transparent huge pages always on: 2 MiB faults")
 def test_pinned_allocator_reuses_freed_memory():
     default, pinned = _faults("default"), _faults("pin")
     # default glibc: the 40 and 64 MiB blocks are mapped afresh, 36 k pages of 4 KiB a
@@ -56,9 +65,15 @@ def test_pin_reports_what_it_set_and_respects_the_user():
                                  "trim_threshold": TRIM_THRESHOLD}
     user = pin_allocator({"MALLOC_MMAP_THRESHOLD_": "131072"})
     assert not user["pinned"] and user["environment"] == {"MALLOC_MMAP_THRESHOLD_": "131072"}
-    pre = pin_allocator({"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"})
+    pre = pin_allocator({"LD_PRELOAD": "/lib/libfoo.so:/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"})
     assert pre == {"allocator": "libjemalloc.so.2", "pinned": False,
                    "note": "allocator preloaded with LD_PRELOAD: used as it is"}
+    other = pin_allocator({"LD_PRELOAD": "/lib/libfoo.so /lib/libbar.so"})
+    assert other["pinned"] and other["preload"] == ["/lib/libfoo.so", "/lib/libbar.so"]
+    # tunables that say nothing about malloc's thresholds do not stop the pin
+    assert pin_allocator({"GLIBC_TUNABLES": "glibc.pthread.rseq=0"})["pinned"]
+    tuned = pin_allocator({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=65536"})
+    assert not tuned["pinned"] and "GLIBC_TUNABLES" in tuned["environment"]
 
 
 def test_cpu_profile_metadata_records_the_allocator():

@@ -142,3 +142,10 @@ def test_runs_with_different_allocator_settings_say_so(tmp_path):
     meta = read_metadata(tmp_path / "bc")
     assert meta["cpu_allocator"] == pinned
     assert not any("allocator" in n for n in meta["notes"])
+    # a mixed merge merged again with an older run still says so
+    fake(tmp_path / "d", {"w": (1.0, 1.0, 2, 0.2)})
+    merge_profiles([tmp_path / "d", tmp_path / "ab"], tmp_path / "dab")
+    meta = read_metadata(tmp_path / "dab")
+    assert [m["cpu_allocator"] for m in meta["merged_from"]] == [None, None, pinned]
+    assert "cpu_allocator" not in meta
+    assert any("different C allocator settings" in n for n in meta["notes"])

@@ -6,10 +6,14 @@ without changing the model, the GPUs or the global batch, cheapest first:
 
 1. a smaller micro-batch (more gradient-accumulation steps; only divisors of the
    per-replica batch, so the global batch stays the same);
-2. then, one at a time and kept once added, each with the largest micro-batch that fits:
-   sequence parallelism (tp > 1: activations / tp, no extra FLOPs), ZeRO-1 (dp x cp > 1:
-   optimizer states sharded), selective recomputation (attention re-run), ZeRO-3 (weights
-   and gradients sharded too) and full recomputation (each block's forward re-run).
+2. then memory savers, in this order, each kept only if it lowers the memory, until some
+   micro-batch fits (the largest that does): sequence parallelism (tp > 1: activations /
+   tp, no extra FLOPs), ZeRO-1, ZeRO-2 (dp > 1: optimizer states, then gradients sharded
+   over the data-parallel replicas, as `perfmodel.llm.memory` counts them), selective
+   recomputation (attention re-run), ZeRO-3 (weights sharded too) and full recomputation
+   (each block's forward re-run; the only recomputation offered after a fraction);
+3. then every saver whose removal still fits is dropped again (the ZeRO stage lowered as
+   far as it can go), and the micro-batch is the largest that fits with what is left.
 
 The memory model is `perfmodel.llm.memory.training_memory`, so a suggestion is as good as
 that model (activations after Korthikanti et al. 2022; no allocator fragmentation).
@@ -18,9 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from perfmodel.llm.flops import parse_recompute
 from perfmodel.llm.memory import Parallelism, TrainingMemory, training_memory
-
-_RECOMPUTE_ORDER = {"none": 0, "selective": 1, "full": 2}
 
 
 @dataclass(frozen=True)
@@ -49,42 +52,71 @@ def _divisors_desc(n: int) -> list[int]:
 
 
 def suggest_fit(cfg, micro_batch: int, per_replica: int, seq_len: int, capacity: float, *,
-                precision: str, optimizer: str, recompute: str, flash: bool,
+                precision: str, optimizer: str, recompute, flash: bool,
                 parallel: Parallelism) -> FitSuggestion | None:
     """The cheapest change (module doc) that makes the configuration fit in `capacity`
-    bytes, or None when none does. `per_replica`: sequences per optimizer step on one
-    data-parallel replica (the micro-batch must divide it); `micro_batch` and the other
-    keywords are the configuration as asked."""
-    rec = str(recompute).lower()
-    savers = []
-    if parallel.tp > 1 and not parallel.sequence_parallel:
-        savers.append(("sequence_parallel", True, "--sequence-parallel"))
-    if parallel.dp * parallel.cp > 1 and parallel.zero < 1:
-        savers.append(("zero", 1, "--zero 1"))
-    if _RECOMPUTE_ORDER.get(rec, 3) < 1:
-        savers.append(("recompute", "selective", "--recompute selective"))
-    if parallel.dp * parallel.cp > 1 and parallel.zero < 3:
-        savers.append(("zero", 3, "--zero 3"))
-    if _RECOMPUTE_ORDER.get(rec, 3) < 2:
-        savers.append(("recompute", "full", "--recompute full"))
+    bytes, or None when none does (or it fits as asked). `per_replica`: sequences per
+    optimizer step on one data-parallel replica (the micro-batch must divide it);
+    `micro_batch` and the other keywords are the configuration as asked."""
+    rec = parse_recompute(recompute)
+    asked = {"sequence_parallel": parallel.sequence_parallel, "zero": parallel.zero,
+             "recompute": rec}
     micro = [m for m in _divisors_desc(per_replica) if m <= micro_batch] or [1]
-    state = {"sequence_parallel": parallel.sequence_parallel, "zero": parallel.zero,
-             "recompute": recompute}
-    flags: list[str] = []
-    for step in [None, *savers]:
-        if step is not None:
-            key, value, flag = step
-            state[key] = value
-            flags = [f for f in flags if not f.startswith(flag.split()[0])] + [flag]
+
+    def memory(state: dict, m: int) -> TrainingMemory:
         par = replace(parallel, sequence_parallel=state["sequence_parallel"],
                       zero=state["zero"])
-        for m in micro:
-            mem = training_memory(cfg, m, seq_len, precision=precision, optimizer=optimizer,
-                                  recompute=state["recompute"], flash=flash, parallel=par)
-            if mem.fits(capacity):
-                changes = ([f"--micro-batch {m}"] if m != micro_batch else []) + flags
-                if not changes:
-                    return None  # it fits as asked: nothing to suggest
-                return FitSuggestion(m, str(state["recompute"]), state["sequence_parallel"],
-                                     state["zero"], mem, tuple(changes))
-    return None
+        return training_memory(cfg, m, seq_len, precision=precision, optimizer=optimizer,
+                               recompute=state["recompute"], flash=flash, parallel=par)
+
+    def largest(state: dict) -> int | None:
+        return next((m for m in micro if memory(state, m).fits(capacity)), None)
+
+    savers = []
+    if parallel.tp > 1 and not parallel.sequence_parallel:
+        savers.append(("sequence_parallel", True))
+    if parallel.dp > 1:
+        savers += [("zero", z) for z in (1, 2) if parallel.zero < z]
+    if rec == "none":
+        savers.append(("recompute", "selective"))
+    if parallel.dp > 1 and parallel.zero < 3:
+        savers.append(("zero", 3))
+    if rec != "full":
+        savers.append(("recompute", "full"))
+    state, m = dict(asked), largest(asked)
+    for key, value in savers:
+        if m is not None:
+            break
+        trial = {**state, key: value}
+        if memory(trial, micro[-1]).total < memory(state, micro[-1]).total:
+            state, m = trial, largest(trial)
+    if m is None:
+        return None
+    for key in ("recompute", "zero", "sequence_parallel"):  # drop what is not needed
+        for lower in _weaker(key, state[key], asked[key]):
+            if memory({**state, key: lower}, m).fits(capacity):
+                state = {**state, key: lower}
+                break
+    m = largest(state)
+    changes = ([f"--micro-batch {m}"] if m != micro_batch else [])
+    if state["sequence_parallel"] != asked["sequence_parallel"]:
+        changes.append("--sequence-parallel")
+    if state["zero"] != asked["zero"]:
+        changes.append(f"--zero {state['zero']}")
+    if state["recompute"] != asked["recompute"]:
+        changes.append(f"--recompute {state['recompute']}")
+    if not changes:
+        return None  # it fits as asked: nothing to suggest
+    return FitSuggestion(m, str(state["recompute"]), state["sequence_parallel"], state["zero"],
+                         memory(state, m), tuple(changes))
+
+
+def _weaker(key: str, value, asked) -> list:
+    """Settings between `asked` and `value` that save less memory, weakest first."""
+    if value == asked:
+        return []
+    if key == "zero":
+        return list(range(asked, value))
+    if key == "recompute":
+        return [asked] + (["selective"] if value == "full" and asked == "none" else [])
+    return [asked]

@@ -185,7 +185,7 @@ def validate(profile=None, *, phases=("train_step", "inference"),
     interval fitted on `profile`'s own base fold, as `step` and `rank` use them - so every
     row is one no fit saw."""
     if against is not None:
-        return _validate_against(profile, against, phases, models)
+        return _validate_against(profile, against, phases, models, assembly, measured_blocks)
     rows, backends, resolutions = [], {}, {}
     for prof in validation_profiles(profile):
         data = read_profile_rows(prof)
@@ -230,31 +230,55 @@ def validate(profile=None, *, phases=("train_step", "inference"),
     return ValidationReport(table, summarize(table), backends, resolutions)
 
 
-def _validate_against(profile, against, phases, models) -> ValidationReport:
+def _validate_against(profile, against, phases, models, assembly=True,
+                      measured_blocks=True) -> ValidationReport:
     """`validate(profile, against=...)`: the shipped `profile` scores `against`'s rows."""
     if profile is None:
         raise PerfmodelError("--against needs --profile: the profile whose predictions are "
                              "checked against the other run's measurements")
     prof, other = validation_profiles(profile)[0], validation_profiles(against)[0]
+    if prof.resolve() == other.resolve():
+        raise PerfmodelError(f"--against {other} is the profile itself: give another run")
     mine, theirs = read_metadata(prof), read_metadata(other)
-    if mine.get("device_name") != theirs.get("device_name"):
-        raise PerfmodelError(f"{other} was measured on {theirs.get('device_name')!r}, "
-                             f"{prof} profiles {mine.get('device_name')!r}: compare runs of "
-                             "one device")
+    for key in ("device_name", "torch_threads"):
+        if mine.get(key) != theirs.get(key):
+            raise PerfmodelError(f"{other} was measured with {key} {theirs.get(key)!r}, "
+                                 f"{prof} with {mine.get(key)!r}: compare runs of one device "
+                                 "and thread count")
+    created = str(theirs.get("created") or "?")[:19]
+    seen = {(str(r.get("name")), str(r.get("created"))[:19])
+            for r in mine.get("merged_from") or []}
+    fitted = (other.name, created) in seen or str(mine.get("created") or "")[:19] == created
     data = read_profile_rows(other)
-    val = data[(data["suite"].astype(str) == "validation")
-               & data["phase"].astype(str).isin(phases)]
-    if models:
-        val = val[val["op"].astype(str).isin(models)]
+    val = data[data["suite"].astype(str) == "validation"]
     if val.empty:
         raise PerfmodelError(f"{other}: no validation measurements (run the profilers' "
                              "validation suite)")
+    val = val[val["phase"].astype(str).isin(phases)]
+    if models:
+        val = val[val["op"].astype(str).isin(models)]
+    if val.empty:
+        raise PerfmodelError(f"{other}: no validation measurements of the phase or models "
+                             "asked for")
     shipped = from_profile(prof)
-    rows = [dict(_compare(other, r, shipped), profile=other.name) for _, r in val.iterrows()]
-    desc = (f"{shipped.description}; predicting the measurements of {other} "
-            f"({theirs.get('created', '?')[:10]}), which no fit saw")
-    return ValidationReport(pd.DataFrame(rows), summarize(pd.DataFrame(rows)),
-                            {str(prof): desc}, {other.name: shipped.resolution})
+    if not assembly:
+        shipped = dataclasses.replace(shipped, assembly=None, interval=None)
+    if not measured_blocks:
+        shipped = dataclasses.replace(shipped, measured={}, _parts={})
+    rows = []
+    for _, r in val.iterrows():
+        try:
+            rows.append(dict(_compare(other, r, shipped), profile=other.name))
+        except PerfmodelError as exc:
+            raise PerfmodelError(f"{other}: {r['op']} {r['phase']}: {exc}") from None
+    desc = (f"{shipped.description}; predicting the measurements of {other} ({created[:10]}), "
+            + ("WHICH THIS PROFILE INCLUDES (its merged_from lists that run): not a test on "
+               "unseen data" if fitted else "which no fit saw")
+            + ("" if assembly else "; no whole-model scale, per-part interval")
+            + ("" if measured_blocks else "; measured blocks NOT used"))
+    table = pd.DataFrame(rows)
+    return ValidationReport(table, summarize(table), {str(prof): desc},
+                            {other.name: shipped.resolution})
 
 
 def _compare(prof: Path, r, backend) -> dict:

@@ -33,9 +33,10 @@ class CpuDevice(Device):
     that start-up transient instead of the steady state a training run spends its hours
     in (the same 0.5 s with or without flushing once past it).
 
-    While open, glibc malloc's mmap and trim thresholds are fixed
-    (`profilers.device.allocator`): freed memory is reused, as in a long-running process,
-    instead of page-faulted in again in a regime that depends on what ran before.
+    Opening it fixes glibc malloc's mmap and trim thresholds for the rest of the process
+    (`profilers.device.allocator`; glibc cannot go back): freed memory is reused, as in a
+    long-running process, instead of page-faulted in again in a regime that depends on
+    what ran before.
     """
 
     kind = "cpu"
