@@ -216,7 +216,11 @@ def test_against_another_run_scores_the_shipped_predictions(small_profile, tmp_p
         validate(small_profile, against=small_profile)
     meta = json.loads((other / "metadata.json").read_text())
     (other / "metadata.json").write_text(json.dumps({**meta, "created": None}))
-    assert "which no fit saw" in validate(small_profile, against=other).format()
+    text = validate(small_profile, against=other).format()
+    assert "which no fit saw" in text and "allocator" not in text
+    (other / "metadata.json").write_text(json.dumps(
+        {**meta, "cpu_allocator": {"allocator": "glibc 2.36", "pinned": True}}))
+    assert "different C allocator settings" in validate(small_profile, against=other).format()
     (other / "metadata.json").write_text(json.dumps({**meta, "device_name": "Other CPU"}))
     with pytest.raises(PerfmodelError, match="device_name 'Other CPU'"):
         validate(small_profile, against=other)

@@ -274,6 +274,8 @@ def _validate_against(profile, against, phases, models, assembly=True,
     desc = (f"{shipped.description}; predicting the measurements of {other} ({created[:10]}), "
             + ("WHICH THIS PROFILE INCLUDES (its merged_from lists that run): not a test on "
                "unseen data" if fitted else "which no fit saw")
+            + ("" if mine.get("cpu_allocator") == theirs.get("cpu_allocator") else
+               "; the two runs used different C allocator settings (cpu_allocator)")
             + ("" if assembly else "; no whole-model scale, per-part interval")
             + ("" if measured_blocks else "; measured blocks NOT used"))
     table = pd.DataFrame(rows)
