@@ -6,13 +6,15 @@ every part finds its data evicted by the parts before it, and the step adds glue
 part measures (autograd bookkeeping, the allocator returning and faulting in memory). On
 a shared cloud CPU this made whole training steps 5-10 % slower than their isolated parts
 (Intel Xeon VM: measured / predicted 1.10 in one run, 1.05 over three runs pooled, over
-the unscaled and x2 models); on the AMD EPYC VM the parts are slightly pessimistic (0.95).
+the unscaled and x2 models); on the AMD EPYC VM the parts are slightly pessimistic (0.95;
+0.938 in the profile of 2026-12-01).
 
 The scale is one number per (phase, dtype): the median of measured / predicted over the
 profile's measured whole models (`validation` suite) of one fold, at least `MIN_ROWS` of
 them. It is applied only where it stands out of its own noise: |log scale| at least
 `MIN_Z` standard errors of the median (from the log ratios' MAD); otherwise the parts'
-sum stands (AMD inference: 0.985, z 1.1, left at 1). Folds split the suite by scale
+sum stands (AMD inference: 0.985, z 1.1, left at 1; 0.993, z -0.8, in the profile of
+2026-12-01). Folds split the suite by scale
 factor, so a fitted scale is always scored on models it never saw:
 
 - `base`: the unscaled models and the x2 candidates (factor < `HELD_OUT_FACTOR`). Every

@@ -14,7 +14,7 @@ ops grouped into twelve sums,
 out-of-fold median block error from 28 % to 22 % against a single matrix/vector split.
 Normalisations have their own class because their backward kernels (batch norm's above
 all) run far slower than their memory traffic, while elementwise kernels do not: with one
-`vec` class the AMD profile's backward vector coefficient was 3.3, which priced the
+`vec` class the AMD profile's (2026-11-23) backward vector coefficient was 3.3, which priced the
 ~180 small elementwise backward kernels of a Llama-style block stack (composite RMSNorm,
 rotary embeddings) at 3.3x too; split, it is 1.9 (normalisations 5.9), and the held-out
 Llama family's x4 training steps went from +23.2 % to +18.9 % median error, the block

@@ -3,7 +3,7 @@
 The calibrated sum of ops (`calibration.py`) has one coefficient per op class for every
 block of a profile, so its error on one block shape is not noise: the per-op GEMM model is
 off for those GEMM shapes, the block's glue runs in or out of cache. On the AMD CPU
-profile the calibrated sum over-predicts the transformer blocks at batch 4 x 128 tokens
+profile of 2026-11-23 the calibrated sum over-predicts the transformer blocks at batch 4 x 128 tokens
 by 10-21 % (d_model 512: measured 117.7 ms, calibrated 142 ms) while grid blocks of other
 shapes run up to 1.6x their raw sum. A measured block replaces its own sum
 (`measured.py`); a block the profile did not measure - another architecture (a
