@@ -291,7 +291,8 @@ def main() -> int:
     print(f"\nmethods: {', '.join(METHODS)} (xgboost = the learned model; the others are baselines on the "
           "same splits). APE in %; R2 on log time (linear for power/energy); cover% = share inside "
           f"the 90% interval. {TILED}: the learned model fitted with base='tiled' (time over the "
-          "tile-quantised roofline, not the roofline); the target check is on xgboost. {FLOOR}: reference, each row from its two neighbours in its own series "
+          "tile-quantised roofline, not the roofline); the target check is on xgboost. "
+          f"{FLOOR}: reference, each row from its two neighbours in its own series "
           "(the held-out measurements themselves; series ends excluded), not a predictor.")
     if args.csv:
         pd.DataFrame(ROWS).to_csv(args.csv, index=False)
