@@ -226,3 +226,26 @@ def test_against_another_run_scores_the_shipped_predictions(small_profile, tmp_p
         validate(small_profile, against=other)
     assert main(["validate", "--against", str(other)]) == 2
     assert "--against needs --profile" in capsys.readouterr().err
+
+
+def test_first_use_of_a_profile_says_it_is_fitting(tmp_path, monkeypatch, capsys):
+    """Fitting a profile's per-op predictor takes about a minute on a laptop: the first use
+    says so on stderr, in one line; a cached profile says nothing."""
+    prof = shipped_cpu_profile()
+    if prof is None:
+        pytest.skip("no CPU profile under datasets/")
+    df = pd.read_parquet(prof / "measurements.parquet")
+    small = tmp_path / "small"
+    small.mkdir()
+    shutil.copy(prof / "metadata.json", small / "metadata.json")
+    pd.concat([df[df["suite"] == "gemm"].head(80),
+               df[df["suite"] == "blocks"].head(20)]).to_parquet(small / "measurements.parquet")
+    monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "cache"))
+    capsys.readouterr()
+    b = from_profile(small)
+    err = capsys.readouterr().err
+    assert b.optimes.source.startswith("learned")
+    assert err.count("\n") == 1 and err.startswith(f"perfmodel: first use of {small}: fitting")
+    assert "80 + 20 measurements" in err
+    from_profile(small)
+    assert capsys.readouterr().err == ""

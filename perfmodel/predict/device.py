@@ -363,6 +363,12 @@ def from_profile(path: Path, spec=None) -> Backend:
             per_op["group"] = per_op["op"].astype(str) + "|" + per_op["params"].astype(str)
         # the learned predictor works out FLOPs and bytes from the shapes itself
         per_op = per_op.drop(columns=[c for c in ("flops", "bytes") if c in per_op.columns])
+        where = cache_dir() / f"predictor-v{CACHE_VERSION}-{digest}" / "predictor.json"
+        if not where.is_file():  # a minute or so on a laptop: say why nothing prints yet
+            n_blocks = int((rows["suite"].astype(str) == "blocks").sum())
+            print(f"perfmodel: first use of {path}: fitting its per-op predictor and block "
+                  f"calibration on {len(per_op)} + {n_blocks} measurements (once; cached in "
+                  f"{cache_dir()})", file=sys.stderr, flush=True)
         try:
             predictor = _cached_predictor(per_op, spec, digest)
             how = f"learned per-op predictor on {len(per_op)} per-op rows"
