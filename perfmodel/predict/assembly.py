@@ -9,13 +9,32 @@ a shared cloud CPU this made whole training steps 5-10 % slower than their isola
 the unscaled and x2 models); on the AMD EPYC VM the parts are slightly pessimistic (0.95;
 0.938 in the profile of 2026-12-01).
 
-The scale is one number per (phase, dtype): the median of measured / predicted over the
-profile's measured whole models (`validation` suite) of one fold, at least `MIN_ROWS` of
-them. It is applied only where it stands out of its own noise: |log scale| at least
-`MIN_Z` standard errors of the median (from the log ratios' MAD); otherwise the parts'
-sum stands (AMD inference: 0.985, z 1.1, left at 1; 0.993, z -0.8, in the profile of
-2026-12-01). Folds split the suite by scale
-factor, so a fitted scale is always scored on models it never saw:
+The scale is fitted per phase, dtype, op mix and end: the median of measured / predicted
+over the profile's measured whole models (`validation` suite) of one fold, at least
+`MIN_ROWS` of them. It is applied only where it stands out of its own noise: |log scale|
+at least `MIN_Z` standard errors of the median (from the log ratios' MAD); otherwise the
+parts' sum stands (AMD inference: 0.985, z 1.1, left at 1; 0.993, z -0.8, in the profile
+of 2026-12-01).
+
+- Op mix (`op_mix`): `conv` where convolutions take more of a model's predicted forward
+  time than GEMMs and attention, else `matmul`. The two run differently against their
+  parts: on the Intel VM profile, conv models' inference was measured at 1.145 x their
+  parts and the matmul models' at 0.972.
+- End: `blocks` is the fold's models as predicted with their measured blocks, `ops` the
+  same models with none of their blocks' measurements used, each part its calibrated sum
+  of ops, as a model the profile never measured is predicted. The two differ for conv
+  models: in the AMD profile of 2026-12-01 their inference steps run x1.012 (z 0.9) their
+  measured blocks but x1.113 (z 9.1) their calibrated sum of ops; on the Intel VM x1.145
+  and x1.30. One scale fitted on the blocks left the held-out conv family (RegNetY, no
+  block of it measured) at 10.1 % / 11.2 % median error (inference / training step); its
+  sum-of-ops end gives 4.1 % / 5.4 %. A prediction takes the `blocks` end when its measured
+  blocks give the fold's median share of the step or more, the `ops` end when none of
+  them is measured, geometric in between (the same line as the interval's two ends,
+  `interval.py`).
+
+A prediction takes the most specific fitted scale: its dtype's and op mix's own, else
+pooled over dtypes, else over op mixes. Folds split the suite by scale factor, so a
+fitted scale is always scored on models it never saw:
 
 - `base`: the unscaled models and the x2 candidates (factor < `HELD_OUT_FACTOR`). Every
   prediction uses the scale fitted on this fold.
@@ -37,6 +56,8 @@ HELD_OUT_FACTOR = 4.0
 FOLDS = ("base", "x4")
 MIN_ROWS = 3
 MIN_Z = 2.0
+END = ("blocks", "ops")
+END_WORDS = {"blocks": "with their blocks measured", "ops": "as a sum of ops"}
 
 
 def fold_of(factor: float) -> str:
@@ -56,43 +77,80 @@ def other_fold(fold: str) -> str:
     return FOLDS[1 - FOLDS.index(fold)]
 
 
+def op_mix(x) -> str:
+    """`conv` when a model's convolutions take more of its predicted forward time than its
+    matrix products (GEMMs and attention), else `matmul`; `x` its calibration features."""
+    from perfmodel.predict.calibration import FEATURES
+
+    f = dict(zip(FEATURES, np.asarray(x, dtype=float)))
+    return "conv" if f["conv_fwd"] > f["gemm_fwd"] + f["attention_fwd"] else "matmul"
+
+
 @dataclass
 class AssemblyScale:
-    """Measured / predicted whole-model time per (phase, dtype), fitted on one fold."""
+    """Measured / predicted whole-model time, fitted on one fold, per
+    '<phase>|<dtype>|<mix>|<end>' ('*' pooled; `END`: the model's blocks measured or
+    a sum of ops)."""
 
     fold: str = "base"
-    factors: dict = field(default_factory=dict)  # "train_step|float32" -> applied scale
+    factors: dict = field(default_factory=dict)  # key -> applied scale
     rows: dict = field(default_factory=dict)  # same keys -> models fitted on
     fitted: dict = field(default_factory=dict)  # every fitted scale, applied or not
     z: dict = field(default_factory=dict)  # log(scale) / its standard error
+    share: dict = field(default_factory=dict)  # '<phase>|<dtype>|<mix>' -> median share
 
-    def scale(self, train: bool, dtype: str) -> float:
-        """The scale of a phase and dtype: its own, else the phase's over all dtypes, else 1."""
-        phase = "train_step" if train else "inference"
-        for key in (f"{phase}|{dtype}", f"{phase}|*"):
-            if key in self.factors:
-                return float(self.factors[key])
+    def _end(self, phase: str, dtype: str, mix: str, end: str) -> float:
+        """The most specific fitted scale of one end: the dtype's and the mix's own, else
+        pooled over dtypes, then over mixes; 1 where it is within its noise or unfitted."""
+        for d, m in ((dtype, mix), ("*", mix), (dtype, "*"), ("*", "*")):
+            key = f"{phase}|{d}|{m}|{end}"
+            if key in self.fitted:
+                return float(self.factors.get(key, 1.0))
         return 1.0
 
+    def scale(self, train: bool, dtype: str, mix: str = "*",
+              measured_share: float = 1.0) -> float:
+        """The scale of a prediction whose measured blocks give `measured_share` of its
+        step time: the `blocks` end at the fold's median share or more, the `ops` end at
+        0, geometric in between (as `interval.ModelInterval.half_width`)."""
+        phase = "train_step" if train else "inference"
+        sb = self._end(phase, dtype, mix, "blocks")
+        so = self._end(phase, dtype, mix, "ops")
+        ref = next((self.share[k] for k in (f"{phase}|{dtype}|{mix}", f"{phase}|*|{mix}",
+                                            f"{phase}|{dtype}|*", f"{phase}|*|*")
+                    if k in self.share), 1.0)
+        share = max(0.0, float(measured_share))
+        g = min(1.0, share / ref) if ref > 0 else (1.0 if share > 0 else 0.0)
+        return float(np.exp(g * np.log(sb) + (1.0 - g) * np.log(so)))
+
     def describe(self) -> str:
-        own = {k: v for k, v in self.fitted.items() if not k.endswith("|*")}
+        # per phase and dtype, the scales per op mix where there are any, else the pooled
+        own = [k for k in self.fitted if k.split("|")[1] != "*"]
+        by_mix = {tuple(k.split("|")[:2]) for k in own if k.split("|")[2] != "*"}
+        own = [k for k in own if (k.split("|")[2] != "*") == (tuple(k.split("|")[:2]) in by_mix)]
         if not own:
             return "no whole-model scale (fewer than 3 measured models per phase)"
-        parts = [f"{k.replace('|', ' ')} x{v:.3f} ({self.rows[k]} models, z {self.z[k]:+.1f}"
-                 + ("" if k in self.factors else ", within its noise: not applied") + ")"
-                 for k, v in sorted(own.items())]
+        parts = []
+        for k in sorted(own, key=lambda k: (k.split("|")[:3], END.index(k.split("|")[3]))):
+            phase, dtype, mix, end = k.split("|")
+            what = "models" if mix == "*" else f"{mix} models"
+            parts.append(f"{phase} {dtype} {what} {END_WORDS[end]} x{self.fitted[k]:.3f} "
+                         f"({self.rows[k]} models, z {self.z[k]:+.1f}"
+                         + ("" if k in self.factors else ", within its noise: not applied")
+                         + ")")
         return f"whole-model scale fitted on the {self.fold} validation fold: " + ", ".join(parts)
 
     def to_json(self) -> str:
         return json.dumps({"fold": self.fold, "factors": self.factors, "rows": self.rows,
-                           "fitted": self.fitted, "z": self.z})
+                           "fitted": self.fitted, "z": self.z, "share": self.share})
 
     @classmethod
     def from_json(cls, text: str) -> "AssemblyScale":
         d = json.loads(text)
         num = lambda m, f: {str(k): f(v) for k, v in m.items()}  # noqa: E731
         return cls(str(d["fold"]), num(d["factors"], float), num(d["rows"], int),
-                   num(d["fitted"], float), num(d["z"], float))
+                   num(d["fitted"], float), num(d["z"], float),
+                   num(d.get("share", {}), float))
 
 
 def model_args(r) -> dict:
@@ -116,7 +174,7 @@ def row_factor(r) -> float:
 
 
 PREDICTION_COLUMNS = ("model", "phase", "dtype", "batch", "factor", "strategy", "measured_s",
-                      "pred_s", "measured_share")
+                      "pred_s", "measured_share", "mix")
 
 
 def fold_predictions(backend, validation: pd.DataFrame, fold: str = "base") -> pd.DataFrame:
@@ -143,34 +201,53 @@ def fold_predictions(backend, validation: pd.DataFrame, fold: str = "base") -> p
         pred = p.time.value
         if pred > 0:
             out.append((model, str(r["phase"]), str(r["dtype"]), int(batch), float(factor),
-                        strategy, float(measured), float(pred), float(p.measured_share)))
+                        strategy, float(measured), float(pred), float(p.measured_share),
+                        str(p.op_mix)))
     return pd.DataFrame(out, columns=list(PREDICTION_COLUMNS))
 
 
 def fit_assembly(backend, validation: pd.DataFrame, fold: str = "base") -> AssemblyScale:
-    """Fit the scale on the `fold` rows of a profile's validation frame.
+    """Fit the scale on the `fold` rows of a profile's validation frame: both ends, the
+    `ops` one with `backend`'s block measurements taken away.
 
     `backend` must carry no scale of its own (`assembly=None`): the ratio is measured over
     what the parts alone predict."""
-    return scale_of(fold_predictions(backend, validation, fold), fold)
+    import dataclasses
+
+    blocks = fold_predictions(backend, validation, fold)
+    ops = (fold_predictions(dataclasses.replace(backend, measured={}, _parts={}), validation,
+                            fold) if getattr(backend, "measured", None) else None)
+    return scale_of(blocks, ops, fold)
 
 
-def scale_of(preds: pd.DataFrame, fold: str = "base") -> AssemblyScale:
-    """The whole-model scale of one fold's `fold_predictions`."""
-    ratios: dict[str, list[float]] = {}
-    for r in preds.itertuples(index=False):
-        for key in (f"{r.phase}|{r.dtype}", f"{r.phase}|*"):
-            ratios.setdefault(key, []).append(r.measured_s / r.pred_s)
+def scale_of(blocks: pd.DataFrame, ops: pd.DataFrame | None = None,
+             fold: str = "base") -> AssemblyScale:
+    """The whole-model scale of one fold's `fold_predictions`: `blocks` as the product
+    predicts the fold's models, `ops` the same models with none of their block
+    measurements used (None: the same as `blocks`, a profile that measured no blocks)."""
     out = AssemblyScale(fold)
-    for key, vals in ratios.items():
-        if len(vals) < MIN_ROWS:
-            continue
-        logs = np.log(vals)
-        med = float(np.median(logs))
-        # standard error of a median: 1.2533 sigma / sqrt(n), sigma from the MAD
-        se = 1.2533 * 1.4826 * float(np.median(np.abs(logs - med))) / np.sqrt(len(logs))
-        z = med / se if se > 0 else (0.0 if med == 0 else np.sign(med) * np.inf)
-        out.fitted[key], out.rows[key], out.z[key] = float(np.exp(med)), len(vals), float(z)
-        if abs(z) >= MIN_Z:
-            out.factors[key] = float(np.exp(med))
+    for end, preds in zip(END, (blocks, blocks if ops is None else ops)):
+        ratios: dict[str, list[float]] = {}
+        for r in preds.itertuples(index=False):
+            mix = str(getattr(r, "mix", "*"))
+            for d in dict.fromkeys((str(r.dtype), "*")):
+                for m in dict.fromkeys((mix, "*")):
+                    ratios.setdefault(f"{r.phase}|{d}|{m}|{end}", []).append(
+                        r.measured_s / r.pred_s)
+                    if end == "blocks":
+                        out.share.setdefault(f"{r.phase}|{d}|{m}", []).append(
+                            float(getattr(r, "measured_share", 1.0)))
+        for key, vals in ratios.items():
+            if len(vals) < MIN_ROWS:
+                continue
+            logs = np.log(vals)
+            med = float(np.median(logs))
+            # standard error of a median: 1.2533 sigma / sqrt(n), sigma from the MAD
+            se = 1.2533 * 1.4826 * float(np.median(np.abs(logs - med))) / np.sqrt(len(logs))
+            z = med / se if se > 0 else (0.0 if med == 0 else np.sign(med) * np.inf)
+            out.fitted[key], out.rows[key], out.z[key] = float(np.exp(med)), len(vals), float(z)
+            if abs(z) >= MIN_Z:
+                out.factors[key] = float(np.exp(med))
+    out.share = {k: float(np.median(v)) for k, v in out.share.items()
+                 if len(v) >= MIN_ROWS}
     return out

@@ -74,9 +74,13 @@ class Backend:
     resolution: object = None  # resolution.RankResolution: how close is a tie
     interval: object = None  # interval.ModelInterval: how far a whole model can be off
 
-    def assembly_scale(self, train: bool, dtype: str) -> float:
-        """Measured / predicted whole-model time on this device (1 when not fitted)."""
-        return self.assembly.scale(train, dtype) if self.assembly is not None else 1.0
+    def assembly_scale(self, train: bool, dtype: str, mix: str = "*",
+                       measured_share: float = 1.0) -> float:
+        """Measured / predicted whole-model time on this device for a model of op mix `mix`
+        whose measured blocks give `measured_share` of its step (1 when not fitted)."""
+        if self.assembly is None:
+            return 1.0
+        return self.assembly.scale(train, dtype, mix, measured_share)
 
     def measured_time(self, part, batch: int, dtype: str, train: bool) -> float | None:
         """Seconds the profile measured for exactly this part, if it did."""
@@ -396,8 +400,8 @@ def from_profile(path: Path, spec=None) -> Backend:
     if len(validation):
         from perfmodel.predict.resolution import fit_resolution
 
-        preds = cached_fold_predictions(backend, validation, digest, "base")
-        backend.assembly = scale_of(preds, "base")
+        preds, ops = cached_fold_pair(backend, validation, digest, "base")
+        backend.assembly = scale_of(preds, ops, "base")
         backend.resolution = fit_resolution(preds, "base")
         backend.interval = cached_interval(backend, validation, digest, "base")
         backend.description += ("; " + backend.assembly.describe() + "; "
@@ -437,24 +441,32 @@ class _Records:
                            "rows": self.frame.astype(object).values.tolist()})
 
 
+def cached_fold_pair(backend: Backend, validation: pd.DataFrame, digest: str,
+                     fold: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The fold as `backend` predicts it, and with none of its block measurements used
+    (None when it has none: the same predictions)."""
+    import dataclasses
+
+    blocks = cached_fold_predictions(backend, validation, digest, fold)
+    ops = (cached_fold_predictions(dataclasses.replace(backend, measured={}, _parts={}),
+                                   validation, digest, fold) if backend.measured else None)
+    return blocks, ops
+
+
 def cached_assembly(backend: Backend, validation: pd.DataFrame, digest: str, fold: str):
     """The whole-model scale fitted on one fold (`assembly.scale_of`), from the cached
     predictions of the fold by a backend without a scale."""
-    return scale_of(cached_fold_predictions(backend, validation, digest, fold), fold)
+    return scale_of(*cached_fold_pair(backend, validation, digest, fold), fold)
 
 
 def cached_interval(backend: Backend, validation: pd.DataFrame, digest: str, fold: str):
     """The whole-model interval fitted on one fold (`interval.fit_model_interval`): the
     fold as `backend` predicts it, and with no block measurement used."""
-    import dataclasses
-
     from perfmodel.predict.interval import ModelInterval, fit_model_interval
 
     def make():
-        blocks = cached_fold_predictions(backend, validation, digest, fold)
-        ops = (cached_fold_predictions(dataclasses.replace(backend, measured={}, _parts={}),
-                                       validation, digest, fold) if backend.measured else blocks)
-        return fit_model_interval(blocks, ops, fold)
+        blocks, ops = cached_fold_pair(backend, validation, digest, fold)
+        return fit_model_interval(blocks, blocks if ops is None else ops, fold)
 
     where = cache_dir() / (f"interval-v{CACHE_VERSION}-{digest}-{_model_code_digest()[:12]}-"
                            f"{backend.optimes.source}-{'blocks' if backend.measured else 'noblocks'}"

@@ -24,6 +24,7 @@ from torch import nn
 
 from perfmodel.dtypes import canonical_dtype
 from perfmodel.errors import PerfmodelError
+from perfmodel.predict.assembly import op_mix
 from perfmodel.predict.calibration import FEATURES, HALF, IDENTITY, features
 from perfmodel.predict.counts import PartCount, assemble_saved_bytes, count_part, fuses_kernels
 from perfmodel.predict.device import Backend, resolve_backend
@@ -86,6 +87,7 @@ class ModelPrediction:
     compiled: bool = False  # predicted under torch.compile (fused pointwise ops)
     measured_share: float = 0.0  # share of the step's time that measured blocks give
     interval_kind: str = "parts"  # "whole-model" (interval.py) | "parts" (per-part/per-op)
+    op_mix: str = "matmul"  # "conv" | "matmul": which ops dominate (`assembly.op_mix`)
 
     @property
     def throughput(self) -> float:
@@ -109,7 +111,7 @@ class ModelPrediction:
         d.update(device=self.device, backend=self.backend, source=self.source,
                  measured_parts=self.measured_parts, assembly_scale=self.assembly_scale,
                  compiled=self.compiled, measured_share=self.measured_share,
-                 interval_kind=self.interval_kind)
+                 interval_kind=self.interval_kind, op_mix=self.op_mix)
         return d
 
 
@@ -274,9 +276,14 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
             f = optimizer_ops(optimizer, owned_numels(parts, counts), dtype, foreach=foreach)
             f["pred_time_s"] = backend.optimes.predict(f)["time_s"].to_numpy()
             op_frames.append(f)
+    # the share of the step's time (optimizer included, never measured) measured blocks give
+    t_step = t_parts + optimizer_seconds(x_opt)
+    share = t_measured / t_step if t_step > 0 else 0.0
+    mix = op_mix(x_total)
     # a whole model runs slower than its isolated parts (cold caches, glue): the profile's
-    # measured whole models give the scale (`assembly`), 1 where it has none
-    scale = backend.assembly_scale(train, dtype)
+    # measured whole models of the same op mix give the scale (`assembly`), for measured
+    # blocks and for a sum of ops; 1 where it has none
+    scale = backend.assembly_scale(train, dtype, mix, share)
     opt_t = scale * optimizer_seconds(x_opt)
     total = scale * float(beta @ x_total) + opt_t
     fwd = scale * float(beta[:HALF] @ x_total[:HALF])
@@ -288,9 +295,6 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         # naive independent sum); the roofline alone gives a lower bound and no upper one.
         ratio = ((t_lo / t_raw, t_hi / t_raw) if t_raw > 0 else (float("nan"), float("nan")))
     compiled = any(c.fused for c in counts)
-    # the share of the step's time (optimizer included, never measured) measured blocks give
-    t_step = t_parts + optimizer_seconds(x_opt)
-    share = t_measured / t_step if t_step > 0 else 0.0
     kind = "parts"
     if backend.interval is not None and not compiled and not any(c.gemm_dtype for c in counts):
         # the profile's measured whole models size it (`interval`); they ran eager, in the
@@ -321,7 +325,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         backend=backend.description, source=backend.source, samples=batch,
         measured_parts=n_measured, tokens=batch * seq if is_seq else 0, assembly_scale=scale,
         ops=pd.concat(op_frames, ignore_index=True) if op_frames else None,
-        compiled=compiled, measured_share=share, interval_kind=kind)
+        compiled=compiled, measured_share=share, interval_kind=kind, op_mix=mix)
 
 
 def optimizer_seconds(x_opt: np.ndarray) -> float:

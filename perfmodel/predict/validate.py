@@ -308,7 +308,8 @@ def _compare(prof: Path, r, backend) -> dict:
         "measured_act_bytes": a_meas, "pred_act_bytes": acts,
         "source": pred.source, "measured_parts": pred.measured_parts,
         "block_parts": int(pred.by_module["group"].isin(BLOCK_GROUPS).sum()),
-        "assembly_scale": pred.assembly_scale,
+        "assembly_scale": pred.assembly_scale, "op_mix": pred.op_mix,
+        "measured_share": pred.measured_share,
     }
 
 
