@@ -15,7 +15,7 @@ from perfmodel.predict.model import predict_model
 from perfmodel.predict.validate import validate
 
 
-def test_scale_lookup_falls_back_to_the_phase_then_one():
+def test_scale_lookup_takes_the_most_specific_fitted_scale():
     fitted = {"train_step|float32|conv|blocks": 1.1, "train_step|*|conv|blocks": 1.05,
               "train_step|float32|*|blocks": 0.9, "train_step|*|*|blocks": 0.95,
               "train_step|float32|conv|ops": 1.3, "train_step|*|*|ops": 0.8,
@@ -38,6 +38,8 @@ def test_scale_lookup_falls_back_to_the_phase_then_one():
     assert a.scale(True, "float32", "matmul", 0.0) == pytest.approx(0.8)
     assert "not applied" in a.describe() and "x1.100" in a.describe()
     assert "conv models as a sum of ops x1.300" in a.describe()
+    # no matmul scale of its own: the pooled one it takes is shown
+    assert "train_step float32 models with their blocks measured x0.900" in a.describe()
     assert AssemblyScale.from_json(a.to_json()) == a
     assert AssemblyScale().scale(True, "float32", "conv", 0.0) == 1.0  # nothing fitted
 
@@ -77,6 +79,9 @@ def test_each_end_and_mix_is_fitted_on_its_own_models():
     # without a second frame (a profile that measured no blocks) both ends are the same
     same = assembly.scale_of(blocks)
     assert same.scale(True, "float32", "conv", 0.0) == same.scale(True, "float32", "conv", 0.9)
+    assert "sum of ops" not in same.describe() and "measured" not in same.describe()
+    assert "train_step float32 conv models x0.950" in same.describe()
+    assert AssemblyScale.from_json(same.to_json()) == same
 
 
 def test_folds_split_the_suite_by_factor():
@@ -157,6 +162,13 @@ def test_predictions_use_the_scale_fitted_on_the_base_fold_only(shipped):
     s = b.assembly.scale(True, "float32", with_scale.op_mix, with_scale.measured_share)
     assert with_scale.op_mix == "conv" and with_scale.measured_share > 0.8
     assert with_scale.assembly_scale == s
+    # the op mix is read off the calibrated sum of ops, measured blocks or not
+    no_blocks = predict_model("RegNetX-400MF", device=dataclasses.replace(
+        b, measured={}, _parts={}), **kw)
+    assert no_blocks.measured_share == 0 and no_blocks.op_mix == "conv"
+    assert no_blocks.assembly_scale == b.assembly.scale(True, "float32", "conv", 0.0)
+    gpt = predict_model("gpt2", device=b, batch=4, dtype="float32", train=True)
+    assert gpt.op_mix == "matmul"
     assert with_scale.time.value == pytest.approx(s * without.time.value, rel=1e-9)
     assert with_scale.by_module["time_s"].sum() == pytest.approx(with_scale.time.value, rel=1e-6)
 

@@ -29,8 +29,8 @@ of 2026-12-01).
   block of it measured) at 10.1 % / 11.2 % median error (inference / training step); its
   sum-of-ops end gives 4.1 % / 5.4 %. A prediction takes the `blocks` end when its measured
   blocks give the fold's median share of the step or more, the `ops` end when none of
-  them is measured, geometric in between (the same line as the interval's two ends,
-  `interval.py`).
+  them is measured, geometric in between: like the line between the interval's two ends
+  (`interval.py`), but with the median share of the model's own op mix.
 
 A prediction takes the most specific fitted scale: its dtype's and op mix's own, else
 pooled over dtypes, else over op mixes. Folds split the suite by scale factor, so a
@@ -57,6 +57,7 @@ FOLDS = ("base", "x4")
 MIN_ROWS = 3
 MIN_Z = 2.0
 END = ("blocks", "ops")
+MIXES = ("conv", "matmul")
 END_WORDS = {"blocks": "with their blocks measured", "ops": "as a sum of ops"}
 
 
@@ -79,7 +80,8 @@ def other_fold(fold: str) -> str:
 
 def op_mix(x) -> str:
     """`conv` when a model's convolutions take more of its predicted forward time than its
-    matrix products (GEMMs and attention), else `matmul`; `x` its calibration features."""
+    matrix products (GEMMs and attention), else `matmul`; `x` its calibration features
+    weighted by the calibration's coefficients (the calibrated seconds of each class)."""
     from perfmodel.predict.calibration import FEATURES
 
     f = dict(zip(FEATURES, np.asarray(x, dtype=float)))
@@ -98,6 +100,7 @@ class AssemblyScale:
     fitted: dict = field(default_factory=dict)  # every fitted scale, applied or not
     z: dict = field(default_factory=dict)  # log(scale) / its standard error
     share: dict = field(default_factory=dict)  # '<phase>|<dtype>|<mix>' -> median share
+    one_end: bool = False  # fitted without measured blocks: both ends are the same
 
     def _end(self, phase: str, dtype: str, mix: str, end: str) -> float:
         """The most specific fitted scale of one end: the dtype's and the mix's own, else
@@ -124,25 +127,31 @@ class AssemblyScale:
         return float(np.exp(g * np.log(sb) + (1.0 - g) * np.log(so)))
 
     def describe(self) -> str:
-        # per phase and dtype, the scales per op mix where there are any, else the pooled
-        own = [k for k in self.fitted if k.split("|")[1] != "*"]
-        by_mix = {tuple(k.split("|")[:2]) for k in own if k.split("|")[2] != "*"}
-        own = [k for k in own if (k.split("|")[2] != "*") == (tuple(k.split("|")[:2]) in by_mix)]
-        if not own:
+        # per phase and dtype: the scale of each op mix, and the pooled one unless both
+        # mixes have their own
+        own = [k.split("|") for k in self.fitted if k.split("|")[1] != "*"]
+        mixes: dict = {}
+        for phase, dtype, mix, _ in own:
+            mixes.setdefault((phase, dtype), set()).add(mix)
+        shown = [k for k in own if k[2] != "*" or not set(MIXES) <= mixes[(k[0], k[1])]]
+        shown = [k for k in shown if not (self.one_end and k[3] == "ops")]
+        if not shown:
             return "no whole-model scale (fewer than 3 measured models per phase)"
         parts = []
-        for k in sorted(own, key=lambda k: (k.split("|")[:3], END.index(k.split("|")[3]))):
-            phase, dtype, mix, end = k.split("|")
-            what = "models" if mix == "*" else f"{mix} models"
-            parts.append(f"{phase} {dtype} {what} {END_WORDS[end]} x{self.fitted[k]:.3f} "
-                         f"({self.rows[k]} models, z {self.z[k]:+.1f}"
-                         + ("" if k in self.factors else ", within its noise: not applied")
+        for k in sorted(shown, key=lambda k: (k[0], k[1], k[2] == "*", k[2], END.index(k[3]))):
+            key = "|".join(k)
+            what = "models" if k[2] == "*" else f"{k[2]} models"
+            end = "" if self.one_end else " " + END_WORDS[k[3]]
+            parts.append(f"{k[0]} {k[1]} {what}{end} x{self.fitted[key]:.3f} "
+                         f"({self.rows[key]} models, z {self.z[key]:+.1f}"
+                         + ("" if key in self.factors else ", within its noise: not applied")
                          + ")")
         return f"whole-model scale fitted on the {self.fold} validation fold: " + ", ".join(parts)
 
     def to_json(self) -> str:
         return json.dumps({"fold": self.fold, "factors": self.factors, "rows": self.rows,
-                           "fitted": self.fitted, "z": self.z, "share": self.share})
+                           "fitted": self.fitted, "z": self.z, "share": self.share,
+                           "one_end": self.one_end})
 
     @classmethod
     def from_json(cls, text: str) -> "AssemblyScale":
@@ -150,7 +159,7 @@ class AssemblyScale:
         num = lambda m, f: {str(k): f(v) for k, v in m.items()}  # noqa: E731
         return cls(str(d["fold"]), num(d["factors"], float), num(d["rows"], int),
                    num(d["fitted"], float), num(d["z"], float),
-                   num(d.get("share", {}), float))
+                   num(d.get("share", {}), float), bool(d.get("one_end", False)))
 
 
 def model_args(r) -> dict:
@@ -225,10 +234,12 @@ def scale_of(blocks: pd.DataFrame, ops: pd.DataFrame | None = None,
     """The whole-model scale of one fold's `fold_predictions`: `blocks` as the product
     predicts the fold's models, `ops` the same models with none of their block
     measurements used (None: the same as `blocks`, a profile that measured no blocks)."""
-    out = AssemblyScale(fold)
+    out = AssemblyScale(fold, one_end=ops is None)
     for end, preds in zip(END, (blocks, blocks if ops is None else ops)):
         ratios: dict[str, list[float]] = {}
         for r in preds.itertuples(index=False):
+            if not (r.measured_s > 0 and r.pred_s > 0):
+                continue
             mix = str(getattr(r, "mix", "*"))
             for d in dict.fromkeys((str(r.dtype), "*")):
                 for m in dict.fromkeys((mix, "*")):

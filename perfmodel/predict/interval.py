@@ -13,8 +13,10 @@ fitted on), the residual is
 
     r = log(measured / (scale_-i x predicted)),
 
-where `scale_-i` is the whole-model scale (`assembly.scale_of`) fitted without that model,
-so the residual is out of sample for every number the prediction uses. The interval's
+where `scale_-i` is the whole-model scale (`assembly.scale_of`) fitted without that model
+(for the sum-of-ops end, without every model of its family: that end predicts families
+the profile never measured), so the residual is out of sample for every number the
+prediction uses. The interval's
 half-width (in log) is the split-conformal quantile of |r|: the ceil((n + 1) x coverage)-th
 smallest of n, which covers a new model with probability >= `coverage` when it is
 exchangeable with the measured ones (Vovk et al.; Lei et al. 2018). With 15 models per
@@ -64,13 +66,17 @@ def conformal_quantile(abs_residuals, coverage: float = COVERAGE) -> float:
 
 
 def loo_residuals(preds: pd.DataFrame, blocks: pd.DataFrame,
-                  ops: pd.DataFrame | None = None, share: float | None = None) -> pd.DataFrame:
+                  ops: pd.DataFrame | None = None, share: float | None = None,
+                  family: bool = False) -> pd.DataFrame:
     """Phase and log(measured / (scale x predicted)) of every row of `preds`, the scale
     (`assembly.scale_of`) fitted on the fold's `blocks` and `ops` predictions without the
-    same model (leave one out), at the row's own measured share (`share` None) or at
-    `share` (0: the sum-of-ops end)."""
+    same model (leave one out; `family`: without every model of its family, as a family
+    the profile never measured is predicted), at the row's own measured share (`share`
+    None) or at `share` (0: the sum-of-ops end)."""
+    cols = ["model"] if family else list(MODEL_KEY)
+
     def keys(frame):
-        return frame[list(MODEL_KEY)].astype(str).agg("|".join, axis=1)
+        return frame[cols].astype(str).agg("|".join, axis=1)
 
     bkeys, bphase = keys(blocks), blocks["phase"].astype(str)
     okeys = None if ops is None else keys(ops)
@@ -171,13 +177,16 @@ def fit_model_interval(blocks: pd.DataFrame, ops: pd.DataFrame, fold: str = "bas
                        coverage: float = COVERAGE) -> ModelInterval:
     """Fit on one fold's `assembly.fold_predictions`: `blocks` as the product predicts
     them, `ops` with no block measurement used, each under its own end of the scale
-    (`assembly.AssemblyScale.scale`: `blocks` at each model's measured share, `ops` at 0).
+    (`assembly.AssemblyScale.scale`: `blocks` at each model's measured share, fitted
+    without the model; `ops` at share 0, fitted without the model's whole family).
     A sum of ops is never given a narrower interval than measured blocks: q_ops >= q_blocks."""
     out = ModelInterval(fold, coverage)
     for kind, preds in (("blocks", blocks), ("ops", ops)):
         if preds is None or not len(preds):
             continue
-        res = loo_residuals(preds, blocks, ops, None if kind == "blocks" else 0.0)
+        # a sum of ops predicts families the profile never measured: leave the family out
+        res = (loo_residuals(preds, blocks, ops) if kind == "blocks"
+               else loo_residuals(preds, blocks, ops, 0.0, family=True))
         for key, mask in _groups(preds):
             r = res["residual"].to_numpy()[mask]
             r = r[np.isfinite(r)]

@@ -228,6 +228,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     cal = backend.calibration.get(dtype)
     beta = np.asarray(cal.beta)
     rows, x_total, e_raw, t_raw = [], np.zeros(len(FEATURES)), 0.0, 0.0
+    x_ops = np.zeros(len(FEATURES))  # the calibrated sum of ops, no measurement in it
     op_frames = []
     numels = []
     saved = assemble_saved_bytes(counts) if train else [0.0] * len(counts)
@@ -236,6 +237,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     t_parts = t_measured = 0.0  # the parts' time, and the share of it measured blocks give
     for part, c, sv in zip(parts, counts, saved):
         x, e, t_sum, lo_sum, hi_sum = backend.part_features(part, c, batch, dtype, train)
+        x_ops += x
         # a measured block beats a sum of ops (the profile measures eager blocks only)
         m = None if c.fused or c.gemm_dtype else backend.measured_time(part, batch, dtype, train)
         if m is not None and beta @ x > 0:
@@ -279,7 +281,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     # the share of the step's time (optimizer included, never measured) measured blocks give
     t_step = t_parts + optimizer_seconds(x_opt)
     share = t_measured / t_step if t_step > 0 else 0.0
-    mix = op_mix(x_total)
+    mix = op_mix(beta * x_ops)  # the same whether or not blocks were measured
     # a whole model runs slower than its isolated parts (cold caches, glue): the profile's
     # measured whole models of the same op mix give the scale (`assembly`), for measured
     # blocks and for a sum of ops; 1 where it has none
