@@ -40,17 +40,6 @@ def test_residuals_leave_the_model_out_of_the_scale():
     assert np.allclose(res["residual"].iloc[:-1], 0.0)
 
 
-def test_the_sum_of_ops_end_leaves_the_whole_family_out():
-    # five variants of one family measured 1.2 x their prediction, three of another 1.0 x
-    preds = pd.concat([_preds([1.2] * 5).assign(model="a"),
-                       _preds([1.0] * 3).assign(model="b")], ignore_index=True)
-    own = loo_residuals(preds, preds)
-    assert np.allclose(own["residual"].iloc[:5], 0.0)  # its siblings set its scale
-    fam = loo_residuals(preds, preds, preds, 0.0, family=True)
-    assert np.allclose(fam["residual"].iloc[:5], math.log(1.2))  # the other family's
-    assert np.allclose(fam["residual"].iloc[5:], math.log(1.0 / 1.2))
-
-
 def test_fit_per_phase_and_pooled_and_interpolate_blocks_to_ops():
     rng = np.random.default_rng(0)
     train = _preds(np.exp(rng.normal(0, 0.03, 15)))

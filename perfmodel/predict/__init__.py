@@ -18,8 +18,9 @@ Data flow (one module per step):
   `memory.py`: weights, gradients, optimizer states, activations, workspace.
 - `model.py`: `predict_model` -> `ModelPrediction`; `rank.py`: candidates, Pareto front,
   plot; `llm.py`: data-parallel transformer step time, the predicted mode of `mfu`;
-  `assembly.py`: the whole-model scale (a model vs the sum of its isolated parts),
-  fitted on the `validation` suite's unscaled and x2 models;
+  `assembly.py`: the whole-model scale (a model vs the sum of its isolated parts, per op
+  mix, with its blocks measured or as a sum of ops), fitted on the `validation` suite's
+  unscaled and x2 models;
   `validate.py`: predictions against the `validation` suite, each row scored with the
   scale fitted on the other fold (never on itself);
   `targets.py`: the issue-5 accuracy targets.

@@ -13,10 +13,14 @@ fitted on), the residual is
 
     r = log(measured / (scale_-i x predicted)),
 
-where `scale_-i` is the whole-model scale (`assembly.scale_of`) fitted without that model
-(for the sum-of-ops end, without every model of its family: that end predicts families
-the profile never measured), so the residual is out of sample for every number the
-prediction uses. The interval's
+where `scale_-i` is the whole-model scale (`assembly.scale_of`) fitted without that model,
+so the residual is out of sample for every number the prediction uses. The other
+variants of its family stay in the fit. Leaving the whole family out was tried
+(2026-12-01): each op mix of the shipped profiles has one measured family, so
+that prices a model whose op mix no family measured, which these profiles never
+predict, and it widened the sum-of-ops end (AMD training step -11.9 %/+13.5 % to
+-15.5 %/+18.3 %; Intel without blocks to -30 %/+43 %). Held-out families measure what
+the narrower end is worth: 29 of the AMD profile's 30 never-fitted models fall inside it. The interval's
 half-width (in log) is the split-conformal quantile of |r|: the ceil((n + 1) x coverage)-th
 smallest of n, which covers a new model with probability >= `coverage` when it is
 exchangeable with the measured ones (Vovk et al.; Lei et al. 2018). With 15 models per
@@ -66,17 +70,13 @@ def conformal_quantile(abs_residuals, coverage: float = COVERAGE) -> float:
 
 
 def loo_residuals(preds: pd.DataFrame, blocks: pd.DataFrame,
-                  ops: pd.DataFrame | None = None, share: float | None = None,
-                  family: bool = False) -> pd.DataFrame:
+                  ops: pd.DataFrame | None = None, share: float | None = None) -> pd.DataFrame:
     """Phase and log(measured / (scale x predicted)) of every row of `preds`, the scale
     (`assembly.scale_of`) fitted on the fold's `blocks` and `ops` predictions without the
-    same model (leave one out; `family`: without every model of its family, as a family
-    the profile never measured is predicted), at the row's own measured share (`share`
-    None) or at `share` (0: the sum-of-ops end)."""
-    cols = ["model"] if family else list(MODEL_KEY)
-
+    same model (leave one out), at the row's own measured share (`share` None) or at
+    `share` (0: the sum-of-ops end)."""
     def keys(frame):
-        return frame[cols].astype(str).agg("|".join, axis=1)
+        return frame[list(MODEL_KEY)].astype(str).agg("|".join, axis=1)
 
     bkeys, bphase = keys(blocks), blocks["phase"].astype(str)
     okeys = None if ops is None else keys(ops)
@@ -177,16 +177,14 @@ def fit_model_interval(blocks: pd.DataFrame, ops: pd.DataFrame, fold: str = "bas
                        coverage: float = COVERAGE) -> ModelInterval:
     """Fit on one fold's `assembly.fold_predictions`: `blocks` as the product predicts
     them, `ops` with no block measurement used, each under its own end of the scale
-    (`assembly.AssemblyScale.scale`: `blocks` at each model's measured share, fitted
-    without the model; `ops` at share 0, fitted without the model's whole family).
+    (`assembly.AssemblyScale.scale`: `blocks` at each model's measured share, `ops` at 0),
+    each fitted without the model.
     A sum of ops is never given a narrower interval than measured blocks: q_ops >= q_blocks."""
     out = ModelInterval(fold, coverage)
     for kind, preds in (("blocks", blocks), ("ops", ops)):
         if preds is None or not len(preds):
             continue
-        # a sum of ops predicts families the profile never measured: leave the family out
-        res = (loo_residuals(preds, blocks, ops) if kind == "blocks"
-               else loo_residuals(preds, blocks, ops, 0.0, family=True))
+        res = loo_residuals(preds, blocks, ops, None if kind == "blocks" else 0.0)
         for key, mask in _groups(preds):
             r = res["residual"].to_numpy()[mask]
             r = r[np.isfinite(r)]
