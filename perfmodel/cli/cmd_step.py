@@ -18,8 +18,17 @@ def register(subparsers) -> None:
                     "the time of each part of the model. The device is a profile directory, "
                     "a saved predictor directory or a device name (its shipped profile under "
                     "datasets/, else catalogue + roofline); the output says which was used.")
-    p.add_argument("model", help="model name (RegNetX-400MF, EN-B0, gpt2, Llama-3-8B, ...) or "
-                                 "a transformer CONFIG.json (ours or Hugging Face's)")
+    p.add_argument("model", help="model name (RegNetX-400MF, EN-B0, gpt2, Llama-3-8B, ...), "
+                                 "a transformer CONFIG.json (ours or Hugging Face's), or your "
+                                 "own torch model: FILE.py:NAME or package.module:NAME (an "
+                                 "nn.Module class, or a function returning a module, called "
+                                 "without arguments on the meta device)")
+    p.add_argument("--input-shape", default=None, metavar="SHAPE",
+                   help="your model's input, one sample without the batch (e.g. 3,224,224; "
+                        "a token model: the sequence length); default: its `input_size`")
+    p.add_argument("--input-vocab", type=int, default=None, metavar="V",
+                   help="your model takes token ids below V (a sequence model; "
+                        "--input-shape is then the sequence length)")
     p.add_argument("--batch", type=int, default=1, help="samples per step (default 1)")
     p.add_argument("--factor", type=float, default=None,
                    help="scale the model's FLOPs by this factor (with --strategy)")
@@ -34,7 +43,12 @@ def register(subparsers) -> None:
 
 
 def _model(text: str):
-    """A registry name, or a transformer config read from a JSON file."""
+    """A registry name, a user's model (`FILE.py:NAME`), or a transformer config read from
+    a JSON file."""
+    from perfmodel.cli.user_model import is_user_model, load_user_model
+
+    if is_user_model(text) and not Path(text).is_file():
+        return load_user_model(text)
     if text.lower().endswith(".json") or Path(text).is_file():
         from perfmodel.models.transformer_config import load_transformer_config
 
@@ -51,13 +65,37 @@ def run(args) -> int:
                              "--strategy dwr)")
     if args.batch < 1:
         raise PerfmodelError(f"--batch must be >= 1, got {args.batch}")
+    from torch import nn
+
+    from perfmodel.cli.user_model import parse_shape
+
     model = _model(args.model)
+    user = isinstance(model, nn.Module)
     overrides = parse_overrides(args.set)
     if overrides and not isinstance(model, str):
-        raise PerfmodelError("--set applies to a named model; edit the config file instead")
-    p = predict_model(model, args.batch, dtype=args.dtype, train=args.train, device=args.device,
-                      factor=args.factor, strategy=args.strategy, overrides=overrides or None,
-                      optimizer=args.optimizer, compiled=args.compiled)
+        raise PerfmodelError("--set applies to a named model; edit the "
+                             + ("model's code" if user else "config file") + " instead")
+    if not user and (args.input_shape is not None or args.input_vocab is not None):
+        raise PerfmodelError("--input-shape and --input-vocab are for your own model "
+                             "(FILE.py:NAME); a named model knows its input")
+    if user and args.factor is not None:
+        raise PerfmodelError("--factor/--strategy scale a named model; scale your own "
+                             "model in its code")
+    shape = parse_shape(args.input_shape) if args.input_shape is not None else None
+    if user and shape is None and not getattr(model, "input_size", None):
+        raise PerfmodelError(f"{args.model} has no `input_size`: give --input-shape (one "
+                             "sample without the batch, e.g. 3,224,224)")
+    try:
+        p = predict_model(model, args.batch, dtype=args.dtype, train=args.train,
+                          device=args.device, factor=args.factor, strategy=args.strategy,
+                          overrides=overrides or None, optimizer=args.optimizer,
+                          compiled=args.compiled, input_shape=shape,
+                          input_vocab=args.input_vocab)
+    except PerfmodelError as exc:
+        if user and args.input_vocab is None and "indices" in str(exc):
+            raise PerfmodelError(f"{exc} (a model that takes token ids needs --input-vocab)") \
+                from None
+        raise
     rows = p.by_module
     capacity = device_capacity(p.device)
     fits = None if capacity is None else bool(p.memory.peak <= capacity)

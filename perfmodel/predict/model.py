@@ -115,14 +115,19 @@ class ModelPrediction:
         return d
 
 
-def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool):
-    """(name, parts, is transformer) for a name, a params dataclass or an nn.Module."""
+def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool,
+                   input_vocab: int | None = None):
+    """(name, parts, is a sequence model) for a name, a params dataclass or an nn.Module."""
     if isinstance(model, nn.Module):
         if factor not in (None, 1.0) or strategy:
             raise PerfmodelError("scale a named model or its parameters, not a built module")
+        if input_vocab is not None and int(input_vocab) < 1:
+            raise PerfmodelError(f"the input vocabulary must be >= 1, got {input_vocab}")
         name = type(model).__name__
-        return name, model_parts(lambda: model, ("module", id(model)), input_shape, loss=loss), \
-            getattr(model, "cfg", None) is not None
+        parts = model_parts(lambda: model, ("module", id(model)), input_shape,
+                            input_kind="long" if input_vocab else None,
+                            high=int(input_vocab or 1), loss=loss)
+        return name, parts, getattr(model, "cfg", None) is not None or bool(input_vocab)
     if isinstance(model, str):
         from perfmodel.models.registry import resolve
 
@@ -142,12 +147,13 @@ def predict_model(model, batch: int = 1, *, dtype: str = "float32", train: bool 
                   device=None, factor: float | None = None, strategy: str | None = None,
                   overrides: dict | None = None, optimizer: str | None = None,
                   input_shape: tuple | None = None, keep_ops: bool = False,
-                  compiled: bool = False) -> ModelPrediction:
+                  compiled: bool = False, input_vocab: int | None = None) -> ModelPrediction:
     """Predict one training step (`train=True`) or one inference of `batch` samples.
 
     `model`: a registry name (with optional `factor`, `strategy`, `overrides`), a model
     parameter dataclass, or any `nn.Module` (with `input_shape` of one sample if it has no
-    `input_size`). `device`: profile dir, saved predictor dir, device name or a `Backend`.
+    `input_size`; `input_vocab`: its input is token ids below this, a sequence model whose
+    first input dimension is the sequence). `device`: profile dir, saved predictor dir, device name or a `Backend`.
     `optimizer`: `sgd-momentum` (CNN default), `adamw` (transformer default), `adam`,
     `sgd` or `none`. `compiled`: predict the model under `torch.compile` (the pointwise
     ops between matrix ops fused, `perfmodel.predict.fusion`; measured eager blocks unused).
@@ -155,7 +161,8 @@ def predict_model(model, batch: int = 1, *, dtype: str = "float32", train: bool 
     backend = device if isinstance(device, Backend) else resolve_backend(device)
     prep = prepare(model, batch, dtype=dtype, train=train, factor=factor, strategy=strategy,
                    overrides=overrides, optimizer=optimizer, input_shape=input_shape,
-                   fused_kernels=fuses_kernels(backend.device), compiled=compiled)
+                   fused_kernels=fuses_kernels(backend.device), compiled=compiled,
+                   input_vocab=input_vocab)
     return prep.assemble(backend, keep_ops)
 
 
@@ -190,7 +197,7 @@ def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True
             factor: float | None = None, strategy: str | None = None,
             overrides: dict | None = None, optimizer: str | None = None,
             input_shape: tuple | None = None, fused_kernels: bool = False,
-            compiled: bool = False) -> Prepared:
+            compiled: bool = False, input_vocab: int | None = None) -> Prepared:
     """Decompose and count a model (see `predict_model` for the arguments; `fused_kernels`
     counts dropout and RMSNorm as a GPU runs them, `counts.fuses_kernels(device)`)."""
     from perfmodel.predict.optimizer import canonical_optimizer
@@ -199,7 +206,8 @@ def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True
     if batch < 1:
         raise PerfmodelError(f"batch must be >= 1, got {batch}")
     dt = canonical_dtype(dtype)
-    name, parts, is_seq = _resolve_parts(model, factor, strategy, overrides, input_shape, train)
+    name, parts, is_seq = _resolve_parts(model, factor, strategy, overrides, input_shape, train,
+                                         input_vocab)
     opt = (canonical_optimizer(optimizer or default_optimizer(is_seq or _is_vit(model)))
            if train else "none")
     counts = [count_part(p, batch, dt, train, fused_kernels=fused_kernels, compiled=compiled)

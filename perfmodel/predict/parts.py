@@ -157,8 +157,7 @@ def _output_features(module: nn.Module, shape: tuple, kind: str) -> int | None:
 
 
 def _loss_shape(module, shape, kind, classes) -> tuple:
-    cfg = getattr(module, "cfg", None)
-    if cfg is not None:
+    if getattr(module, "cfg", None) is not None or kind == "long":  # a logit per token
         return (shape[0], classes)
     return (classes,)
 

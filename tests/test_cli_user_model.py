@@ -1,0 +1,89 @@
+"""`perfmodel step FILE.py:NAME`: a user's own torch model, loaded on the meta device,
+predicted as a sum of ops, and checked against the measured validation models it equals."""
+from __future__ import annotations
+
+import json
+import resource
+from pathlib import Path
+
+import pytest
+
+from perfmodel.cli import main
+from perfmodel.predict.assembly import model_args
+from perfmodel.predict.device import read_profile_rows
+from perfmodel.predict.measured import center_time
+
+FILE = str(Path(__file__).parent / "data" / "user_models.py")
+
+
+def _step(capsys, *argv) -> dict:
+    assert main(["step", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("factory,model,shape,batch", [
+    ("regnetx_400mf", "RegNetX-400MF", "3,64,64", 8),
+    ("gpt2_small", "gpt2", "128", 4),
+])
+def test_a_user_module_is_predicted_within_its_interval_of_the_measured_step(
+        capsys, shipped, factory, model, shape, batch):
+    """The module is one part, every op priced and calibrated, no block measurement
+    matched. Measured 2026-12-01 on the AMD profile: RegNetX-400MF (resolution 64, batch 8)
+    training step -0.1 %, inference 0.0 %; the small GPT-2 (sequence 128, batch 4) +5.7 %
+    and -0.5 %, each inside its interval."""
+    val = read_profile_rows(shipped)
+    val = val[(val["suite"] == "validation") & (val["op"] == model)]
+    base = [r for _, r in val.iterrows() if not model_args(r)["strategy"]]
+    if not base:
+        pytest.skip(f"{shipped.name} did not measure the unscaled {model}")
+    for r in base:
+        a = model_args(r)
+        assert a["batch"] == batch
+        mode = "--train" if a["train"] else "--infer"
+        d = _step(capsys, f"{FILE}:{factory}", "--input-shape", shape, "--batch", str(batch),
+                  mode, "--device", str(shipped))
+        measured = center_time(r)
+        assert d["measured_parts"] == 0 and d["measured_share"] == 0
+        assert d["op_mix"] == ("conv" if model.startswith("RegNet") else "matmul")
+        assert d["pred_time_s_lo"] <= measured <= d["pred_time_s_hi"], (r["phase"], measured)
+        assert abs(d["pred_time_s"] / measured - 1) <= 0.10, (r["phase"], d["pred_time_s"])
+
+
+def test_a_token_model_counts_tokens_and_a_class_is_built_without_arguments(capsys):
+    d = _step(capsys, f"{FILE}:TokenModel", "--input-shape", "32", "--input-vocab", "1000",
+              "--batch", "2", "--device", "h100")
+    assert d["tokens_per_s"] == pytest.approx(64 / d["pred_time_s"])
+    assert d["optimizer"] == "adamw"  # a sequence model's default
+    c = _step(capsys, f"{FILE}:SmallCNN", "--input-shape", "3,32,32", "--device", "h100")
+    assert c["optimizer"] == "sgd-momentum" and "tokens_per_s" not in c
+    assert c["params"] == 3 * 32 * 9 + 32 + 2 * 32 + 32 * 64 * 9 + 64 + 2 * 64 + 64 * 10 + 10
+
+
+def test_a_huge_model_is_never_materialised(capsys):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    d = _step(capsys, f"{FILE}:huge", "--input-shape", "100000", "--infer", "--device", "h100")
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert d["params"] == 100_000 * 100_000 + 100_000
+    assert grown_kib < 2 * 2**20, f"{grown_kib / 2**20:.1f} GiB more resident memory"
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([f"{FILE[:-3]}_nope.py:Net", "--input-shape", "8"], "no such file"),
+    ([f"{FILE}:Nope", "--input-shape", "8"], "has no 'Nope' (it defines: ANSWER, GPT2_SMALL"),
+    ([f"{FILE}:ANSWER", "--input-shape", "8"], "is an int, not an nn.Module"),
+    ([f"{FILE}:needs_args", "--input-shape", "8"], "raised TypeError"),
+    ([f"{FILE}:not_a_module", "--input-shape", "8"], "returned an int, not an nn.Module"),
+    (["no_such_package_xyz:Net", "--input-shape", "8"], "ModuleNotFoundError"),
+    ([f"{FILE}:SmallCNN"], "give --input-shape"),
+    ([f"{FILE}:SmallCNN", "--input-shape", "3,0,32"], "positive integers"),
+    ([f"{FILE}:SmallCNN", "--input-shape", "3,32,32", "--factor", "2", "--strategy", "w"],
+     "scale your own model in its code"),
+    ([f"{FILE}:SmallCNN", "--input-shape", "3,32,32", "--set", "resolution=64"],
+     "edit the model's code"),
+    ([f"{FILE}:TokenModel", "--input-shape", "32"], "needs --input-vocab"),
+    (["gpt2", "--input-shape", "128"], "for your own model"),
+])
+def test_user_model_mistakes_are_one_line(capsys, argv, message):
+    assert main(["step", *argv, "--device", "h100"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
