@@ -21,12 +21,12 @@ def _step(capsys, *argv) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("factory,model,shape,batch", [
-    ("regnetx_400mf", "RegNetX-400MF", "3,64,64", 8),
-    ("gpt2_small", "gpt2", "128", 4),
+@pytest.mark.parametrize("factory,model,shape,batch,extra", [
+    ("regnetx_400mf", "RegNetX-400MF", "3,64,64", 8, ()),
+    ("gpt2_small", "gpt2", "128", 4, ("--tokens",)),
 ])
 def test_a_user_module_is_predicted_within_its_interval_of_the_measured_step(
-        capsys, shipped, factory, model, shape, batch):
+        capsys, shipped, factory, model, shape, batch, extra):
     """The module is one part, every op priced and calibrated, no block measurement
     matched. Measured 2026-12-01 on the AMD profile: RegNetX-400MF (resolution 64, batch 8)
     training step -0.1 %, inference 0.0 %; the small GPT-2 (sequence 128, batch 4) +5.7 %
@@ -41,7 +41,7 @@ def test_a_user_module_is_predicted_within_its_interval_of_the_measured_step(
         assert a["batch"] == batch
         mode = "--train" if a["train"] else "--infer"
         d = _step(capsys, f"{FILE}:{factory}", "--input-shape", shape, "--batch", str(batch),
-                  mode, "--device", str(shipped))
+                  mode, "--device", str(shipped), *extra)
         measured = center_time(r)
         assert d["measured_parts"] == 0 and d["measured_share"] == 0
         assert d["op_mix"] == ("conv" if model.startswith("RegNet") else "matmul")
@@ -50,7 +50,7 @@ def test_a_user_module_is_predicted_within_its_interval_of_the_measured_step(
 
 
 def test_a_token_model_counts_tokens_and_a_class_is_built_without_arguments(capsys):
-    d = _step(capsys, f"{FILE}:TokenModel", "--input-shape", "32", "--input-vocab", "1000",
+    d = _step(capsys, f"{FILE}:TokenModel", "--input-shape", "32", "--tokens",
               "--batch", "2", "--device", "h100")
     assert d["tokens_per_s"] == pytest.approx(64 / d["pred_time_s"])
     assert d["optimizer"] == "adamw"  # a sequence model's default
@@ -69,7 +69,7 @@ def test_a_huge_model_is_never_materialised(capsys):
 
 @pytest.mark.parametrize("argv,message", [
     ([f"{FILE[:-3]}_nope.py:Net", "--input-shape", "8"], "no such file"),
-    ([f"{FILE}:Nope", "--input-shape", "8"], "has no 'Nope' (it defines: ANSWER, GPT2_SMALL"),
+    ([f"{FILE}:Nope", "--input-shape", "8"], "has no 'Nope' (it defines: Asserts, ConfiguredCNN, DictInput, INSTANCE, SmallCNN"),
     ([f"{FILE}:ANSWER", "--input-shape", "8"], "is an int, not an nn.Module"),
     ([f"{FILE}:needs_args", "--input-shape", "8"], "raised TypeError"),
     ([f"{FILE}:not_a_module", "--input-shape", "8"], "returned an int, not an nn.Module"),
@@ -80,10 +80,44 @@ def test_a_huge_model_is_never_materialised(capsys):
      "scale your own model in its code"),
     ([f"{FILE}:SmallCNN", "--input-shape", "3,32,32", "--set", "resolution=64"],
      "edit the model's code"),
-    ([f"{FILE}:TokenModel", "--input-shape", "32"], "needs --input-vocab"),
+    ([f"{FILE}:TokenModel", "--input-shape", "32"], "if it takes token ids, add --tokens"),
+    ([f"{FILE}:SmallCNN", "--input-shape", "3,8,8", "--tokens"], "has no nn.Embedding"),
+    ([f"{FILE}:DictInput", "--input-shape", "8"], "given one float tensor (1, 8), failed"),
+    ([f"{FILE}:Asserts", "--input-shape", "8"], "AssertionError: expects 16 features"),
+    ([f"{FILE[:-3]}_nope.py:Net".replace("_nope", "").replace("user_models", "user_exits"),
+      "--input-shape", "8"], "importing it raised SystemExit: 3"),
     (["gpt2", "--input-shape", "128"], "for your own model"),
 ])
 def test_user_model_mistakes_are_one_line(capsys, argv, message):
     assert main(["step", *argv, "--device", "h100"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+def test_real_model_files_load(capsys):
+    """A dataclass config under `from __future__ import annotations` (the module must be in
+    `sys.modules`), a `cfg` attribute that is not perfmodel's, a factory importing its
+    sibling file when called, a module-level instance built on meta."""
+    from perfmodel.cli.user_model import load_user_model
+
+    c = _step(capsys, f"{FILE}:ConfiguredCNN", "--input-shape", "3,16,16", "--device", "h100")
+    assert c["params"] == 3 * 48 * 9 + 48 + 48 * 7 + 7 and "tokens_per_s" not in c
+    lz = _step(capsys, f"{FILE}:lazy", "--input-shape", "16", "--device", "h100")
+    assert lz["params"] == 16 * 32 + 32 + 32 * 4 + 4
+    assert next(load_user_model(f"{FILE}:INSTANCE").parameters()).is_meta
+
+
+def test_the_loss_reads_the_logits_the_model_returns():
+    """A token model that returns one logit vector per sequence: its loss is over 5
+    classes per sample, not one per token."""
+    from perfmodel.cli.user_model import load_user_model, token_vocab
+    from perfmodel.predict.model import prepare
+
+    m = load_user_model(f"{FILE}:TokenClassifier")
+    prep = prepare(m, 4, input_shape=(128,), input_vocab=token_vocab(m))
+    loss = [p for p in prep.parts if p.group == "loss"]
+    assert [p.input_shape for p in loss] == [(5,)]
+    lm = load_user_model(f"{FILE}:TokenModel")
+    prep = prepare(lm, 4, input_shape=(128,), input_vocab=token_vocab(lm))
+    assert [p.input_shape for p in prep.parts if p.group == "loss"] == [(128, 1000)]
+    assert prep.is_seq and token_vocab(m) == 1000

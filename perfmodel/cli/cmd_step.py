@@ -24,11 +24,12 @@ def register(subparsers) -> None:
                                  "nn.Module class, or a function returning a module, called "
                                  "without arguments on the meta device)")
     p.add_argument("--input-shape", default=None, metavar="SHAPE",
-                   help="your model's input, one sample without the batch (e.g. 3,224,224; "
-                        "a token model: the sequence length); default: its `input_size`")
-    p.add_argument("--input-vocab", type=int, default=None, metavar="V",
-                   help="your model takes token ids below V (a sequence model; "
-                        "--input-shape is then the sequence length)")
+                   help="your model's one input tensor, one sample without the batch (e.g. "
+                        "3,224,224; with --tokens the sequence length); default: its "
+                        "`input_size`")
+    p.add_argument("--tokens", action="store_true",
+                   help="your model takes token ids (a sequence model: tokens/s, AdamW by "
+                        "default; --optimizer chooses another)")
     p.add_argument("--batch", type=int, default=1, help="samples per step (default 1)")
     p.add_argument("--factor", type=float, default=None,
                    help="scale the model's FLOPs by this factor (with --strategy)")
@@ -67,7 +68,7 @@ def run(args) -> int:
         raise PerfmodelError(f"--batch must be >= 1, got {args.batch}")
     from torch import nn
 
-    from perfmodel.cli.user_model import parse_shape
+    from perfmodel.cli.user_model import parse_shape, token_vocab
 
     model = _model(args.model)
     user = isinstance(model, nn.Module)
@@ -75,8 +76,8 @@ def run(args) -> int:
     if overrides and not isinstance(model, str):
         raise PerfmodelError("--set applies to a named model; edit the "
                              + ("model's code" if user else "config file") + " instead")
-    if not user and (args.input_shape is not None or args.input_vocab is not None):
-        raise PerfmodelError("--input-shape and --input-vocab are for your own model "
+    if not user and (args.input_shape is not None or args.tokens):
+        raise PerfmodelError("--input-shape and --tokens are for your own model "
                              "(FILE.py:NAME); a named model knows its input")
     if user and args.factor is not None:
         raise PerfmodelError("--factor/--strategy scale a named model; scale your own "
@@ -85,17 +86,26 @@ def run(args) -> int:
     if user and shape is None and not getattr(model, "input_size", None):
         raise PerfmodelError(f"{args.model} has no `input_size`: give --input-shape (one "
                              "sample without the batch, e.g. 3,224,224)")
+    vocab = token_vocab(model) if user and args.tokens else None
     try:
         p = predict_model(model, args.batch, dtype=args.dtype, train=args.train,
                           device=args.device, factor=args.factor, strategy=args.strategy,
                           overrides=overrides or None, optimizer=args.optimizer,
-                          compiled=args.compiled, input_shape=shape,
-                          input_vocab=args.input_vocab)
-    except PerfmodelError as exc:
-        if user and args.input_vocab is None and "indices" in str(exc):
-            raise PerfmodelError(f"{exc} (a model that takes token ids needs --input-vocab)") \
-                from None
-        raise
+                          compiled=args.compiled, input_shape=shape, input_vocab=vocab)
+    except Exception as exc:  # noqa: BLE001  (a user's forward may raise anything)
+        if not user:
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, PerfmodelError):
+            text = f"{type(exc).__name__}: {text}"
+        given = f"token ids {(args.batch,) + tuple(shape or model.input_size)}" if args.tokens \
+            else f"one float tensor {(args.batch,) + tuple(shape or model.input_size)}"
+        hint = ""
+        if not args.tokens and any(isinstance(m, (nn.Embedding, nn.EmbeddingBag))
+                                   for m in model.modules()):
+            hint = " (it has an nn.Embedding: if it takes token ids, add --tokens)"
+        raise PerfmodelError(f"{args.model}: counting it on the meta device, given {given}, "
+                             f"failed: {text}{hint}") from None
     rows = p.by_module
     capacity = device_capacity(p.device)
     fits = None if capacity is None else bool(p.memory.peak <= capacity)

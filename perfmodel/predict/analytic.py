@@ -12,6 +12,8 @@ dtype, SE, SwiGLU, RMSNorm, RoPE, grouped-query attention, a user's module) is c
 """
 from __future__ import annotations
 
+import math
+
 from functools import lru_cache
 
 import pandas as pd
@@ -181,7 +183,7 @@ def _head(part: Part, batch: int, train: bool):
 
 def _loss(part: Part, batch: int, train: bool):
     classes = part.key[1]
-    n = batch * (part.input_shape[0] if len(part.input_shape) == 2 else 1)
+    n = batch * math.prod(part.input_shape[:-1])  # one logit vector per sample or token
     nc = n * classes
     r = Rows()
     r.add("fill", "", "fwd", dtype="int64", numel=n)

@@ -127,7 +127,9 @@ def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool,
         parts = model_parts(lambda: model, ("module", id(model)), input_shape,
                             input_kind="long" if input_vocab else None,
                             high=int(input_vocab or 1), loss=loss)
-        return name, parts, getattr(model, "cfg", None) is not None or bool(input_vocab)
+        from perfmodel.predict.parts import _transformer_cfg
+
+        return name, parts, _transformer_cfg(model) is not None or bool(input_vocab)
     if isinstance(model, str):
         from perfmodel.models.registry import resolve
 

@@ -129,21 +129,33 @@ def model_parts(build: Callable[[], nn.Module], key, input_shape=None, input_kin
     shape = tuple(input_shape or getattr(probe, "input_size", ()) or ())
     if not shape:
         raise PerfmodelError("the model has no `input_size`; give the input shape of one sample")
-    cfg = getattr(probe, "cfg", None)
+    cfg = _transformer_cfg(probe)
     kind = input_kind or ("long" if cfg is not None else "float")
     if cfg is not None:
         high = cfg.vocab_size
     parts = [Part("", ("model", key, shape), build, shape, kind, False, high, group="model")]
     if loss:
-        out = classes or _output_features(probe, shape, kind)
+        out = (shape[:1] + (classes,) if cfg is not None else (classes,)) if classes \
+            else _output_shape(probe, shape, kind)
         if out:
-            parts.append(Part("loss", ("loss", out), lambda: ClassificationLoss(out),
-                              _loss_shape(probe, shape, kind, out), group="loss"))
+            parts.append(Part("loss", ("loss", out[-1]), lambda: ClassificationLoss(out[-1]),
+                              out, group="loss"))
     return parts
 
 
-def _output_features(module: nn.Module, shape: tuple, kind: str) -> int | None:
-    """Size of the output's last dimension (the classes), run on meta copies of the state."""
+def _transformer_cfg(module: nn.Module):
+    """The module's `cfg` when it is one of perfmodel's transformer configs, else None (a
+    user's model may hold a `cfg` of its own)."""
+    from perfmodel.models.transformer_config import TransformerConfig
+
+    cfg = getattr(module, "cfg", None)
+    return cfg if isinstance(cfg, TransformerConfig) else None
+
+
+def _output_shape(module: nn.Module, shape: tuple, kind: str) -> tuple | None:
+    """One sample's output shape (the logits the loss reads: `(classes,)` or, a logit per
+    token, `(seq, classes)`), run on meta copies of the state; None when the output is not
+    one tensor of at least two dimensions or the model cannot run on meta."""
     try:
         x = (torch.zeros((1,) + shape, dtype=torch.long, device="meta") if kind == "long"
              else torch.empty((1,) + shape, device="meta"))
@@ -151,15 +163,9 @@ def _output_features(module: nn.Module, shape: tuple, kind: str) -> int | None:
                  for n, t in list(module.named_parameters()) + list(module.named_buffers())}
         with torch.no_grad(), torch.device("meta"):
             out = torch.func.functional_call(module, state, (x,))
-        return int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() >= 2 else None
+        return tuple(out.shape[1:]) if isinstance(out, torch.Tensor) and out.dim() >= 2 else None
     except Exception:  # a model that cannot run on meta gets no loss part
         return None
-
-
-def _loss_shape(module, shape, kind, classes) -> tuple:
-    if getattr(module, "cfg", None) is not None or kind == "long":  # a logit per token
-        return (shape[0], classes)
-    return (classes,)
 
 
 def _out(h: int, stride: int) -> int:

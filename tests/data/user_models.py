@@ -5,7 +5,12 @@ parameters, so they are predicted as any user's module is (one part, a sum of op
 measured block matched). Two of them build the same networks as the AMD profile's
 measured validation models (RegNetX-400MF at resolution 64, batch 8; the small GPT-2
 style model, sequence 128, batch 4), so the prediction can be checked against real
-measurements."""
+measurements. The rest are the shapes real model files take (a dataclass config, a
+`cfg` attribute of its own, module-level instances, lazy imports) and mistakes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 from torch import nn
 
 from perfmodel import build_model
@@ -45,6 +50,70 @@ class TokenModel(nn.Module):
 
     def forward(self, x):
         return self.head(self.mlp(self.emb(x)))
+
+
+class TokenClassifier(nn.Module):
+    """Token ids in, one logit vector per sequence out (the loss reads 5 logits, not
+    seq x 5)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(1000, 32)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, x):
+        return self.head(self.emb(x).mean(1))
+
+
+@dataclass
+class WidthConfig:
+    width: int = 48
+    classes: int = 7
+
+
+class ConfiguredCNN(nn.Module):
+    """Holds a `cfg` of its own (a dataclass, not perfmodel's transformer config)."""
+
+    def __init__(self, cfg: WidthConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or WidthConfig()
+        self.body = nn.Sequential(nn.Conv2d(3, self.cfg.width, 3, padding=1), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(self.cfg.width, self.cfg.classes)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+class DictInput(nn.Module):
+    """Its forward wants a dict: perfmodel passes one tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, batch):
+        return self.fc(batch.get("x"))
+
+
+class Asserts(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        assert x.shape[-1] == 16, "expects 16 features"
+        return self.fc(x)
+
+
+def lazy():
+    """Imports a sibling file only when called."""
+    from user_models_helper import make
+
+    return make()
+
+
+INSTANCE = nn.Linear(50_000, 50_000)  # 10 GB of float32 were it built on the CPU
 
 
 def huge() -> nn.Module:

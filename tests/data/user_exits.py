@@ -1,0 +1,4 @@
+"""A script that exits when imported, as argparse scripts do (tests only)."""
+import sys
+
+sys.exit(3)
