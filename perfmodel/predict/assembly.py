@@ -9,32 +9,36 @@ a shared cloud CPU this made whole training steps 5-10 % slower than their isola
 the unscaled and x2 models); on the AMD EPYC VM the parts are slightly pessimistic (0.95;
 0.938 in the profile of 2026-12-01).
 
-The scale is fitted per phase, dtype, op mix and end: the median of measured / predicted
-over the profile's measured whole models (`validation` suite) of one fold, at least
-`MIN_ROWS` of them. It is applied only where it stands out of its own noise: |log scale|
-at least `MIN_Z` standard errors of the median (from the log ratios' MAD); otherwise the
-parts' sum stands (AMD inference: 0.985, z 1.1, left at 1; 0.993, z -0.8, in the profile
-of 2026-12-01).
+The scale is fitted per phase, dtype and op mix: the median of measured / predicted over
+the profile's measured whole models (`validation` suite) of one fold, at least `MIN_ROWS`
+of them. It is applied only where it stands out of its own noise: |log scale| at least
+`MIN_Z` standard errors of the median (from the log ratios' MAD); otherwise the parts'
+sum stands (AMD inference: 0.985, z 1.1, left at 1; 0.993, z -0.8, in the profile of
+2026-12-01).
 
-- Op mix (`op_mix`): `conv` where convolutions take more of a model's predicted forward
-  time than GEMMs and attention, else `matmul`. The two run differently against their
-  parts: on the Intel VM profile, conv models' inference was measured at 1.145 x their
-  parts and the matmul models' at 0.972.
-- End: `blocks` is the fold's models as predicted with their measured blocks, `ops` the
-  same models with none of their blocks' measurements used, each part its calibrated sum
-  of ops, as a model the profile never measured is predicted. The two differ for conv
-  models: in the AMD profile of 2026-12-01 their inference steps run x1.012 (z 0.9) their
-  measured blocks but x1.113 (z 9.1) their calibrated sum of ops; on the Intel VM x1.145
-  and x1.30. One scale fitted on the blocks left the held-out conv family (RegNetY, no
-  block of it measured) at 10.1 % / 11.2 % median error (inference / training step); its
-  sum-of-ops end gives 4.1 % / 5.4 %. A prediction takes the `blocks` end when its measured
-  blocks give the fold's median share of the step or more, the `ops` end when none of
-  them is measured, geometric in between: like the line between the interval's two ends
-  (`interval.py`), but with the median share of the model's own op mix.
+Op mix (`op_mix`): `conv` where convolutions take more of a model's calibrated forward
+time than GEMMs and attention, else `matmul`. The two run differently against their
+parts: on the Intel VM profile, conv models' inference was measured at x1.145 their
+parts (z 3.2) and the matmul models' at x0.972; one pooled scale left its RegNetX x4
+candidates' inference at 11.8 % median error, the conv models' own at 5.6 %.
 
 A prediction takes the most specific fitted scale: its dtype's and op mix's own, else
-pooled over dtypes, else over op mixes. Folds split the suite by scale factor, so a
-fitted scale is always scored on models it never saw:
+pooled over dtypes, else over op mixes; 1 where that one is within its noise.
+
+What the scale does not do: correct a model predicted as a sum of ops (no block of it
+measured) by what the fold's models show as a sum of ops. On the AMD profile that end
+would have been x1.113 (z 9.1) at inference for conv models, and it took the held-out
+RegNetY (resolution 64) from 10.1 % to 4.1 % median error; but measured at resolution
+224 and 128 (batch 8, 2026-12-01, 8 steps of RegNetY-400MF, RegNetX-400MF and ResNet-50,
+not in the profile) the calibrated sum of ops is right or slow, not fast (measured /
+predicted 0.90-1.04 at inference), and that end put ResNet-50 inference at +11.4 % and
+RegNetY at +24.2 % (one scale from the blocks: +0.1 %, +11.6 %; median of the 8: 6.4 %
+against 9.3 %). The sum of ops is fast on the suite's resolution-64 models because 1x1
+convolutions on 2x2 and 3x3 maps run at 7-12 GFLOP/s on one thread against 50-97 on
+larger ones; a constant cannot carry a resolution-dependent error to other resolutions.
+
+Folds split the suite by scale factor, so a fitted scale is always scored on models it
+never saw:
 
 - `base`: the unscaled models and the x2 candidates (factor < `HELD_OUT_FACTOR`). Every
   prediction uses the scale fitted on this fold.
@@ -56,9 +60,7 @@ HELD_OUT_FACTOR = 4.0
 FOLDS = ("base", "x4")
 MIN_ROWS = 3
 MIN_Z = 2.0
-END = ("blocks", "ops")
 MIXES = ("conv", "matmul")
-END_WORDS = {"blocks": "with their blocks measured", "ops": "as a sum of ops"}
 
 
 def fold_of(factor: float) -> str:
@@ -91,63 +93,43 @@ def op_mix(x) -> str:
 @dataclass
 class AssemblyScale:
     """Measured / predicted whole-model time, fitted on one fold, per
-    '<phase>|<dtype>|<mix>|<end>' ('*' pooled; `END`: the model's blocks measured or
-    a sum of ops)."""
+    '<phase>|<dtype>|<mix>' ('*' pooled)."""
 
     fold: str = "base"
-    factors: dict = field(default_factory=dict)  # key -> applied scale
+    factors: dict = field(default_factory=dict)  # "train_step|float32|conv" -> applied scale
     rows: dict = field(default_factory=dict)  # same keys -> models fitted on
     fitted: dict = field(default_factory=dict)  # every fitted scale, applied or not
     z: dict = field(default_factory=dict)  # log(scale) / its standard error
-    share: dict = field(default_factory=dict)  # '<phase>|<dtype>|<mix>' -> median share
-    one_end: bool = False  # fitted without measured blocks: both ends are the same
 
-    def _end(self, phase: str, dtype: str, mix: str, end: str) -> float:
-        """The most specific fitted scale of one end: the dtype's and the mix's own, else
-        pooled over dtypes, then over mixes; 1 where it is within its noise or unfitted.
+    def scale(self, train: bool, dtype: str, mix: str = "*") -> float:
+        """The most specific fitted scale: the dtype's and the op mix's own, else pooled
+        over dtypes, then over mixes; 1 where it is within its noise or none is fitted.
 
-        Going on to the pooled scale where the own one is within its noise was tried: on
-        the AMD profile (2026-12-01) it took the held-out RegNetY training steps from
-        5.4 % to 9.5 % median error, their conv models' own sum-of-ops x1.010 (z 0.3)
-        replaced by the pooled x0.957, which the matmul models set."""
+        Not the pooled scale where the own one is within its noise: the pooled one is set
+        by whichever mix stands out (Intel inference: conv x1.145, z 3.2; matmul x0.972,
+        z -0.6) and would hand one mix's scale to the other."""
+        phase = "train_step" if train else "inference"
         for d, m in ((dtype, mix), ("*", mix), (dtype, "*"), ("*", "*")):
-            key = f"{phase}|{d}|{m}|{end}"
+            key = f"{phase}|{d}|{m}"
             if key in self.fitted:
                 return float(self.factors.get(key, 1.0))
         return 1.0
-
-    def scale(self, train: bool, dtype: str, mix: str = "*",
-              measured_share: float = 1.0) -> float:
-        """The scale of a prediction whose measured blocks give `measured_share` of its
-        step time: the `blocks` end at the fold's median share or more, the `ops` end at
-        0, geometric in between (as `interval.ModelInterval.half_width`)."""
-        phase = "train_step" if train else "inference"
-        sb = self._end(phase, dtype, mix, "blocks")
-        so = self._end(phase, dtype, mix, "ops")
-        ref = next((self.share[k] for k in (f"{phase}|{dtype}|{mix}", f"{phase}|*|{mix}",
-                                            f"{phase}|{dtype}|*", f"{phase}|*|*")
-                    if k in self.share), 1.0)
-        share = max(0.0, float(measured_share))
-        g = min(1.0, share / ref) if ref > 0 else (1.0 if share > 0 else 0.0)
-        return float(np.exp(g * np.log(sb) + (1.0 - g) * np.log(so)))
 
     def describe(self) -> str:
         # per phase and dtype: the scale of each op mix, and the pooled one unless both
         # mixes have their own
         own = [k.split("|") for k in self.fitted if k.split("|")[1] != "*"]
         mixes: dict = {}
-        for phase, dtype, mix, _ in own:
+        for phase, dtype, mix in own:
             mixes.setdefault((phase, dtype), set()).add(mix)
         shown = [k for k in own if k[2] != "*" or not set(MIXES) <= mixes[(k[0], k[1])]]
-        shown = [k for k in shown if not (self.one_end and k[3] == "ops")]
         if not shown:
             return "no whole-model scale (fewer than 3 measured models per phase)"
         parts = []
-        for k in sorted(shown, key=lambda k: (k[0], k[1], k[2] == "*", k[2], END.index(k[3]))):
+        for k in sorted(shown, key=lambda k: (k[0], k[1], k[2] == "*", k[2])):
             key = "|".join(k)
             what = "models" if k[2] == "*" else f"{k[2]} models"
-            end = "" if self.one_end else " " + END_WORDS[k[3]]
-            parts.append(f"{k[0]} {k[1]} {what}{end} x{self.fitted[key]:.3f} "
+            parts.append(f"{k[0]} {k[1]} {what} x{self.fitted[key]:.3f} "
                          f"({self.rows[key]} models, z {self.z[key]:+.1f}"
                          + ("" if key in self.factors else ", within its noise: not applied")
                          + ")")
@@ -155,16 +137,14 @@ class AssemblyScale:
 
     def to_json(self) -> str:
         return json.dumps({"fold": self.fold, "factors": self.factors, "rows": self.rows,
-                           "fitted": self.fitted, "z": self.z, "share": self.share,
-                           "one_end": self.one_end})
+                           "fitted": self.fitted, "z": self.z})
 
     @classmethod
     def from_json(cls, text: str) -> "AssemblyScale":
         d = json.loads(text)
         num = lambda m, f: {str(k): f(v) for k, v in m.items()}  # noqa: E731
         return cls(str(d["fold"]), num(d["factors"], float), num(d["rows"], int),
-                   num(d["fitted"], float), num(d["z"], float),
-                   num(d.get("share", {}), float), bool(d.get("one_end", False)))
+                   num(d["fitted"], float), num(d["z"], float))
 
 
 def model_args(r) -> dict:
@@ -221,49 +201,34 @@ def fold_predictions(backend, validation: pd.DataFrame, fold: str = "base") -> p
 
 
 def fit_assembly(backend, validation: pd.DataFrame, fold: str = "base") -> AssemblyScale:
-    """Fit the scale on the `fold` rows of a profile's validation frame: both ends, the
-    `ops` one with `backend`'s block measurements taken away.
+    """Fit the scale on the `fold` rows of a profile's validation frame.
 
     `backend` must carry no scale of its own (`assembly=None`): the ratio is measured over
     what the parts alone predict."""
-    import dataclasses
-
-    blocks = fold_predictions(backend, validation, fold)
-    ops = (fold_predictions(dataclasses.replace(backend, measured={}, _parts={}), validation,
-                            fold) if getattr(backend, "measured", None) else None)
-    return scale_of(blocks, ops, fold)
+    return scale_of(fold_predictions(backend, validation, fold), fold)
 
 
-def scale_of(blocks: pd.DataFrame, ops: pd.DataFrame | None = None,
-             fold: str = "base") -> AssemblyScale:
-    """The whole-model scale of one fold's `fold_predictions`: `blocks` as the product
-    predicts the fold's models, `ops` the same models with none of their block
-    measurements used (None: the same as `blocks`, a profile that measured no blocks)."""
-    out = AssemblyScale(fold, one_end=ops is None)
-    for end, preds in zip(END, (blocks, blocks if ops is None else ops)):
-        ratios: dict[str, list[float]] = {}
-        for r in preds.itertuples(index=False):
-            if not (r.measured_s > 0 and r.pred_s > 0):
-                continue
-            mix = str(getattr(r, "mix", "*"))
-            for d in dict.fromkeys((str(r.dtype), "*")):
-                for m in dict.fromkeys((mix, "*")):
-                    ratios.setdefault(f"{r.phase}|{d}|{m}|{end}", []).append(
-                        r.measured_s / r.pred_s)
-                    if end == "blocks":
-                        out.share.setdefault(f"{r.phase}|{d}|{m}", []).append(
-                            float(getattr(r, "measured_share", 1.0)))
-        for key, vals in ratios.items():
-            if len(vals) < MIN_ROWS:
-                continue
-            logs = np.log(vals)
-            med = float(np.median(logs))
-            # standard error of a median: 1.2533 sigma / sqrt(n), sigma from the MAD
-            se = 1.2533 * 1.4826 * float(np.median(np.abs(logs - med))) / np.sqrt(len(logs))
-            z = med / se if se > 0 else (0.0 if med == 0 else np.sign(med) * np.inf)
-            out.fitted[key], out.rows[key], out.z[key] = float(np.exp(med)), len(vals), float(z)
-            if abs(z) >= MIN_Z:
-                out.factors[key] = float(np.exp(med))
-    out.share = {k: float(np.median(v)) for k, v in out.share.items()
-                 if len(v) >= MIN_ROWS}
+def scale_of(preds: pd.DataFrame, fold: str = "base") -> AssemblyScale:
+    """The whole-model scale of one fold's `fold_predictions` (a frame without a `mix`
+    column fits the pooled scales only)."""
+    ratios: dict[str, list[float]] = {}
+    for r in preds.itertuples(index=False):
+        if not (r.measured_s > 0 and r.pred_s > 0):
+            continue
+        mix = str(getattr(r, "mix", "*"))
+        for d in dict.fromkeys((str(r.dtype), "*")):
+            for m in dict.fromkeys((mix, "*")):
+                ratios.setdefault(f"{r.phase}|{d}|{m}", []).append(r.measured_s / r.pred_s)
+    out = AssemblyScale(fold)
+    for key, vals in ratios.items():
+        if len(vals) < MIN_ROWS:
+            continue
+        logs = np.log(vals)
+        med = float(np.median(logs))
+        # standard error of a median: 1.2533 sigma / sqrt(n), sigma from the MAD
+        se = 1.2533 * 1.4826 * float(np.median(np.abs(logs - med))) / np.sqrt(len(logs))
+        z = med / se if se > 0 else (0.0 if med == 0 else np.sign(med) * np.inf)
+        out.fitted[key], out.rows[key], out.z[key] = float(np.exp(med)), len(vals), float(z)
+        if abs(z) >= MIN_Z:
+            out.factors[key] = float(np.exp(med))
     return out

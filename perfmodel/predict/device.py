@@ -74,13 +74,10 @@ class Backend:
     resolution: object = None  # resolution.RankResolution: how close is a tie
     interval: object = None  # interval.ModelInterval: how far a whole model can be off
 
-    def assembly_scale(self, train: bool, dtype: str, mix: str = "*",
-                       measured_share: float = 1.0) -> float:
+    def assembly_scale(self, train: bool, dtype: str, mix: str = "*") -> float:
         """Measured / predicted whole-model time on this device for a model of op mix `mix`
-        whose measured blocks give `measured_share` of its step (1 when not fitted)."""
-        if self.assembly is None:
-            return 1.0
-        return self.assembly.scale(train, dtype, mix, measured_share)
+        (1 when not fitted)."""
+        return self.assembly.scale(train, dtype, mix) if self.assembly is not None else 1.0
 
     def measured_time(self, part, batch: int, dtype: str, train: bool) -> float | None:
         """Seconds the profile measured for exactly this part, if it did."""
@@ -400,8 +397,8 @@ def from_profile(path: Path, spec=None) -> Backend:
     if len(validation):
         from perfmodel.predict.resolution import fit_resolution
 
-        preds, ops = cached_fold_pair(backend, validation, digest, "base")
-        backend.assembly = scale_of(preds, ops, "base")
+        preds = cached_fold_predictions(backend, validation, digest, "base")
+        backend.assembly = scale_of(preds, "base")
         backend.resolution = fit_resolution(preds, "base")
         backend.interval = cached_interval(backend, validation, digest, "base")
         backend.description += ("; " + backend.assembly.describe() + "; "
@@ -456,7 +453,7 @@ def cached_fold_pair(backend: Backend, validation: pd.DataFrame, digest: str,
 def cached_assembly(backend: Backend, validation: pd.DataFrame, digest: str, fold: str):
     """The whole-model scale fitted on one fold (`assembly.scale_of`), from the cached
     predictions of the fold by a backend without a scale."""
-    return scale_of(*cached_fold_pair(backend, validation, digest, fold), fold)
+    return scale_of(cached_fold_predictions(backend, validation, digest, fold), fold)
 
 
 def cached_interval(backend: Backend, validation: pd.DataFrame, digest: str, fold: str):

@@ -14,13 +14,8 @@ fitted on), the residual is
     r = log(measured / (scale_-i x predicted)),
 
 where `scale_-i` is the whole-model scale (`assembly.scale_of`) fitted without that model,
-so the residual is out of sample for every number the prediction uses. The other
-variants of its family stay in the fit. Leaving the whole family out was tried
-(2026-12-01): each op mix of the shipped profiles has one measured family, so
-that prices a model whose op mix no family measured, which these profiles never
-predict, and it widened the sum-of-ops end (AMD training step -11.9 %/+13.5 % to
--15.5 %/+18.3 %; Intel without blocks to -30 %/+43 %). Held-out families measure what
-the narrower end is worth: 29 of the AMD profile's 30 never-fitted models fall inside it. The interval's
+so the residual is out of sample for every number the prediction uses (the scale of the
+model's op mix, `assembly.op_mix`). The interval's
 half-width (in log) is the split-conformal quantile of |r|: the ceil((n + 1) x coverage)-th
 smallest of n, which covers a new model with probability >= `coverage` when it is
 exchangeable with the measured ones (Vovk et al.; Lei et al. 2018). With 15 models per
@@ -37,9 +32,9 @@ than one that is a sum of ops:
   0.77-0.86 per phase);
 - `ops`: the same models with none of their own block measurements used (every part its
   calibrated sum of ops, a transformer block corrected by its measured neighbours of
-  other shapes, `neighbours.py`), under the sum-of-ops end of the whole-model scale
-  (`assembly.py`), as the product predicts a model the profile never measured; never
-  narrower than `blocks`.
+  other shapes, `neighbours.py`), still under the whole-model scale fitted with blocks,
+  as the product predicts a model the profile never measured; never narrower than
+  `blocks`.
 A prediction whose measured blocks give a share f of its step time gets
 g x q_blocks + (1 - g) x q_ops with g = min(1, f / the fold's median share), a line between
 the two calibrated ends. The validation models ran eager in the profile's dtypes: a
@@ -69,25 +64,18 @@ def conformal_quantile(abs_residuals, coverage: float = COVERAGE) -> float:
     return float(a[k - 1]) if 1 <= k <= len(a) else math.inf
 
 
-def loo_residuals(preds: pd.DataFrame, blocks: pd.DataFrame,
-                  ops: pd.DataFrame | None = None, share: float | None = None) -> pd.DataFrame:
+def loo_residuals(preds: pd.DataFrame, scale_preds: pd.DataFrame) -> pd.DataFrame:
     """Phase and log(measured / (scale x predicted)) of every row of `preds`, the scale
-    (`assembly.scale_of`) fitted on the fold's `blocks` and `ops` predictions without the
-    same model (leave one out), at the row's own measured share (`share` None) or at
-    `share` (0: the sum-of-ops end)."""
-    def keys(frame):
-        return frame[list(MODEL_KEY)].astype(str).agg("|".join, axis=1)
-
-    bkeys, bphase = keys(blocks), blocks["phase"].astype(str)
-    okeys = None if ops is None else keys(ops)
-    ophase = None if ops is None else ops["phase"].astype(str)
+    fitted on `scale_preds` without the same model (leave one out), for the row's op mix."""
+    keys = scale_preds[list(MODEL_KEY)].astype(str).agg("|".join, axis=1)
+    phases = scale_preds["phase"].astype(str)
     out = []
-    for r, key in zip(preds.itertuples(index=False), keys(preds)):
+    for r, key in zip(preds.itertuples(index=False),
+                      preds[list(MODEL_KEY)].astype(str).agg("|".join, axis=1)):
         # only the same phase's models enter that phase's scale
-        fit = scale_of(blocks[(bkeys != key) & (bphase == str(r.phase))],
-                       None if ops is None else ops[(okeys != key) & (ophase == str(r.phase))])
-        s = float(getattr(r, "measured_share", 1.0)) if share is None else share
-        scale = fit.scale(r.phase == "train_step", r.dtype, str(getattr(r, "mix", "*")), s)
+        keep = (keys != key) & (phases == str(r.phase))
+        scale = scale_of(scale_preds[keep]).scale(r.phase == "train_step", r.dtype,
+                                                  str(getattr(r, "mix", "*")))
         out.append((r.phase, math.log(r.measured_s / (scale * r.pred_s))))
     return pd.DataFrame(out, columns=["phase", "residual"])
 
@@ -176,15 +164,14 @@ def _groups(frame: pd.DataFrame):
 def fit_model_interval(blocks: pd.DataFrame, ops: pd.DataFrame, fold: str = "base",
                        coverage: float = COVERAGE) -> ModelInterval:
     """Fit on one fold's `assembly.fold_predictions`: `blocks` as the product predicts
-    them, `ops` with no block measurement used, each under its own end of the scale
-    (`assembly.AssemblyScale.scale`: `blocks` at each model's measured share, `ops` at 0),
-    each fitted without the model.
+    them, `ops` with no block measurement used (both under the scale fitted on `blocks`
+    without the model).
     A sum of ops is never given a narrower interval than measured blocks: q_ops >= q_blocks."""
     out = ModelInterval(fold, coverage)
     for kind, preds in (("blocks", blocks), ("ops", ops)):
         if preds is None or not len(preds):
             continue
-        res = loo_residuals(preds, blocks, ops, None if kind == "blocks" else 0.0)
+        res = loo_residuals(preds, blocks)
         for key, mask in _groups(preds):
             r = res["residual"].to_numpy()[mask]
             r = r[np.isfinite(r)]

@@ -293,9 +293,9 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
     share = t_measured / t_step if t_step > 0 else 0.0
     mix = op_mix(beta * x_ops)  # the same whether or not blocks were measured
     # a whole model runs slower than its isolated parts (cold caches, glue): the profile's
-    # measured whole models of the same op mix give the scale (`assembly`), for measured
-    # blocks and for a sum of ops; 1 where it has none
-    scale = backend.assembly_scale(train, dtype, mix, share)
+    # measured whole models of the same op mix give the scale (`assembly`), 1 where it has
+    # none
+    scale = backend.assembly_scale(train, dtype, mix)
     opt_t = scale * optimizer_seconds(x_opt)
     total = scale * float(beta @ x_total) + opt_t
     fwd = scale * float(beta[:HALF] @ x_total[:HALF])
