@@ -21,6 +21,7 @@ run's with the sources listed under `merged_from`.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,7 +140,17 @@ def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
         for suite, bs in bands.items()}
     meta.pop("suite_state", None)
     meta["complete"] = True
-    meta["notes"] = list(meta.get("notes", [])) + [
-        f"merged from {merged.runs} runs: {merged.pooled_points} points measured in more "
-        "than one"]
+    # a source's own merge note is replaced by one over every run (its pooled points kept)
+    earlier = 0
+    notes = []
+    for m in [meta] + metas[1:]:  # the first source's notes, with any allocator note
+        for note in m.get("notes", []):
+            hit = re.match(r"merged from \d+ runs: (\d+) points", note)
+            if hit:
+                earlier += int(hit[1])
+            elif note not in notes:
+                notes.append(note)
+    meta["notes"] = notes + [
+        f"merged from {len(meta['merged_from'])} runs: {merged.pooled_points + earlier} points "
+        "measured in more than one"]
     return meta

@@ -18,7 +18,7 @@ def test_every_validation_block_is_a_candidate_block_point():
     keys = {_row_key(p.op, p.p, p.dtype, p.phase) for p in points}
     assert None not in keys and len(keys) == len(points)
     models = validation_models(device)
-    assert len(models) == 43
+    assert len(models) == 46
     missing = 0
     looked_up = 0
     for model, factor, strategy, batch, overrides in models:
@@ -72,3 +72,20 @@ def test_only_the_validation_models_blocks_are_repeated_and_up_to_twice():
                     want.add(key)
     got = {_row_key(by_id[i].op, by_id[i].p, by_id[i].dtype, by_id[i].phase) for i in ranked}
     assert got == want
+
+
+def test_full_resolution_cnns_are_held_out_on_a_cpu_only():
+    """Three unscaled CNNs at resolution 224 check CPU predictions at the resolution users
+    train at (the candidates run at 64); they are scored, never fitted, and the blocks
+    suite does not time their blocks. A GPU runs every CNN at 224 already."""
+    import types
+
+    from perfmodel.predict.targets import FULL_RESOLUTION_MODELS
+
+    cpu = [m for m in validation_models(open_device("cpu")) if m[0] in FULL_RESOLUTION_MODELS]
+    assert [(m[0], m[1], m[2], m[4]) for m in cpu] == [
+        (name, 1.0, "", {}) for name in FULL_RESOLUTION_MODELS]
+    assert set(FULL_RESOLUTION_MODELS) <= set(HELD_OUT_MODELS)
+    assert all(resolve(name, 1.0, None).resolution == 224 for name in FULL_RESOLUTION_MODELS)
+    gpu = types.SimpleNamespace(kind="cuda", supports=lambda dtype: (True, ""))
+    assert not [m for m in validation_models(gpu) if m[0] in FULL_RESOLUTION_MODELS]

@@ -57,7 +57,11 @@ def test_pools_shared_points_weighted_by_their_measurements(tmp_path):
     # merging a merge with a new run keeps every run in the history
     fake(tmp_path / "d", {"w": (3.0, 3.0, 1, 0.2)}, created="2026-03-01")
     merge_profiles([tmp_path / "c", tmp_path / "d"], tmp_path / "e")
-    assert [m["name"] for m in read_metadata(tmp_path / "e")["merged_from"]] == ["a", "b", "d"]
+    e = read_metadata(tmp_path / "e")
+    assert [m["name"] for m in e["merged_from"]] == ["a", "b", "d"]
+    # one merge note over every run, the earlier merge's pooled point still counted
+    assert [n for n in e["notes"] if n.startswith("merged from")] == [
+        "merged from 3 runs: 1 points measured in more than one"]
 
 
 def test_three_runs_take_the_median_run(tmp_path):

@@ -50,8 +50,11 @@ MIN_STRATEGIES = 6
 # blocks, so every prediction of them is a calibrated sum of ops. They are never fitted on
 # (not by the whole-model scale, the interval or the rank resolution: `assembly.row_fold`)
 # and are not part of the target. Their settings: profilers.suites.validation.
+# On a CPU, also three unscaled CNNs at their own resolution, 224 (the CPU candidates run
+# at 64): `FULL_RESOLUTION_MODELS`.
 HELD_OUT_BASE = "Llama-3-8B"
-HELD_OUT_MODELS = (HELD_OUT_BASE, "RegNetY-400MF")
+FULL_RESOLUTION_MODELS = ("R-50-1x64d", "RegNetX-200MF", "EN-B0")
+HELD_OUT_MODELS = (HELD_OUT_BASE, "RegNetY-400MF") + FULL_RESOLUTION_MODELS
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ time, peak memory and energy of scaled candidates of a CNN (RegNetX-400MF) and a
 GPT-style transformer, at a few batch sizes, and of two families that perfmodel never
 fits on and only scores (`perfmodel.predict.targets.HELD_OUT_MODELS`): a Llama-style
 transformer (RMSNorm, SwiGLU, rotary positions, grouped-query attention) and RegNetY-400MF
-(squeeze-excitation). The blocks suite does not time their candidates' blocks, so they
+(squeeze-excitation), and on a CPU three unscaled CNNs at resolution 224 (ResNet-50,
+RegNetX-200MF, EfficientNet-B0). The blocks suite does not time their blocks, so they
 check predictions of models the profile never measured in part. Models come from
 `perfmodel.build_model`.
 """
@@ -45,7 +46,12 @@ CPU = dict(dtypes=("float32",), factors=(1.0, 4.0, 2.0), cnn_batch=(8,),
            held_out_factors=(1.0, 4.0), llama_batch=(4,),
            llama_overrides={"n_layers": 4, "d_model": 256, "n_heads": 4, "n_kv_heads": 2,
                             "d_ff": 688, "seq_len": 128, "vocab_size": 4096},
-           cnn_y_batch=(8,), cnn_y_overrides={"resolution": 64})
+           cnn_y_batch=(8,), cnn_y_overrides={"resolution": 64},
+           full_resolution=(("R-50-1x64d", 8), ("RegNetX-200MF", 8), ("EN-B0", 8)))
+# `full_resolution` (CPU only; a GPU runs every CNN at 224 already): unscaled CNNs at their
+# own resolution, 224, held out like Llama and RegNetY. The CPU candidates run at 64, where
+# 1x1 convolutions on 2x2 and 3x3 maps run several times slower per FLOP than on larger
+# maps; these check predictions at the resolution users train at.
 
 
 def is_ranked(factor: float, strategy: str, phase: str) -> bool:
@@ -74,6 +80,9 @@ def validation_models(device) -> list[tuple[str, float, str, int, dict]]:
             for strategy in (strategies if factor != 1.0 else ("",)):
                 for batch in batches:
                     out.append((model, factor, strategy, batch, overrides))
+    for model, batch in g.get("full_resolution", ()):
+        get_params(model)
+        out.append((model, 1.0, "", batch, {}))
     return out
 
 
@@ -122,7 +131,7 @@ class ValidationSuite(Suite):
                   GPT: g["gpt_batch"][len(g["gpt_batch"]) // 2],
                   LLAMA: g["llama_batch"][len(g["llama_batch"]) // 2],
                   CNN_Y: g["cnn_y_batch"][len(g["cnn_y_batch"]) // 2]}
-        first = [p for p in spread if p.p["batch"] == middle[p.op]
+        first = [p for p in spread if p.p["batch"] == middle.get(p.op)
                  and is_ranked(p.p["factor"], p.p["strategy"], p.phase)]
         ids = {p.id for p in first}
         return first + [p for p in spread if p.id not in ids]
