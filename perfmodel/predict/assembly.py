@@ -28,12 +28,11 @@ pooled over dtypes, else over op mixes; 1 where that one is within its noise.
 What the scale does not do: correct a model predicted as a sum of ops (no block of it
 measured) by what the fold's models show as a sum of ops. On the AMD profile that end
 would have been x1.113 (z 9.1) at inference for conv models, and it took the held-out
-RegNetY (resolution 64) from 10.1 % to 4.1 % median error; but measured at resolution
-224 and 128 (batch 8, 2026-12-01, 8 steps of RegNetY-400MF, RegNetX-400MF and ResNet-50,
-not in the profile) the calibrated sum of ops is right or slow, not fast (measured /
-predicted 0.90-1.04 at inference), and that end put ResNet-50 inference at +11.4 % and
-RegNetY at +24.2 % (one scale from the blocks: +0.1 %, +11.6 %; median of the 8: 6.4 %
-against 9.3 %). The sum of ops is fast on the suite's resolution-64 models because 1x1
+RegNetY (resolution 64) from 10.1 % to 4.1 % median error; but on the profile's held-out
+CNNs at resolution 224 (ResNet-50, RegNetX-200MF, EfficientNet-B0, batch 8) the
+calibrated sum of ops is right or slow, not fast, and that end took their median error
+from 7.7 % to 12.2 % (RegNetX-200MF inference +8.3 % to +20.6 %, ResNet-50 +0.2 % to
++11.4 %). The sum of ops is fast on the suite's resolution-64 models because 1x1
 convolutions on 2x2 and 3x3 maps run at 7-12 GFLOP/s on one thread against 50-97 on
 larger ones; a constant cannot carry a resolution-dependent error to other resolutions.
 
