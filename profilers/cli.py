@@ -69,7 +69,7 @@ def run(args) -> int:
 
         m = merge_profiles(args.paths, args.out)
         print(f"wrote {args.out}: {len(m.frame)} points, {m.pooled_points} of them pooled "
-              f"over {m.runs} runs")
+              f"over {m.runs} sources")
         return 0
     if args.action == "finish":
         if len(args.paths) != 1:

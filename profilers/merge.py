@@ -132,15 +132,22 @@ def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
     for m in metas:
         for suite, b in (m.get("repeat_bands") or {}).items():
             bands.setdefault(suite, []).append(b)
+    # a source that is itself a merge weighs as the runs it pooled
+    weights = {suite: [int(b.get("runs", 1)) for b in bs] for suite, bs in bands.items()}
     meta["repeat_bands"] = {
         suite: {"repeated": int(sum(b.get("repeated", 0) for b in bs)),
-                "band": float(np.mean([b["band"] for b in bs])),
-                "median_rel_diff": float(np.mean([b.get("median_rel_diff", np.nan) for b in bs])),
-                "pooled": bool(any(b.get("pooled") for b in bs)), "runs": len(bs)}
+                "band": float(np.average([b["band"] for b in bs], weights=weights[suite])),
+                "median_rel_diff": float(np.average(
+                    [b.get("median_rel_diff", np.nan) for b in bs], weights=weights[suite])),
+                "pooled": bool(any(b.get("pooled") for b in bs)),
+                "runs": int(sum(weights[suite]))}
         for suite, bs in bands.items()}
     meta.pop("suite_state", None)
     meta["complete"] = True
-    # a source's own merge note is replaced by one over every run (its pooled points kept)
+    # a source's own merge note is replaced by one over every run. A merged source keeps
+    # one row per point, so which of its points several runs measured is not known here:
+    # the note gives this merge's pooled points and the earlier merges' apart (a point
+    # may be in both)
     earlier = 0
     notes = []
     for m in [meta] + metas[1:]:  # the first source's notes, with any allocator note
@@ -150,7 +157,13 @@ def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
                 earlier += int(hit[1])
             elif note not in notes:
                 notes.append(note)
-    meta["notes"] = notes + [
-        f"merged from {len(meta['merged_from'])} runs: {merged.pooled_points + earlier} points "
-        "measured in more than one"]
+    runs = len(meta["merged_from"])
+    if runs == len(metas):
+        notes.append(f"merged from {runs} runs: {merged.pooled_points} points measured in "
+                     "more than one")
+    else:
+        notes.append(f"merged from {runs} runs: {merged.pooled_points} points measured in "
+                     f"more than one of this merge's {len(metas)} sources, {earlier} pooled "
+                     "by the earlier merges (a point may be in both)")
+    meta["notes"] = notes
     return meta

@@ -55,13 +55,20 @@ def test_pools_shared_points_weighted_by_their_measurements(tmp_path):
     assert meta["repeat_bands"]["blocks"]["runs"] == 2
     assert "1 points measured in more than one" in meta["notes"][-1]
     # merging a merge with a new run keeps every run in the history
-    fake(tmp_path / "d", {"w": (3.0, 3.0, 1, 0.2)}, created="2026-03-01")
+    fake(tmp_path / "d", {"w": (3.0, 3.0, 1, 0.2)}, created="2026-03-01",
+         repeat_bands={"blocks": {"repeated": 1, "band": 0.5, "median_rel_diff": 0.4,
+                                  "pooled": False}})
     merge_profiles([tmp_path / "c", tmp_path / "d"], tmp_path / "e")
     e = read_metadata(tmp_path / "e")
     assert [m["name"] for m in e["merged_from"]] == ["a", "b", "d"]
-    # one merge note over every run, the earlier merge's pooled point still counted
+    # the merged source's band weighs as its two runs: (2 x 0.2 + 0.5) / 3
+    assert e["repeat_bands"]["blocks"]["runs"] == 3
+    assert e["repeat_bands"]["blocks"]["band"] == pytest.approx(0.3)
+    assert e["repeat_bands"]["blocks"]["median_rel_diff"] == pytest.approx(0.2)
+    # one merge note over every run, the earlier merge's pooled points given apart
     assert [n for n in e["notes"] if n.startswith("merged from")] == [
-        "merged from 3 runs: 1 points measured in more than one"]
+        "merged from 3 runs: 0 points measured in more than one of this merge's 2 "
+        "sources, 1 pooled by the earlier merges (a point may be in both)"]
 
 
 def test_three_runs_take_the_median_run(tmp_path):
@@ -104,7 +111,7 @@ def test_cli_merge_says_what_it_wrote_and_errors_in_one_line(tmp_path):
     ok = subprocess.run(cmd + ["--out", str(tmp_path / "c")], capture_output=True, text=True,
                         cwd=ROOT, env=env)
     assert ok.returncode == 0, ok.stderr
-    assert "1 points, 1 of them pooled over 2 runs" in ok.stdout
+    assert "1 points, 1 of them pooled over 2 sources" in ok.stdout
 
 
 def _shipped(name: str) -> Path:

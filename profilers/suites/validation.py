@@ -32,7 +32,7 @@ RANKED_PHASE = "train_step"
 
 # Base overrides keep CPU candidates to a fraction of a second per step on two cores.
 # The held-out families (Llama, RegNetY) are measured at the unscaled base and the ranked
-# factor only, one batch.
+# factor only, one batch; on a CPU also the full-resolution CNNs (`full_resolution`).
 GPU = dict(dtypes=("tf32", "bfloat16"), factors=(0.25, 0.5, 1.0, 2.0, 4.0),
            cnn_batch=(32, 64, 128), gpt_batch=(4, 8, 16), cnn_overrides={},
            gpt_overrides={}, held_out_factors=(1.0, 4.0), llama_batch=(8,),
@@ -140,7 +140,8 @@ class ValidationSuite(Suite):
         p = point.p
         return [log2(p["factor"] * 4), log2(p["batch"])] + one_hot(
             p["strategy"], ("",) + CNN_STRATEGIES + GPT_STRATEGIES, 1.5) + one_hot(
-            point.op, (CNN, GPT, LLAMA, CNN_Y)) + one_hot(point.phase, PHASES) + one_hot(
+            point.op, (CNN, GPT, LLAMA, CNN_Y) + tuple(m for m, _ in CPU["full_resolution"])
+        ) + one_hot(point.phase, PHASES) + one_hot(
             point.dtype, GPU["dtypes"] + CPU["dtypes"])
 
     def build(self, point: Point, device) -> Workload:
