@@ -153,8 +153,9 @@ def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
     for m in [meta] + metas[1:]:  # the first source's notes, with any allocator note
         for note in m.get("notes", []):
             hit = re.match(r"merged from \d+ runs: (\d+) points", note)
-            if hit:
-                earlier += int(hit[1])
+            if hit:  # and the pooled points of the merges before that one, if it says so
+                before = re.search(r", (\d+) pooled by the earlier merges", note)
+                earlier += int(hit[1]) + (int(before[1]) if before else 0)
             elif note not in notes:
                 notes.append(note)
     runs = len(meta["merged_from"])

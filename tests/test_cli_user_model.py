@@ -95,6 +95,13 @@ def test_user_model_mistakes_are_one_line(capsys, argv, message):
     assert message in err and err.count("\n") == 1, err
 
 
+def test_a_bad_device_is_not_blamed_on_the_model(capsys):
+    assert main(["step", f"{FILE}:SmallCNN", "--input-shape", "3,8,8",
+                 "--device", "no-such-gpu-xyz"]) == 2
+    err = capsys.readouterr().err
+    assert "counting it" not in err and "no-such-gpu-xyz" in err and err.count("\n") == 1, err
+
+
 def test_real_model_files_load(capsys):
     """A dataclass config under `from __future__ import annotations` (the module must be in
     `sys.modules`), a `cfg` attribute that is not perfmodel's, a factory importing its

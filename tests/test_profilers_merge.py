@@ -69,6 +69,13 @@ def test_pools_shared_points_weighted_by_their_measurements(tmp_path):
     assert [n for n in e["notes"] if n.startswith("merged from")] == [
         "merged from 3 runs: 0 points measured in more than one of this merge's 2 "
         "sources, 1 pooled by the earlier merges (a point may be in both)"]
+    # and once more: the earlier merges' count carries through
+    fake(tmp_path / "g", {"v": (3.0, 3.0, 1, 0.2)}, created="2026-04-01")
+    merge_profiles([tmp_path / "e", tmp_path / "g"], tmp_path / "h")
+    assert [n for n in read_metadata(tmp_path / "h")["notes"]
+            if n.startswith("merged from")] == [
+        "merged from 4 runs: 0 points measured in more than one of this merge's 2 "
+        "sources, 1 pooled by the earlier merges (a point may be in both)"]
 
 
 def test_three_runs_take_the_median_run(tmp_path):

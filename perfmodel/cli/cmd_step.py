@@ -87,9 +87,12 @@ def run(args) -> int:
         raise PerfmodelError(f"{args.model} has no `input_size`: give --input-shape (one "
                              "sample without the batch, e.g. 3,224,224)")
     vocab = token_vocab(model) if user and args.tokens else None
+    from perfmodel.predict.device import resolve_backend
+
+    backend = resolve_backend(args.device)  # its errors are not the model's
     try:
         p = predict_model(model, args.batch, dtype=args.dtype, train=args.train,
-                          device=args.device, factor=args.factor, strategy=args.strategy,
+                          device=backend, factor=args.factor, strategy=args.strategy,
                           overrides=overrides or None, optimizer=args.optimizer,
                           compiled=args.compiled, input_shape=shape, input_vocab=vocab)
     except Exception as exc:  # noqa: BLE001  (a user's forward may raise anything)

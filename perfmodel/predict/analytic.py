@@ -13,7 +13,6 @@ dtype, SE, SwiGLU, RMSNorm, RoPE, grouped-query attention, a user's module) is c
 from __future__ import annotations
 
 import math
-
 from functools import lru_cache
 
 import pandas as pd

@@ -438,18 +438,6 @@ class _Records:
                            "rows": self.frame.astype(object).values.tolist()})
 
 
-def cached_fold_pair(backend: Backend, validation: pd.DataFrame, digest: str,
-                     fold: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The fold as `backend` predicts it, and with none of its block measurements used
-    (None when it has none: the same predictions)."""
-    import dataclasses
-
-    blocks = cached_fold_predictions(backend, validation, digest, fold)
-    ops = (cached_fold_predictions(dataclasses.replace(backend, measured={}, _parts={}),
-                                   validation, digest, fold) if backend.measured else None)
-    return blocks, ops
-
-
 def cached_assembly(backend: Backend, validation: pd.DataFrame, digest: str, fold: str):
     """The whole-model scale fitted on one fold (`assembly.scale_of`), from the cached
     predictions of the fold by a backend without a scale."""
@@ -459,11 +447,15 @@ def cached_assembly(backend: Backend, validation: pd.DataFrame, digest: str, fol
 def cached_interval(backend: Backend, validation: pd.DataFrame, digest: str, fold: str):
     """The whole-model interval fitted on one fold (`interval.fit_model_interval`): the
     fold as `backend` predicts it, and with no block measurement used."""
+    import dataclasses
+
     from perfmodel.predict.interval import ModelInterval, fit_model_interval
 
     def make():
-        blocks, ops = cached_fold_pair(backend, validation, digest, fold)
-        return fit_model_interval(blocks, blocks if ops is None else ops, fold)
+        blocks = cached_fold_predictions(backend, validation, digest, fold)
+        ops = (cached_fold_predictions(dataclasses.replace(backend, measured={}, _parts={}),
+                                       validation, digest, fold) if backend.measured else blocks)
+        return fit_model_interval(blocks, ops, fold)
 
     where = cache_dir() / (f"interval-v{CACHE_VERSION}-{digest}-{_model_code_digest()[:12]}-"
                            f"{backend.optimes.source}-{'blocks' if backend.measured else 'noblocks'}"

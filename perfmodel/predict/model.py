@@ -127,9 +127,9 @@ def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool,
         parts = model_parts(lambda: model, ("module", id(model)), input_shape,
                             input_kind="long" if input_vocab else None,
                             high=int(input_vocab or 1), loss=loss)
-        from perfmodel.predict.parts import _transformer_cfg
+        from perfmodel.predict.parts import transformer_cfg
 
-        return name, parts, _transformer_cfg(model) is not None or bool(input_vocab)
+        return name, parts, transformer_cfg(model) is not None or bool(input_vocab)
     if isinstance(model, str):
         from perfmodel.models.registry import resolve
 
@@ -155,7 +155,8 @@ def predict_model(model, batch: int = 1, *, dtype: str = "float32", train: bool 
     `model`: a registry name (with optional `factor`, `strategy`, `overrides`), a model
     parameter dataclass, or any `nn.Module` (with `input_shape` of one sample if it has no
     `input_size`; `input_vocab`: its input is token ids below this, a sequence model whose
-    first input dimension is the sequence). `device`: profile dir, saved predictor dir, device name or a `Backend`.
+    first input dimension is the sequence). `device`: profile dir, saved predictor dir,
+    device name or a `Backend`.
     `optimizer`: `sgd-momentum` (CNN default), `adamw` (transformer default), `adam`,
     `sgd` or `none`. `compiled`: predict the model under `torch.compile` (the pointwise
     ops between matrix ops fused, `perfmodel.predict.fusion`; measured eager blocks unused).

@@ -129,7 +129,7 @@ def model_parts(build: Callable[[], nn.Module], key, input_shape=None, input_kin
     shape = tuple(input_shape or getattr(probe, "input_size", ()) or ())
     if not shape:
         raise PerfmodelError("the model has no `input_size`; give the input shape of one sample")
-    cfg = _transformer_cfg(probe)
+    cfg = transformer_cfg(probe)
     kind = input_kind or ("long" if cfg is not None else "float")
     if cfg is not None:
         high = cfg.vocab_size
@@ -143,7 +143,7 @@ def model_parts(build: Callable[[], nn.Module], key, input_shape=None, input_kin
     return parts
 
 
-def _transformer_cfg(module: nn.Module):
+def transformer_cfg(module: nn.Module):
     """The module's `cfg` when it is one of perfmodel's transformer configs, else None (a
     user's model may hold a `cfg` of its own)."""
     from perfmodel.models.transformer_config import TransformerConfig

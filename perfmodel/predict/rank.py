@@ -175,8 +175,8 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
     """Predict every `strategy` of `base` scaled by `factor` (one or several) and rank them
     (`compiled`: under torch.compile, `perfmodel.predict.fusion`)."""
     factors = [float(f) for f in (factor if isinstance(factor, (list, tuple)) else [factor])]
-    if not factors or not all(f > 0 for f in factors):
-        raise PerfmodelError(f"--factor must be positive, got {factor}")
+    if not factors or not all(f > 0 and math.isfinite(f) for f in factors):
+        raise PerfmodelError(f"--factor must be positive and finite, got {factor}")
     if len(set(factors)) != len(factors):
         raise PerfmodelError("a factor is listed twice")
     strategies = list(strategies or default_strategies(base, overrides))

@@ -3,7 +3,7 @@
 Each profile under `datasets/` (or the one given) is its own backend: per-op predictor from
 its per-op suites, calibration on its `blocks` suite. Its `validation` rows (whole-model
 `train_step` / `inference` of scaled candidates) fit the whole-model scale (per phase,
-dtype, op mix and end: `perfmodel.predict.assembly`) and the whole-model interval
+dtype and op mix: `perfmodel.predict.assembly`) and the whole-model interval
 (`perfmodel.predict.interval`), in two folds (unscaled and x2 models; x4 candidates): every
 row is predicted with the scale and interval fitted on the other fold, so no row is scored
 by a fit that saw it. A held-out family (`targets.HELD_OUT_MODELS`) is in neither fold and

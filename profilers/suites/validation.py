@@ -32,7 +32,7 @@ RANKED_PHASE = "train_step"
 
 # Base overrides keep CPU candidates to a fraction of a second per step on two cores.
 # The held-out families (Llama, RegNetY) are measured at the unscaled base and the ranked
-# factor only, one batch; on a CPU also the full-resolution CNNs (`full_resolution`).
+# factor only, one batch; on a CPU also the full-resolution CNNs.
 GPU = dict(dtypes=("tf32", "bfloat16"), factors=(0.25, 0.5, 1.0, 2.0, 4.0),
            cnn_batch=(32, 64, 128), gpt_batch=(4, 8, 16), cnn_overrides={},
            gpt_overrides={}, held_out_factors=(1.0, 4.0), llama_batch=(8,),
@@ -47,9 +47,10 @@ CPU = dict(dtypes=("float32",), factors=(1.0, 4.0, 2.0), cnn_batch=(8,),
            llama_overrides={"n_layers": 4, "d_model": 256, "n_heads": 4, "n_kv_heads": 2,
                             "d_ff": 688, "seq_len": 128, "vocab_size": 4096},
            cnn_y_batch=(8,), cnn_y_overrides={"resolution": 64},
-           full_resolution=(("R-50-1x64d", 8), ("RegNetX-200MF", 8), ("EN-B0", 8)))
-# `full_resolution` (CPU only; a GPU runs every CNN at 224 already): unscaled CNNs at their
-# own resolution, 224, held out like Llama and RegNetY. The CPU candidates run at 64, where
+           full_resolution_batch=8)
+# `full_resolution_batch` (CPU only; a GPU runs every CNN at 224 already): the batch of
+# `perfmodel.predict.targets.FULL_RESOLUTION_MODELS`, unscaled CNNs at their own
+# resolution, 224, held out like Llama and RegNetY. The CPU candidates run at 64, where
 # 1x1 convolutions on 2x2 and 3x3 maps run several times slower per FLOP than on larger
 # maps; these check predictions at the resolution users train at.
 
@@ -80,9 +81,12 @@ def validation_models(device) -> list[tuple[str, float, str, int, dict]]:
             for strategy in (strategies if factor != 1.0 else ("",)):
                 for batch in batches:
                     out.append((model, factor, strategy, batch, overrides))
-    for model, batch in g.get("full_resolution", ()):
-        get_params(model)
-        out.append((model, 1.0, "", batch, {}))
+    if "full_resolution_batch" in g:
+        from perfmodel.predict.targets import FULL_RESOLUTION_MODELS
+
+        for model in FULL_RESOLUTION_MODELS:
+            get_params(model)
+            out.append((model, 1.0, "", g["full_resolution_batch"], {}))
     return out
 
 
@@ -137,11 +141,13 @@ class ValidationSuite(Suite):
         return first + [p for p in spread if p.id not in ids]
 
     def features(self, point: Point) -> list[float]:
+        from perfmodel.predict.targets import FULL_RESOLUTION_MODELS
+
         p = point.p
         return [log2(p["factor"] * 4), log2(p["batch"])] + one_hot(
             p["strategy"], ("",) + CNN_STRATEGIES + GPT_STRATEGIES, 1.5) + one_hot(
-            point.op, (CNN, GPT, LLAMA, CNN_Y) + tuple(m for m, _ in CPU["full_resolution"])
-        ) + one_hot(point.phase, PHASES) + one_hot(
+            point.op, (CNN, GPT, LLAMA, CNN_Y) + FULL_RESOLUTION_MODELS) + one_hot(
+            point.phase, PHASES) + one_hot(
             point.dtype, GPU["dtypes"] + CPU["dtypes"])
 
     def build(self, point: Point, device) -> Workload:
