@@ -64,6 +64,32 @@ def test_conv_space_on_cpu():
     assert {x.phase for x in pts} == {"fwd", "fwd_bwd"}
 
 
+@pytest.mark.parametrize("kind", ["cpu", "cuda"])
+def test_conv_space_holds_off_grid_widths(kind):
+    """Widths like real networks' (multiples of 8, not powers of two) and RGB stems, in
+    every grouping: without them a model reads low channel alignment as 'narrow'."""
+    from profilers.suites.conv import ConvSuite
+
+    class _Dev:  # the candidates read the kind and the dtypes only
+        def __init__(self, kind):
+            self.kind = kind
+
+        def supports(self, dtype):
+            return (True, "")
+
+    pts = ConvSuite().candidates(CPU if kind == "cpu" else _Dev(kind))
+    odd = [x for x in pts if x.p["c_in"] & (x.p["c_in"] - 1)
+           and x.p["c_in"] % 64 and x.p["c_in"] != 3]
+    assert len(odd) > 150
+    assert all(x.p["c_in"] % 8 == 0 for x in odd)
+    assert any(x.p["groups"] == x.p["c_in"] for x in odd)  # depthwise
+    assert any(1 < x.p["groups"] < x.p["c_in"] for x in odd)  # grouped
+    assert any(x.p["kernel_h"] == 1 and x.p["groups"] == 1 and x.p["c_out"] != x.p["c_in"]
+               for x in odd)  # pointwise projections
+    stems = [x for x in pts if x.p["c_in"] == 3]
+    assert stems and all(x.p["stride"] == 2 and x.p["groups"] == 1 for x in stems)
+
+
 def test_every_block_kind_measures_on_cpu():
     suite = get_suite("blocks")
     pts = suite.points(CPU)

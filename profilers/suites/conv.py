@@ -20,6 +20,19 @@ CPU_GRID = dict(batch=(1, 2, 4, 8), channels=(8, 16, 32, 64, 128, 256, 512, 1024
 # the end stages of a CNN at low resolution live there (perfmodel.predict.native)
 CPU_NATIVE = dict(batch=(1, 2, 4, 8), channels=(128, 192, 256, 384, 512, 768, 1024),
                   res=(1, 2, 3, 4, 5, 6, 8, 9, 12), pool=400, seed=5)
+# Off-grid widths: the channel grids above are powers of two (and 3 x 2^k), so the only
+# channel count with low alignment they hold is 8, the narrowest, slowest per FLOP; a
+# model of them reads "not a multiple of 16" as "slow". Real networks' widths are
+# multiples of 8 that are mostly not powers of two (RegNet 104, 440; EfficientNet 40, 112,
+# 672) and their stems read 3 channels: these points sample such widths at random (log-
+# uniform multiples of 8, never a power of two), not from any model's list.
+CPU_WIDTHS = dict(batch=(1, 2, 4, 8), res=(2, 3, 4, 7, 8, 14, 16, 28, 32, 56, 112),
+                  max_width=1024, pool=700, seed=11)
+GPU_WIDTHS = dict(batch=(1, 8, 32, 128), res=(7, 14, 28, 56, 112, 224), max_width=2048,
+                  pool=500, seed=11)
+WIDTH_KINDS = ("pointwise", "dense", "grouped", "depthwise", "stem")
+WIDTH_KIND_P = (0.35, 0.15, 0.2, 0.2, 0.1)
+GROUP_WIDTHS = (8, 16, 24, 32, 48, 64)
 KERNELS = (1, 3, 5, 7)
 GROUPINGS = ("dense", "grouped", "depthwise")
 PHASES = ("fwd", "fwd_bwd")
@@ -71,6 +84,61 @@ class ConvSuite(Suite):
                 dilation=1, groups=groups))
         if device.kind != "cuda":
             points += self._native_points(seen)
+        points += self._width_points(seen, grid, dtypes,
+                                     GPU_WIDTHS if device.kind == "cuda" else CPU_WIDTHS)
+        return points
+
+    def _width_points(self, seen: set, grid: dict, dtypes: list, g: dict) -> list[Point]:
+        """Convolutions of off-grid widths (`CPU_WIDTHS`): pointwise, dense, grouped,
+        depthwise and 3-channel stems."""
+        rng = np.random.default_rng(g["seed"])
+        points = []
+
+        def width(lo: int = 24) -> int:
+            while True:  # log-uniform multiple of 8, not a power of two
+                c = 8 * int(round(np.exp(rng.uniform(np.log(lo / 8), np.log(g["max_width"] / 8)))))
+                if c & (c - 1):
+                    return c
+
+        for _ in range(g["pool"]):
+            kind = str(rng.choice(WIDTH_KINDS, p=WIDTH_KIND_P))
+            batch = int(rng.choice(g["batch"]))
+            res = int(rng.choice(g["res"]))
+            dtype = str(rng.choice(dtypes))
+            phase = str(rng.choice(PHASES))
+            stride = int(rng.choice((1, 2), p=(0.75, 0.25)))
+            groups = 1
+            if kind == "pointwise":
+                k, c_in = 1, width()
+                c_out = max(8, 8 * int(round(c_in * float(rng.choice((0.25, 0.5, 1, 2, 4))) / 8)))
+            elif kind == "dense":
+                k, c_in = int(rng.choice((3, 5))), width()
+                c_out = c_in * (2 if stride == 2 else 1)
+            elif kind == "grouped":
+                gw = int(rng.choice(GROUP_WIDTHS))
+                k, c_in = 3, gw * max(2, int(round(width() / gw)))
+                c_out, groups = c_in, c_in // gw
+            elif kind == "depthwise":
+                k, c_in = int(rng.choice((3, 5))), width(16)
+                c_out = groups = c_in
+            else:  # a stem: RGB in, strided
+                k, c_in, stride = int(rng.choice((3, 7))), 3, 2
+                c_out = int(rng.choice((16, 24, 32, 40, 48, 64)))
+                res = int(rng.choice([r for r in g["res"] if r >= 28] + [64, 224]))
+            if k > res:
+                continue
+            if conv_flops(batch, c_in, res, res, c_out, k, stride, groups) > grid["max_flops"]:
+                continue
+            if batch * max(c_in, c_out) * res * res > grid["max_elems"]:
+                continue
+            key = (batch, c_in, res, c_out, k, stride, groups, dtype, phase)
+            if key in seen:
+                continue
+            seen.add(key)
+            points.append(Point.make(
+                self.name, "conv2d", phase, dtype, batch=batch, c_in=c_in, h=res, w=res,
+                c_out=c_out, kernel_h=k, kernel_w=k, stride=stride, padding=k // 2,
+                dilation=1, groups=groups))
         return points
 
     def _native_points(self, seen: set) -> list[Point]:
