@@ -1,6 +1,6 @@
 """Command line shared by `perfmodel profile` and `python -m profilers` (same arguments).
 
-    profile [run] --device cpu|cuda:N --suite gemm,conv,blocks,validation --budget 10m --out DIR
+    profile [run] --device cpu|cuda:N --suite gemm,conv,vector,blocks,validation --budget 10m --out DIR
                   [--stop-after 9m]
     profile export DIR [--csv] [--output FILE]
     profile compare DIR_A DIR_B
@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "finish: end a paused or cut-short run with what it measured")
     parser.add_argument("paths", nargs="*", help="profile directories (export, compare, merge)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--suite", default="gemm,conv,blocks,validation",
+    from profilers.suites import DEFAULT_SUITES
+
+    parser.add_argument("--suite", default=DEFAULT_SUITES,
                         help="comma-separated suites (default: all)")
     parser.add_argument("--budget", default="10m", help="time for the whole run, e.g. 90s, 8m, 1h")
     parser.add_argument("--out", help="profile directory to write (or resume)")

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.errors import PerfmodelError
-from profilers.schema import read_metadata, read_profile, write_measurements, write_metadata
+from profilers.schema import (SCHEMA_VERSION, read_metadata, read_profile, write_measurements,
+                              write_metadata)
 
 SAME_DEVICE = ("device_kind", "device_name", "catalogue_key", "torch_threads")
 
@@ -113,6 +114,7 @@ def pool(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
     meta = dict(metas[0])
+    meta["schema_version"] = SCHEMA_VERSION  # the rows are written in this version's columns
     meta["created"] = min(str(m.get("created", "")) for m in metas)
     meta["finished"] = max(str(m.get("finished", "")) for m in metas)
     meta["suites"] = sorted({s for m in metas for s in m.get("suites", [])})

@@ -267,8 +267,9 @@ def _compact(out: Path, journal: Journal, meta: dict, states, **extra) -> pd.Dat
     repeats = [r for r in journal.read() if r.get("kind") == "repeat"]
     frame, bands = add_noise(frame, repeats)
     write_measurements(frame, out)
+    # written in this version's columns, whichever version began the run
     meta.update(complete=True, finished=_now(), suite_state=[asdict(s) for s in states],
-                repeat_bands=bands, **extra)
+                repeat_bands=bands, schema_version=SCHEMA_VERSION, **extra)
     write_metadata(meta, out)
     journal.remove()
     return frame

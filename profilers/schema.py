@@ -1,4 +1,4 @@
-"""The profile format (version 3): columns with units, reading, writing and CSV export.
+"""The profile format (version 4): columns with units, reading, writing and CSV export.
 
 A profile is a directory holding `measurements.parquet` (one row per point) and
 `metadata.json`. `datasets/README.md` documents the same columns; a test keeps them equal.
@@ -14,9 +14,10 @@ import pandas as pd
 
 from perfmodel.errors import PerfmodelError
 
-SCHEMA_VERSION = 3
-# version 1 lacks the repeat-pass columns, version 2 `repeats` and `time_center_s` (read as empty)
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+# version 1 lacks the repeat-pass columns, version 2 `repeats` and `time_center_s`, version 3
+# the vector-op columns `numel` ... `training` (all read as empty)
+READABLE_VERSIONS = (1, 2, 3, 4)
 MEASUREMENTS = "measurements.parquet"
 METADATA = "metadata.json"
 JOURNAL = "journal.jsonl"
@@ -33,7 +34,7 @@ class Column:
 _C = Column
 COLUMNS: tuple[Column, ...] = (
     _C("point_id", "string", "", "deterministic id of the point: suite/op/phase/dtype/params"),
-    _C("suite", "string", "", "suite that measured it: gemm, conv, blocks, validation"),
+    _C("suite", "string", "", "suite that measured it: gemm, conv, vector, blocks, validation"),
     _C("op", "string", "", "op kind (gemm, bmm, conv2d, ...), block name or model name"),
     _C("phase", "string", "", "fwd (forward, no autograd), fwd_bwd (forward+backward), "
        "train_step (fwd+bwd+optimizer step) or inference"),
@@ -42,7 +43,8 @@ COLUMNS: tuple[Column, ...] = (
     _C("n", "Int64", "", "GEMM columns of B and C"),
     _C("k", "Int64", "", "GEMM reduction dimension"),
     _C("b", "Int64", "", "GEMM batch count (1 for a plain GEMM)"),
-    _C("batch", "Int64", "", "batch size (conv, blocks, attention, validation)"),
+    _C("batch", "Int64", "", "batch size (conv, blocks, attention, validation; a vector "
+       "suite batch norm's samples)"),
     _C("c_in", "Int64", "", "input channels"),
     _C("h", "Int64", "px", "input height"),
     _C("w", "Int64", "px", "input width"),
@@ -60,6 +62,13 @@ COLUMNS: tuple[Column, ...] = (
     _C("causal", "boolean", "", "causal attention mask"),
     _C("d_model", "Int64", "", "transformer width"),
     _C("d_ff", "Int64", "", "transformer MLP hidden width"),
+    _C("numel", "Int64", "", "vector op: elements of its output (a reduction: of its input)"),
+    _C("channels", "Int64", "", "batch norm: channels of its NCHW map"),
+    _C("features", "Int64", "", "vector op: normalised extent of a layer-norm or softmax row"),
+    _C("out_numel", "Int64", "", "reduction: elements of its result"),
+    _C("read_numel", "Int64", "", "elementwise op with a broadcast input: elements read"),
+    _C("inputs", "Int64", "", "elementwise op: input tensors"),
+    _C("training", "boolean", "", "batch norm: batch statistics (true) or running ones"),
     _C("factor", "float64", "", "validation: scaling factor of the model"),
     _C("strategy", "string", "", "validation: scaling strategy"),
     _C("params", "string", "", "JSON object with every parameter of the point"),

@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 
 from perfmodel.errors import PerfmodelError
+from profilers.suites import DEFAULT_SUITES as SUITES
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = "gemm,conv,blocks,validation"
 FINISH_MARGIN_S = 20.0  # compacting a journal and writing the summary
 STARTUP_S = 15.0  # the profile child's start: imports, CUDA context, idle power
 LAST_POINT_S = 15.0  # a point begun just before the pause (a big whole model on a GPU)

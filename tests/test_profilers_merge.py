@@ -167,3 +167,13 @@ def test_runs_with_different_allocator_settings_say_so(tmp_path):
     assert [m["cpu_allocator"] for m in meta["merged_from"]] == [None, None, pinned]
     assert "cpu_allocator" not in meta
     assert any("different C allocator settings" in n for n in meta["notes"])
+
+
+def test_a_merge_is_written_in_the_current_schema(tmp_path):
+    """Runs of an older schema read with the new columns empty; the pool is the current
+    version (its rows carry every column)."""
+    fake(tmp_path / "a", {"x": (1.0, 1.0, 2, 0.2)}, schema_version=3)
+    fake(tmp_path / "b", {"y": (2.0, 2.0, 0, 0.3)}, schema_version=3)
+    merge_profiles([tmp_path / "a", tmp_path / "b"], tmp_path / "c")
+    assert read_metadata(tmp_path / "c")["schema_version"] == SCHEMA_VERSION > 3
+    assert "numel" in read_profile(tmp_path / "c").columns

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 
 from profilers.device import open_device
@@ -26,11 +27,14 @@ class _Quick:
         return 0.02
 
 
-def test_registry_lists_the_four_suites():
-    assert suite_names()[:4] == ["gemm", "conv", "blocks", "validation"]
+def test_registry_lists_the_five_suites():
+    from profilers.suites import DEFAULT_SUITES
+
+    assert suite_names()[:5] == ["gemm", "conv", "vector", "blocks", "validation"]
+    assert DEFAULT_SUITES == "gemm,conv,vector,blocks,validation"
 
 
-@pytest.mark.parametrize("name", ["gemm", "conv", "blocks", "validation"])
+@pytest.mark.parametrize("name", ["gemm", "conv", "vector", "blocks", "validation"])
 def test_points_are_deterministic_unique_and_finite(name):
     suite = get_suite(name)
     a, b = suite.points(CPU), suite.points(CPU)
@@ -88,6 +92,83 @@ def test_conv_space_holds_off_grid_widths(kind):
                for x in odd)  # pointwise projections
     stems = [x for x in pts if x.p["c_in"] == 3]
     assert stems and all(x.p["stride"] == 2 and x.p["groups"] == 1 for x in stems)
+
+
+def test_vector_space_on_cpu():
+    """Every vector op the counter records for CNNs and transformers, in both phases where
+    it has a backward, from cache-resident to DRAM-sized, with the counter's columns."""
+    from profilers.suites.vector import OPS, _COST_KEYS
+
+    pts = get_suite("vector").points(CPU)
+    kinds = {(x.op, x.p["variant"], x.phase) for x in pts}
+    assert kinds == {(op, v, ph) for op, v, phases in OPS for ph in phases}
+    sizes = [x.p["numel"] for x in pts]
+    assert min(sizes) < 4096 and max(sizes) > 8e6  # L1 to beyond the L3
+    for x in pts:
+        assert set(_COST_KEYS[x.op]) - {"read_numel", "batch"} <= set(x.p) | {"inputs"}
+    maps = [x for x in pts if x.op == "batch_norm"]
+    assert {x.p["training"] for x in maps} == {True, False}
+    assert all(x.p["numel"] > x.p["channels"] for x in maps if x.p["training"])  # statistics
+    assert len({x.p["numel"] // (x.p["channels"] * x.p["batch"]) for x in maps}) >= 8
+
+
+@pytest.mark.parametrize("variant", ["relu/unary", "elementwise/add", "elementwise/scale",
+                                     "batch_norm/train", "batch_norm/eval", "layer_norm/rows",
+                                     "softmax/rows", "reduction/spatial", "reduction/rows"])
+def test_every_vector_op_measures_on_cpu(variant):
+    """The smallest point of each variant runs, with the cost and columns the counter
+    gives the same op."""
+    from perfmodel.ops import op_cost
+    from profilers.suites.vector import _COST_KEYS
+
+    suite = get_suite("vector")
+    op, v = variant.split("/")
+    pts = [x for x in suite.points(CPU) if x.op == op and x.p["variant"] == v]
+    for phase in sorted({x.phase for x in pts}):
+        point = min((x for x in pts if x.phase == phase), key=lambda x: x.p["numel"])
+        row = measure_point(_Quick(suite), point, 0, CPU)
+        assert row["status"] == "ok", row["error"]
+        assert row["time_s"] > 0 and row["numel"] == point.p["numel"]
+        cost = op_cost(op, phase=phase, dtype=point.dtype,
+                       **{k: point.p[k] for k in _COST_KEYS[op] if k in point.p})
+        assert row["flops"] == cost.flops and row["bytes"] == cost.bytes
+
+
+VECTOR_COLUMNS = ("numel", "channels", "batch", "features", "out_numel", "read_numel",
+                  "inputs", "training")
+
+
+@pytest.mark.parametrize("variant", ["relu/unary", "gelu/unary", "elementwise/add",
+                                     "elementwise/scale", "batch_norm/train", "batch_norm/eval",
+                                     "layer_norm/rows", "softmax/rows", "reduction/spatial",
+                                     "reduction/rows"])
+def test_vector_points_carry_the_columns_the_counter_records(variant):
+    """What the learned model is fitted on (a suite row) and what it is asked about (a
+    counted op of a model) have the same columns, or its features differ between the two."""
+    import torch
+
+    from perfmodel.counting.counter import count_model
+
+    class Run(torch.nn.Module):
+        def __init__(self, f):
+            super().__init__()
+            self.f = f
+
+        def forward(self, _):
+            return self.f()
+
+    suite = get_suite("vector")
+    op, v = variant.split("/")
+    point = min((x for x in suite.points(CPU) if x.op == op and x.p["variant"] == v
+                 and x.phase == "fwd"), key=lambda x: x.p["numel"])
+    counted = count_model(Run(suite.build(point, CPU).forward), inputs=(torch.zeros(1),),
+                          dtype=point.dtype).to_frame()
+    counted = counted[counted["op"] == op]
+    assert len(counted) == 1, counted
+    row = counted.iloc[0]
+    for col in VECTOR_COLUMNS:
+        have = row.get(col) if col in counted.columns and pd.notna(row.get(col)) else None
+        assert have == point.p.get(col), (col, have, point.p.get(col))
 
 
 def test_every_block_kind_measures_on_cpu():
