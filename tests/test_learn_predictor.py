@@ -186,3 +186,118 @@ def test_group_ids_with_missing_cells():
     ids = group_ids(df, ["op", "m", "c_in"])
     assert ids[0] == ids[2] and len(set(ids)) == 3
     assert list(group_ids(df)) == list(ids)  # default keys include the same columns
+
+
+def synthetic_vector(n=300, seed=0) -> pd.DataFrame:
+    """relu, residual-add and batch-norm rows on a CPU: bandwidth-bound, but a batch norm
+    over a small map runs per channel-and-sample loops (slow per element)."""
+    rng = np.random.default_rng(seed)
+    numel = np.exp2(rng.uniform(10, 22, n)).astype(int)
+    op = rng.choice(["relu", "elementwise", "batch_norm"], n)
+    hw = np.exp2(rng.integers(0, 10, n))  # map size of a batch norm
+    batch = rng.choice([1, 2, 4, 8], n)
+    channels = np.maximum(1, numel // (batch * hw)).astype(int)
+    t = numel * 8 / 2e10 + 2e-6
+    t = np.where(op == "batch_norm", t * (1 + 8 / hw), t)
+    df = pd.DataFrame({"op": op, "numel": numel, "dtype": "float32", "phase": "fwd",
+                       "time_s": t * rng.lognormal(0, 0.03, n)})
+    bn = op == "batch_norm"
+    df["channels"] = np.where(bn, channels, np.nan)
+    df["batch"] = np.where(bn, batch, np.nan)
+    df["numel"] = np.where(bn, channels * batch * hw, numel).astype(int)
+    df["training"] = pd.array(np.where(bn, False, None), dtype="boolean")
+    df["inputs"] = np.where(op == "elementwise", 2, np.nan)
+    df["group"] = op + df["numel"].astype(str)
+    return df
+
+
+def test_vector_model_prices_only_the_ops_it_was_fitted_on(tmp_path):
+    """A relu and a softmax are both `elementwise` but run different kernels: an op the
+    model never saw is priced by the roofline; the fitted ops survive save and load."""
+    pred = perfmodel.fit(synthetic_vector(), device="cpu", params=FAST)
+    assert pred.models["elementwise"].ops == ("batch_norm", "elementwise", "relu")
+    ops = pd.DataFrame({"op": ["relu", "softmax", "batch_norm", "dropout"],
+                        "numel": [2 ** 20] * 4, "channels": [None, None, 256, None],
+                        "batch": [None, None, 4, None], "training": [None, None, False, None],
+                        "dtype": "float32", "phase": "fwd"})
+    for p in (pred, perfmodel.load(pred.save(tmp_path / "vec"))):
+        res = p.predict(ops)
+        assert res["source"].tolist() == ["learned", "roofline", "learned", "roofline"]
+        roof = p.predict_baseline(ops, "roofline")
+        assert res["pred_time_s"].iloc[1] == pytest.approx(roof[1], rel=1e-12)
+        assert res["pred_time_s"].iloc[0] != pytest.approx(roof[0], rel=1e-3)
+
+
+def test_batch_norm_over_small_maps_is_learned_slow():
+    """The map extent (numel / channels / batch) is a feature: one element count and one
+    channel count, two batch sizes, two maps."""
+    pred = perfmodel.fit(synthetic_vector(600), device="cpu", params=FAST)
+    ops = pd.DataFrame({"op": "batch_norm", "numel": [2 ** 20] * 3,
+                        "channels": [2 ** 15, 2 ** 10, 2 ** 15], "batch": [8, 1, 1],
+                        "training": False, "dtype": "float32", "phase": "fwd"})
+    small, large, mid = pred.predict(ops)["pred_time_s"]
+    assert small > 2.5 * large  # 4 pixels per map: x3 per element; 1024 pixels: x1.01
+    assert mid < 0.7 * small  # the same channels over one sample: maps of 32 pixels
+
+
+def test_vector_extent_reads_each_ops_columns():
+    from perfmodel.learn.features import vector_extent
+
+    df = pd.DataFrame({
+        "op": ["reduction", "batch_norm", "batch_norm", "elementwise", "elementwise",
+               "layer_norm", "relu"],
+        "numel": [4096, 4096, 4096, 4096, 4096, 4096, 4096],
+        "out_numel": [64, None, None, None, None, None, None],
+        "channels": [None, 16, 16, None, None, None, None],
+        "batch": [None, 4, None, None, None, None, None],
+        "inputs": [None, None, None, 2, 2, None, None],
+        "read_numel": [None, None, None, 4096 + 256, None, None, None],
+        "features": [None, None, None, None, None, 512, None]})
+    got = vector_extent(df, df["numel"].to_numpy(float))
+    # a batch norm without its batch has no known map (not numel / channels: the suite's
+    # rows always give the batch)
+    np.testing.assert_array_equal(got, [64, 64, np.nan, 16, np.nan, 512, np.nan])
+
+
+def test_optimizer_kernels_stay_on_the_roofline():
+    """The optimizer's per-step streaming kernels are priced at DRAM bandwidth even when a
+    learned model of `elementwise` kernels timed in a loop exists."""
+    from perfmodel.predict.optimes import OpTimes
+
+    pred = perfmodel.fit(synthetic_vector(), device="cpu", params=FAST)
+    ot = OpTimes(pred.device, pred)
+    row = {"op": "elementwise", "dtype": "float32", "direction": "fwd", "numel": 2 ** 20,
+           "inputs": 2, "flops": 2 ** 20, "bytes": 3 * 4 * 2 ** 20}
+    ops = pd.DataFrame([{**row, "phase": "optimizer"}, {**row, "phase": "fwd"}])
+    t = ot.predict(ops)["time_s"].to_numpy()
+    assert t[0] == pytest.approx(ot.roofline(ops.iloc[:1])[0], rel=1e-12)
+    assert t[1] != pytest.approx(t[0], rel=1e-3)
+
+
+def test_a_predictor_saved_before_op_names_prices_every_op(tmp_path):
+    """A predictor.json without `ops` (saved by an earlier perfmodel) keeps pricing every
+    op of its kinds with its model, as it did."""
+    pred = perfmodel.fit(synthetic_vector(), device="cpu", params=FAST)
+    path = pred.save(tmp_path / "old")
+    meta = json.loads((path / "predictor.json").read_text())
+    for entry in meta["kinds"].values():
+        entry.pop("ops")
+    (path / "predictor.json").write_text(json.dumps(meta))
+    ops = pd.DataFrame({"op": ["softmax", "mean"], "numel": [2 ** 20] * 2,
+                        "out_numel": [None, 64], "dtype": "float32", "phase": "fwd"})
+    assert perfmodel.load(path).predict(ops)["source"].tolist() == ["learned", "learned"]
+
+
+
+def test_the_op_guard_reads_aliases_as_their_op():
+    """Fitted on `mean` rows, the model knows the counter's `reduction` (and `sum`): op
+    names are compared by their canonical name in `perfmodel.ops`."""
+    df = synthetic_vector()
+    means = pd.DataFrame({"op": "mean", "numel": 2 ** np.arange(10, 40) // 2 ** 10 * 1024,
+                          "out_numel": 64, "dtype": "float32", "phase": "fwd",
+                          "time_s": 1e-6 * np.arange(1, 31), "group": "m"})
+    means["group"] = means["group"] + means["numel"].astype(str)
+    pred = perfmodel.fit(pd.concat([df, means], ignore_index=True), device="cpu", params=FAST)
+    assert "reduction" in pred.models["elementwise"].ops
+    assert pred.models["elementwise"].knows(
+        pd.Series(["reduction", " Sum", "mean", "softmax"])).tolist() == [True, True, True, False]

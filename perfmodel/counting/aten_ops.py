@@ -232,7 +232,8 @@ _register_counting_ops()
 
 def _bn(x, weight, training, phase: str) -> OpSpec:
     return OpSpec("batch_norm", {"numel": x.numel(), "channels": x.shape[1],
-                                 "training": bool(training), "affine": weight is not None}, phase, x)
+                                 "training": bool(training), "affine": weight is not None,
+                                 "batch": x.shape[0]}, phase, x)
 
 
 @handles(aten.native_batch_norm, aten._native_batch_norm_legit, _opt("_native_batch_norm_legit_functional"))
@@ -267,14 +268,24 @@ def _group_norm_backward(args, kwargs, out):
 # ---------------------------------------------------------------- softmax, activations
 
 
+def _softmax_params(x, dim) -> dict:
+    """numel, and the row length (`features`) where the softmax dimension is known."""
+    p = {"numel": x.numel()}
+    if isinstance(dim, int) and x.dim():
+        p["features"] = int(x.shape[dim])
+    return p
+
+
 @handles(aten._softmax, aten._safe_softmax, aten._log_softmax)
 def _softmax(args, kwargs, out):
-    return OpSpec("softmax", {"numel": args[0].numel()}, "fwd", args[0])
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    return OpSpec("softmax", _softmax_params(args[0], dim), "fwd", args[0])
 
 
 @handles(aten._softmax_backward_data, aten._log_softmax_backward_data)
 def _softmax_backward(args, kwargs, out):
-    return OpSpec("softmax", {"numel": args[0].numel()}, "bwd", args[0])
+    dim = args[2] if len(args) > 2 else kwargs.get("dim")
+    return OpSpec("softmax", _softmax_params(args[0], dim), "bwd", args[0])
 
 
 def _activation(kind: str, direction: str):

@@ -281,9 +281,45 @@ def build_features(df: pd.DataFrame, kind: str, device) -> tuple[Features, np.nd
             "ew_log_waves": _log2(numel / per_wave),
             "ew_wave_fill": numel / (np.ceil(numel / per_wave) * per_wave),
             "ew_log_features": _log2(_col(df, "features")),  # normalised extent of a norm
+            "ew_log_extent": _log2(vector_extent(df, numel)),
+            "ew_training": _flag(df, "training"),
             "op_code": _op_code(df, kind),
         })
     return Features({k: np.asarray(v, dtype=float) for k, v in feats.items()}), t_r
+
+
+def vector_extent(df: pd.DataFrame, numel: np.ndarray) -> np.ndarray:
+    """Elements one statistic or one broadcast value of a vector op spans, NaN where none:
+    a reduction's `numel / out_numel`, a batch norm's map `numel / (channels x batch)`, an
+    elementwise op's output elements per element of its broadcast input (that input has
+    `read_numel - (inputs - 1) x numel` elements), a layer norm's or softmax's row
+    (`features`). On a CPU a mean over a 2x2 map runs far below the bandwidth a mean over
+    56x56 reaches."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = _col(df, "features")
+        out_numel = _col(df, "out_numel")
+        reduced = np.where(out_numel > 0, numel / out_numel, np.nan)
+        out = np.where(np.isfinite(reduced), reduced, out)
+        maps = _col(df, "channels") * _col(df, "batch")  # NaN without the batch
+        per_map = np.where(maps > 0, numel / maps, np.nan)
+        out = np.where(np.isfinite(per_map), per_map, out)
+        small = _col(df, "read_numel") - (_col(df, "inputs") - 1) * numel  # broadcast input
+        bcast = np.where((small > 0) & (small < numel), numel / small, np.nan)
+    return np.where(np.isfinite(bcast), bcast, out)
+
+
+def _flag(df: pd.DataFrame, name: str) -> np.ndarray:
+    """A boolean column as 1.0 / 0.0, NaN where absent."""
+    if name not in df.columns:
+        return np.full(len(df), np.nan)
+    col = df[name]
+    if col.dtype == object or pd.api.types.is_string_dtype(col):  # "True"/"false" from CSV
+        col = col.map(lambda v: {"true": True, "false": False, "1": True, "0": False}.get(
+            v.strip().lower(), v) if isinstance(v, str) else v)
+    try:
+        return col.astype("boolean").astype(float).to_numpy()
+    except (TypeError, ValueError):  # not booleans: no flag
+        return np.full(len(df), np.nan)
 
 
 BASES = ("roofline", "tiled")  # what a learned model's log-time ratio is taken against

@@ -35,6 +35,16 @@ def op_kind(op: str) -> str:
     return _KIND_OF.get(op, op)
 
 
+def canonical_op(op: str) -> str:
+    """An op's canonical name (`perfmodel.ops`' first registered name: `mean` and `sum`
+    are `reduction`, `log_softmax` is `softmax`); an unregistered name lower-cased."""
+    from perfmodel.ops.registry import _REGISTRY
+
+    name = str(op).strip().lower()
+    formula = _REGISTRY.get(name)
+    return formula.kind if formula is not None else name
+
+
 def is_known_kind(kind: str) -> bool:
     """True for the kinds with dedicated shape features (gemm, conv, attention, elementwise)."""
     return kind in OP_KINDS

@@ -27,13 +27,17 @@ import perfmodel
 from perfmodel.errors import PerfmodelError
 from perfmodel.learn.baselines import LinearBaseline
 from perfmodel.learn.conformal import Conformal, calibrate
-from perfmodel.learn.features import BASES, base_time, build_features, kinds_of
+from perfmodel.learn.features import BASES, Features, base_time, build_features, kinds_of
+from perfmodel.learn.kinds import canonical_op
 from perfmodel.learn.schema import read_measurements, validate_measurements, validate_ops
 
 FORMAT = "perfmodel-predictor"
 FORMAT_VERSION = 1
 META_FILE = "predictor.json"
 MIN_ROWS = 20  # fewer measured rows of a kind: no model, roofline fallback
+# kinds whose ops run different kernels (a relu and a softmax are both `elementwise`): an op
+# the kind's model never saw is priced by the roofline, not by its neighbours' trees
+GUARDED_KINDS = ("elementwise",)
 CALIBRATION_FOLDS = 5  # group folds whose out-of-fold residuals calibrate the intervals
 DEFAULT_COVERAGE = 0.9
 PRED_COLUMNS = ("pred_time_s", "pred_time_lo_s", "pred_time_hi_s", "pred_power_w", "pred_energy_j", "source")
@@ -58,6 +62,17 @@ class KindModel:
     energy_interval: Conformal | None = None
     rows: int = 0
     groups: int = 0
+    ops: tuple[str, ...] = ()  # the op names it was fitted on (empty: not recorded)
+
+    def knows(self, ops) -> np.ndarray:
+        """Which rows it may price: every row, except that a vector kind's model prices only
+        the ops it was fitted on (`GUARDED_KINDS`)."""
+        ops = pd.Series(ops, dtype=object)
+        if self.kind not in GUARDED_KINDS or not self.ops:
+            return np.ones(len(ops), dtype=bool)
+        seen = set(self.ops)
+        known = {o: canonical_op(o) in seen for o in pd.unique(ops)}
+        return ops.map(known).to_numpy(dtype=bool)
 
 
 @dataclass
@@ -92,10 +107,14 @@ class Predictor:
             sub = df.iloc[sel] if len(sel) < len(df) else df
             feats, t_r = build_features(sub, kind, dev)
             model = self.models.get(kind)
-            if model is None:
-                out["pred_time_s"][sel] = t_r
-                out["pred_time_lo_s"][sel] = t_r
-                continue
+            known = np.zeros(len(sel), bool) if model is None else model.knows(sub["op"])
+            if not known.all():  # no model of the kind, or ops its model never saw
+                out["pred_time_s"][sel[~known]] = t_r[~known]
+                out["pred_time_lo_s"][sel[~known]] = t_r[~known]
+                if not known.any():
+                    continue
+                sel, t_r = sel[known], t_r[known]
+                feats = Features({k: v[known] for k, v in feats.items()})
             X = feats.matrix(model.features)
             log_t = np.log(base_time(feats, t_r, self.base, dev)) + _booster_predict(model.time, X)
             lo, hi = model.time_interval.bounds(log_t)
@@ -189,6 +208,7 @@ class Predictor:
         for kind, m in self.models.items():
             entry = {
                 "features": list(m.features), "rows": m.rows, "groups": m.groups,
+                "ops": list(m.ops),
                 "time_interval": m.time_interval.to_dict(),
             }
             files = {"time": m.time}
@@ -359,6 +379,7 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
             continue
         models[kind] = _fit_kind(kind, feats, base_time(feats, t_r, base, spec), time[sel], power[sel],
                                  groups[sel], coverage, params, seed)
+        models[kind].ops = tuple(sorted({canonical_op(o) for o in pd.unique(sub["op"])}))
     usable = np.array([k is not None for k in kinds])
     if not usable.any():
         raise PerfmodelError(f"no usable rows: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}")
@@ -498,4 +519,5 @@ def _load_kind(path: Path, kind: str, e: dict) -> KindModel:
         power_interval=Conformal.from_dict(e["power_interval"]) if has_power else None,
         energy_interval=Conformal.from_dict(e["energy_interval"]) if has_power else None,
         rows=int(e.get("rows", 0)), groups=int(e.get("groups", 0)),
+        ops=tuple(str(o) for o in e.get("ops", ())),
     )

@@ -56,8 +56,11 @@ def rms_norm(numel, features, affine=True, *, dtype, phase) -> OpCost:
 
 
 @register("batch_norm")
-def batch_norm(numel, channels, training=True, affine=True, *, dtype, phase) -> OpCost:
-    """BatchNorm of a tensor of `numel` elements with `channels` channels.
+def batch_norm(numel, channels, training=True, affine=True, batch=None, *, dtype,
+               phase) -> OpCost:
+    """BatchNorm of a tensor of `numel` elements with `channels` channels (`batch`: its
+    samples, when known; it does not change the cost, a learned model reads the map size
+    `numel / (channels x batch)` from it).
 
     Training mode computes batch statistics (and updates the running ones); eval mode
     applies the running statistics as a per-channel scale and shift.

@@ -7,8 +7,9 @@ from perfmodel.ops.registry import dims, register
 
 
 @register("softmax", "log_softmax")
-def softmax(numel, *, dtype, phase) -> OpCost:
-    """Softmax (or log-softmax) over rows of a tensor of `numel` elements.
+def softmax(numel, features=None, *, dtype, phase) -> OpCost:
+    """Softmax (or log-softmax) over rows of a tensor of `numel` elements (`features`: the
+    row length, when known; it does not change the cost, a learned model reads it).
 
     Forward 5 FLOPs/element (row max, subtract, exp, row sum, divide); backward 4
     (dy * y, row sum, subtract, multiply). Reads x and writes y once; backward reads

@@ -61,11 +61,11 @@ def _conv(r: Rows, module, phase, b, c_in, h, c_out, k, stride, pad, groups, gra
     r.add("conv2d", module, phase, **p)
 
 
-def _bn(r: Rows, module, phase, numel, channels, train):
+def _bn(r: Rows, module, phase, numel, channels, train, batch):
     if phase == "fwd" and train:
         r.add("elementwise", module, "fwd", dtype="int64", numel=1, inputs=1)
     r.add("batch_norm", module, phase, numel=numel, channels=channels, affine=True,
-          training=train)
+          training=train, batch=batch)
 
 
 def _linear(r: Rows, module, phase, m, n, k, bias, grad_input=True):
@@ -102,11 +102,11 @@ def _stem(part: Part, batch: int, train: bool):
     n = batch * w * ho * ho
     rows = Rows()
     _conv(rows, "conv", "fwd", batch, 3, r, w, 3, 2, 1, 1)
-    _bn(rows, "bn", "fwd", n, w, train)
+    _bn(rows, "bn", "fwd", n, w, train, batch)
     rows.add("relu", "af", "fwd", numel=n)
     if train:
         rows.add("relu", "af", "bwd", numel=n)
-        _bn(rows, "bn", "bwd", n, w, True)
+        _bn(rows, "bn", "bwd", n, w, True, batch)
         _conv(rows, "conv", "bwd", batch, 3, r, w, 3, 2, 1, 1, grad_input=False)
     saved = (2 * n * F32 + 2 * w * F32) if train else 0.0
     return Analytic(rows, saved, True, True, n, (w * 3 * 9, w, w))
@@ -126,30 +126,30 @@ def _bottleneck(part: Part, batch: int, train: bool):
     r = Rows()
     if proj:
         _conv(r, "proj.conv", "fwd", batch, w_in, h, w_out, 1, stride, 0, 1)
-        _bn(r, "proj.bn", "fwd", n_out, w_out, train)
+        _bn(r, "proj.bn", "fwd", n_out, w_out, train, batch)
     _conv(r, "a", "fwd", batch, w_in, h, w_b, 1, 1, 0, 1)
-    _bn(r, "a_bn", "fwd", n_a, w_b, train)
+    _bn(r, "a_bn", "fwd", n_a, w_b, train, batch)
     r.add("relu", "a_af", "fwd", numel=n_a)
     _conv(r, "b", "fwd", batch, w_b, h, w_b, 3, stride, 1, groups)
-    _bn(r, "b_bn", "fwd", n_b, w_b, train)
+    _bn(r, "b_bn", "fwd", n_b, w_b, train, batch)
     r.add("relu", "b_af", "fwd", numel=n_b)
     _conv(r, "c", "fwd", batch, w_b, ho, w_out, 1, 1, 0, 1)
-    _bn(r, "c_bn", "fwd", n_out, w_out, train)
+    _bn(r, "c_bn", "fwd", n_out, w_out, train, batch)
     r.add("elementwise", "", "fwd", numel=n_out, inputs=2)
     r.add("relu", "af", "fwd", numel=n_out)
     saved = 0.0
     if train:
         r.add("relu", "af", "bwd", numel=n_out)
-        _bn(r, "c_bn", "bwd", n_out, w_out, True)
+        _bn(r, "c_bn", "bwd", n_out, w_out, True, batch)
         _conv(r, "c", "bwd", batch, w_b, ho, w_out, 1, 1, 0, 1)
         r.add("relu", "b_af", "bwd", numel=n_b)
-        _bn(r, "b_bn", "bwd", n_b, w_b, True)
+        _bn(r, "b_bn", "bwd", n_b, w_b, True, batch)
         _conv(r, "b", "bwd", batch, w_b, h, w_b, 3, stride, 1, groups)
         r.add("relu", "a_af", "bwd", numel=n_a)
-        _bn(r, "a_bn", "bwd", n_a, w_b, True)
+        _bn(r, "a_bn", "bwd", n_a, w_b, True, batch)
         _conv(r, "a", "bwd", batch, w_in, h, w_b, 1, 1, 0, 1)
         if proj:
-            _bn(r, "proj.bn", "bwd", n_out, w_out, True)
+            _bn(r, "proj.bn", "bwd", n_out, w_out, True, batch)
             _conv(r, "proj.conv", "bwd", batch, w_in, h, w_out, 1, stride, 0, 1)
         r.add("elementwise", "proj.conv" if proj else "", "bwd", direction="fwd",
               numel=n_in, inputs=2)

@@ -345,9 +345,10 @@ def optimizer_seconds(x_opt: np.ndarray) -> float:
     """The optimizer's kernels at their per-op times, uncalibrated.
 
     They stream every parameter, gradient and state through DRAM once, the regime the
-    per-op time (roofline at the device's bandwidth, or a learned model) describes; the
-    block coefficients of vector ops are fitted on cache-resident norms and activations
-    and do not transfer (on the CPU profile they would halve or double this term).
+    roofline at the device's bandwidth describes (`OpTimes` never gives them to a learned
+    model: the vector suite times kernels in a loop, cache-warm); the block coefficients
+    of vector ops are fitted on cache-resident norms and activations and do not transfer
+    (on the CPU profile they would halve or double this term).
     """
     return float(np.dot(IDENTITY, x_opt))
 

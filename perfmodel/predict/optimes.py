@@ -5,8 +5,11 @@ the kinds it has no model of), or the device's roofline (`perfmodel.ops.roofline
 at the dtype's peak, vector ops at the FP32 SIMT peak, bytes at the memory bandwidth,
 plus the documented launch overhead). The counter's `direction` is the kernel that runs
 (a backward GEMM is a forward GEMM kernel), so it is what the learned models see as phase.
-Predictions are cached by (op, direction, dtype, shape parameters): a candidate that
-shares blocks with one already ranked costs a dictionary lookup.
+Predictions are cached by (op, direction, dtype, shape parameters, whether it is an
+optimizer kernel): a candidate that shares blocks with one already ranked costs a
+dictionary lookup. An optimizer kernel (phase `optimizer`) streams parameters, gradients
+and state from DRAM once per step: it is priced by the roofline, never by a learned model
+of kernels timed in a loop.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ KEY_COLUMNS = ("op", "direction", "dtype", "m", "n", "k", "b", "bias", "batch", 
                "h", "w", "c_out", "kernel_d", "kernel_h", "kernel_w", "stride", "padding",
                "dilation", "groups", "transposed", "heads", "kv_heads", "seq_q", "seq_k",
                "head_dim", "head_dim_v", "causal", "numel", "inputs", "features", "channels",
-               "tokens", "vocab", "flops", "bytes")
+               "out_numel", "read_numel", "training", "tokens", "vocab", "flops", "bytes")
 OUT = ("time_s", "time_lo_s", "time_hi_s", "energy_j")
 
 
@@ -61,7 +64,9 @@ class OpTimes:
             return pd.DataFrame({c: np.zeros(0) for c in OUT})
         cols = [c for c in KEY_COLUMNS if c in ops.columns]
         keys = list(ops[cols].itertuples(index=False, name=None))
-        keys = [tuple(None if (isinstance(v, float) and v != v) else v for v in k) for k in keys]
+        streaming = _streaming(ops)
+        keys = [tuple(None if (isinstance(v, float) and v != v) else v for v in k) + (bool(o),)
+                for k, o in zip(keys, streaming)]
         missing = {}
         for i, k in enumerate(keys):
             if k not in self._cache and k not in missing:
@@ -82,6 +87,7 @@ class OpTimes:
             return {"time_s": roof, "time_lo_s": roof, "time_hi_s": np.full(len(ops), np.nan),
                     "energy_j": energy}
         frame = ops.copy()
+        streaming = _streaming(frame)  # optimizer kernels: the roofline (module docstring)
         if "direction" in frame.columns:
             frame["phase"] = frame["direction"]
         frame = frame.drop(columns=[c for c in ("shapes", "aten", "module", "bytes_read",
@@ -93,7 +99,7 @@ class OpTimes:
             # pandas copy-on-write when the column is already float)
             if c in frame.columns:
                 frame[c] = pd.to_numeric(frame[c], errors="coerce").fillna(0).round().astype("int64")
-        res = self._learned(frame, roof)
+        res = self._learned(frame, roof, streaming)
         res = self._backward_as_difference(frame, res, roof)
         if self.native:
             res = self._native_floor(frame, res)
@@ -107,14 +113,19 @@ class OpTimes:
             e = np.where(np.isfinite(e), e, t * self.power_w)
         return {"time_s": t, "time_lo_s": lo, "time_hi_s": hi, "energy_j": e}
 
-    def _learned(self, frame: pd.DataFrame, roof: np.ndarray) -> pd.DataFrame:
-        """Predictor output for the rows of kinds it has a model of; the roofline elsewhere
-        (what the predictor itself falls back to, without the cost of asking it)."""
+    def _learned(self, frame: pd.DataFrame, roof: np.ndarray,
+                 streaming: np.ndarray | None = None) -> pd.DataFrame:
+        """Predictor output for the rows of kinds it has a model of, except `streaming`
+        (optimizer) rows; the roofline elsewhere (what the predictor itself falls back to,
+        without the cost of asking it)."""
         from perfmodel.learn.kinds import op_kind
 
         learned = set(self.predictor.kinds)
         kinds = {o: op_kind(o) in learned for o in pd.unique(frame["op"])}
-        sel = np.flatnonzero(frame["op"].map(kinds).to_numpy(dtype=bool))
+        mask = frame["op"].map(kinds).to_numpy(dtype=bool)
+        if streaming is not None:
+            mask = mask & ~streaming
+        sel = np.flatnonzero(mask)
         res = pd.DataFrame({"pred_time_s": roof, "pred_time_lo_s": roof,
                             "pred_time_hi_s": np.nan, "pred_energy_j": np.nan})
         if len(sel):
@@ -183,6 +194,13 @@ class OpTimes:
             peak[i] = peaks[key]
         overhead = LAUNCH_OVERHEAD_S.get(dev.kind, 0.0)
         return np.maximum(flops / peak, nbytes / float(dev.memory_bandwidth)) + overhead
+
+
+def _streaming(ops: pd.DataFrame) -> np.ndarray:
+    """Which rows are optimizer kernels (phase `optimizer`)."""
+    if "phase" not in ops.columns:
+        return np.zeros(len(ops), bool)
+    return (ops["phase"].astype(str) == "optimizer").to_numpy()
 
 
 def _peak(dev, dtype: str, tensor: bool) -> float:

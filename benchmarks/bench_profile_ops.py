@@ -1,0 +1,112 @@
+"""Per-op accuracy on the project's own profiles: the learned per-op model against the
+roofline, on shapes the fit never saw.
+
+For every shipped profile (`datasets/*`), the per-op suites' rows (what `perfmodel`
+fits its per-op predictor on: gemm, conv, vector) are split into 5 folds of whole shapes
+(a shape's dtypes and phases stay together, as `perfmodel.predict.device.from_profile`
+groups them); each fold is predicted by a predictor fitted on the other four, and by the
+device's roofline. Rows: op kind, and for conv the off-grid widths (channel counts that
+are not powers of two) apart, for vector ops each op. `median` and `mean` are |predicted /
+measured - 1|; `in 90%` is the share of measurements inside the learned model's 90%
+interval.
+
+Run: python3 benchmarks/bench_profile_ops.py [--profile DIR ...]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FOLDS = 5
+POW2_WIDTHS = {8, 16, 32, 64, 128, 192, 256, 384, 512, 768, 1024}
+
+
+def per_op_rows(profile: Path) -> pd.DataFrame:
+    """The profile's per-op rows as `from_profile` fits on them (center times, groups)."""
+    from perfmodel.predict.device import PER_OP_EXCLUDED, read_profile_rows
+    from perfmodel.predict.measured import with_center_times
+
+    rows = read_profile_rows(profile)
+    rows = with_center_times(rows[~rows["suite"].astype(str).isin(PER_OP_EXCLUDED)]).copy()
+    rows["group"] = rows["op"].astype(str) + "|" + rows["params"].astype(str)
+    return rows.drop(columns=["flops", "bytes"]).reset_index(drop=True)
+
+
+def row_class(r: pd.DataFrame) -> np.ndarray:
+    """The table row each measurement counts in."""
+    suite = r["suite"].astype(str).to_numpy()
+    op = r["op"].astype(str).to_numpy()
+    c_in = pd.to_numeric(r["c_in"], errors="coerce").to_numpy()
+    off_grid = ~np.isin(c_in, list(POW2_WIDTHS))
+    return np.where(suite == "conv", np.where(off_grid, "conv (off-grid widths)", "conv"),
+                    np.where(suite == "vector", "vector: " + op, suite))
+
+
+def score(profile: Path) -> pd.DataFrame:
+    from perfmodel.learn.predictor import fit, group_folds
+
+    rows = per_op_rows(profile)
+    device = _device(profile)
+    groups = pd.factorize(rows["group"])[0]
+    pred = np.full(len(rows), np.nan)
+    roof = np.full(len(rows), np.nan)
+    inside = np.zeros(len(rows), bool)
+    for test in group_folds(groups, FOLDS, seed=0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = fit(rows[~test], device)
+        res = model.predict(rows[test])
+        pred[test] = res["pred_time_s"].to_numpy()
+        roof[test] = model.predict_baseline(rows[test], "roofline")
+        y = rows["time_s"].to_numpy()[test]
+        inside[test] = (res["pred_time_lo_s"].to_numpy() <= y) & (y <= res["pred_time_hi_s"].to_numpy())
+    y = rows["time_s"].to_numpy()
+    frame = pd.DataFrame({"row": row_class(rows), "err": np.abs(pred / y - 1),
+                          "roof": np.abs(roof / y - 1), "inside": inside})
+    out = frame.groupby("row").agg(n=("err", "size"), median=("err", "median"),
+                                   mean=("err", "mean"), inside=("inside", "mean"),
+                                   roofline=("roof", "median"))
+    total = pd.DataFrame({"n": [len(frame)], "median": [frame["err"].median()],
+                          "mean": [frame["err"].mean()], "inside": [frame["inside"].mean()],
+                          "roofline": [frame["roof"].median()]}, index=["all"])
+    return pd.concat([out, total])
+
+
+def _device(profile: Path) -> str:
+    import json
+
+    meta = json.loads((profile / "metadata.json").read_text())
+    return meta.get("catalogue_key") or meta.get("device_name") or "cpu"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", action="append", type=Path,
+                        help="profile directory (default: every profile in datasets/)")
+    args = parser.parse_args(argv)
+    profiles = args.profile or sorted(p for p in (ROOT / "datasets").iterdir()
+                                      if (p / "metadata.json").is_file())
+    for profile in profiles:
+        t0 = time.perf_counter()
+        table = score(profile)
+        print(f"\n{profile.name}: per-op time, {FOLDS} folds of whole shapes "
+              f"({time.perf_counter() - t0:.0f} s)")
+        print(f"  {'row':32s} {'n':>5s} {'median':>7s} {'mean':>7s} {'in 90%':>7s} "
+              f"{'roofline':>9s}")
+        for name, r in table.iterrows():
+            print(f"  {name:32s} {int(r['n']):5d} {r['median']:7.1%} {r['mean']:7.1%} "
+                  f"{r['inside']:7.0%} {r['roofline']:9.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
