@@ -64,3 +64,31 @@ def test_features_split_phases_and_matrix_ops():
     x = features(ops, np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]))
     # conv, gemm, attention, norm, other vector ops, op count; forward then backward
     assert x.tolist() == [1.0, 3.0, 4.0, 0.0, 2.0, 4.0, 5.0, 0.0, 0.0, 6.0, 7.0, 3.0]
+
+
+def test_measured_classes_keep_their_times():
+    """A class priced by a learned model of measured kernels keeps coefficient 1; the fit
+    prices the rest (here: the per-op overheads and the roofline-priced attention)."""
+    from perfmodel.predict.calibration import FEATURES, measured_classes
+
+    pinned = measured_classes(["conv", "gemm", "elementwise"])
+    assert [f for f, p in zip(FEATURES, pinned) if p] == [
+        "conv_fwd", "gemm_fwd", "norm_fwd", "vec_fwd", "conv_bwd", "gemm_bwd", "norm_bwd",
+        "vec_bwd"]
+    assert not measured_classes([]).any()
+    rng = np.random.default_rng(3)
+    n = 400
+    X = np.column_stack([rng.uniform(1e-4, 1e-2, n) if not f.startswith("n_")
+                         else rng.integers(5, 80, n) for f in FEATURES]).astype(float)
+    beta = np.array([1.3, 1.0, 2.5, 1.4, 0.6, 4e-6] * 2)
+    y = X @ beta * np.exp(rng.normal(0, 0.02, n))
+    free = fit_calibration(X, y, np.arange(n))
+    fixed = fit_calibration(X, y, np.arange(n), pinned=pinned)
+    sums = np.array([not f.startswith("n_") for f in FEATURES])
+    assert np.allclose(np.asarray(free.beta)[sums], beta[sums], rtol=0.1)
+    b = np.asarray(fixed.beta)
+    assert (b[pinned] == 1.0).all() and (b[~pinned] != 1.0).all()
+    assert fixed.pinned == tuple(f for f, p in zip(FEATURES, pinned) if p)
+    assert fixed.cv_median_ape > free.cv_median_ape  # the data had other coefficients
+    back = Calibration.from_dict({k: v for k, v in fixed.to_dict().items() if k != "pinned"})
+    assert back.pinned == () and back.beta == fixed.beta  # a calibration cached before

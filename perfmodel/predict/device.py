@@ -31,7 +31,8 @@ import pandas as pd
 
 from perfmodel.errors import PerfmodelError
 from perfmodel.predict.calibration import (FEATURES, MIN_BLOCK_ROWS, Calibration, Calibrations,
-                                          feature_columns, features, fit_calibration)
+                                          feature_columns, features, fit_calibration,
+                                          measured_classes)
 from perfmodel.predict.measured import center_time
 from perfmodel.predict.assembly import scale_of
 from perfmodel.predict.optimes import OpTimes
@@ -318,10 +319,13 @@ _CODE_DIGEST: list[str] = []
 def _code_digest() -> str:
     if not _CODE_DIGEST:
         here = Path(__file__).resolve().parent
+        # the per-op tables the calibration prices come from the counter, the analytic
+        # parts and the op formulas
         files = sorted((here.parent / "learn").glob("*.py")) + [
             here / "calibration.py", here / "optimes.py", here / "counts.py",
             here / "native.py", here / "measured.py", here / "device.py",
-            here / "neighbours.py"]
+            here / "neighbours.py", here / "analytic.py"] + sorted(
+            (here.parent / "counting").glob("*.py")) + sorted((here.parent / "ops").glob("*.py"))
         h = hashlib.sha256()
         for f in files:
             h.update(f.name.encode() + f.read_bytes())
@@ -540,11 +544,15 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
         return Calibrations(pooled=Calibration(info={"reason": f"only {len(y)} block rows"}))
     X, y, groups, dtypes = np.array(X), np.array(y), np.array(groups), np.array(dtypes)
     pw = np.array(power, dtype=float)
-    out = Calibrations(pooled=fit_calibration(X, y, groups))
+    # classes priced by the learned model of measured kernels keep their times (coefficient
+    # 1); the fit prices the per-op overheads and the classes the roofline prices
+    predictor = getattr(optimes, "predictor", None)
+    pinned = measured_classes(predictor.kinds if predictor is not None else ())
+    out = Calibrations(pooled=fit_calibration(X, y, groups, pinned=pinned))
     for dt in np.unique(dtypes):
         sel = dtypes == dt
         if sel.sum() >= MIN_BLOCK_ROWS:
-            out.by_dtype[str(dt)] = fit_calibration(X[sel], y[sel], groups[sel])
+            out.by_dtype[str(dt)] = fit_calibration(X[sel], y[sel], groups[sel], pinned=pinned)
             if np.isfinite(pw[sel]).sum() >= 3:
                 out.by_dtype[str(dt)].power_w = float(np.nanmedian(pw[sel]))
     for i, entry in enumerate(near):  # residuals of the measured transformer blocks
