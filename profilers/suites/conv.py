@@ -70,23 +70,29 @@ class ConvSuite(Suite):
                 groups = max(1, c_in // 16) if grouping == "grouped" else 1
             if k > res or (grouping == "grouped" and groups == 1):
                 continue
-            if conv_flops(batch, c_in, res, res, c_out, k, stride, groups) > grid["max_flops"]:
-                continue
-            if batch * max(c_in, c_out) * res * res > grid["max_elems"]:
-                continue
-            key = (batch, c_in, res, c_out, k, stride, groups, dtype, phase)
-            if key in seen:
-                continue
-            seen.add(key)
-            points.append(Point.make(
-                self.name, "conv2d", phase, dtype, batch=batch, c_in=c_in, h=res, w=res,
-                c_out=c_out, kernel_h=k, kernel_w=k, stride=stride, padding=k // 2,
-                dilation=1, groups=groups))
+            self._add(points, seen, grid, batch, c_in, res, c_out, k, stride, groups, dtype,
+                      phase)
         if device.kind != "cuda":
             points += self._native_points(seen)
         points += self._width_points(seen, grid, dtypes,
                                      GPU_WIDTHS if device.kind == "cuda" else CPU_WIDTHS)
         return points
+
+    def _add(self, points: list, seen: set, grid: dict, batch, c_in, res, c_out, k, stride,
+             groups, dtype, phase) -> None:
+        """Append the 'same'-padded square convolution unless over the grid's caps or seen."""
+        if conv_flops(batch, c_in, res, res, c_out, k, stride, groups) > grid["max_flops"]:
+            return
+        if batch * max(c_in, c_out) * res * res > grid["max_elems"]:
+            return
+        key = (batch, c_in, res, c_out, k, stride, groups, dtype, phase)
+        if key in seen:
+            return
+        seen.add(key)
+        points.append(Point.make(
+            self.name, "conv2d", phase, dtype, batch=batch, c_in=c_in, h=res, w=res,
+            c_out=c_out, kernel_h=k, kernel_w=k, stride=stride, padding=k // 2,
+            dilation=1, groups=groups))
 
     def _width_points(self, seen: set, grid: dict, dtypes: list, g: dict) -> list[Point]:
         """Convolutions of off-grid widths (`CPU_WIDTHS`): pointwise, dense, grouped,
@@ -127,18 +133,8 @@ class ConvSuite(Suite):
                 res = int(rng.choice([r for r in g["res"] if r >= 28] + [64, 224]))
             if k > res:
                 continue
-            if conv_flops(batch, c_in, res, res, c_out, k, stride, groups) > grid["max_flops"]:
-                continue
-            if batch * max(c_in, c_out) * res * res > grid["max_elems"]:
-                continue
-            key = (batch, c_in, res, c_out, k, stride, groups, dtype, phase)
-            if key in seen:
-                continue
-            seen.add(key)
-            points.append(Point.make(
-                self.name, "conv2d", phase, dtype, batch=batch, c_in=c_in, h=res, w=res,
-                c_out=c_out, kernel_h=k, kernel_w=k, stride=stride, padding=k // 2,
-                dilation=1, groups=groups))
+            self._add(points, seen, grid, batch, c_in, res, c_out, k, stride, groups, dtype,
+                      phase)
         return points
 
     def _native_points(self, seen: set) -> list[Point]:
