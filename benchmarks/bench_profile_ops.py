@@ -5,8 +5,10 @@ For every shipped profile (`datasets/*`), the per-op suites' rows (what `perfmod
 fits its per-op predictor on: gemm, conv, vector) are split into 5 folds of whole shapes
 (a shape's dtypes and phases stay together, as `perfmodel.predict.device.from_profile`
 groups them); each fold is predicted by a predictor fitted on the other four, and by the
-device's roofline. Rows: op kind, and for conv the off-grid widths (channel counts that
-are not powers of two) apart, for vector ops each op. `median` and `mean` are |predicted /
+device's roofline. As perfmodel prices them, forward 1x1 convolutions on PyTorch's native
+CPU path get the floor fitted on the training folds (`perfmodel.predict.native`). Rows: op
+kind; for conv the off-grid set apart (input channels off the grid of powers of two and
+3 x 2^k: the off-grid widths and the 3-channel stems); for vector ops each op. `median` and `mean` are |predicted /
 measured - 1|; `in 90%` is the share of measurements inside the learned model's 90%
 interval.
 
@@ -53,6 +55,7 @@ def row_class(r: pd.DataFrame) -> np.ndarray:
 
 def score(profile: Path) -> pd.DataFrame:
     from perfmodel.learn.predictor import fit, group_folds
+    from perfmodel.predict.native import fit_native
 
     rows = per_op_rows(profile)
     device = _device(profile)
@@ -65,7 +68,8 @@ def score(profile: Path) -> pd.DataFrame:
             warnings.simplefilter("ignore")
             model = fit(rows[~test], device)
         res = model.predict(rows[test])
-        pred[test] = res["pred_time_s"].to_numpy()
+        floor = fit_native(rows[~test]).floor(rows[test])  # NaN where no line applies
+        pred[test] = np.fmax(res["pred_time_s"].to_numpy(), floor)
         roof[test] = model.predict_baseline(rows[test], "roofline")
         y = rows["time_s"].to_numpy()[test]
         inside[test] = (res["pred_time_lo_s"].to_numpy() <= y) & (y <= res["pred_time_hi_s"].to_numpy())

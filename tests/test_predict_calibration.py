@@ -76,6 +76,9 @@ def test_measured_classes_keep_their_times():
         "conv_fwd", "gemm_fwd", "norm_fwd", "vec_fwd", "conv_bwd", "gemm_bwd", "norm_bwd",
         "vec_bwd"]
     assert not measured_classes([]).any()
+    # conv and GEMM measured, vector ops on the roofline: nothing pinned (the free vector
+    # coefficients would take the difference)
+    assert not measured_classes(["conv", "gemm", "attention"]).any()
     rng = np.random.default_rng(3)
     n = 400
     X = np.column_stack([rng.uniform(1e-4, 1e-2, n) if not f.startswith("n_")
@@ -92,3 +95,15 @@ def test_measured_classes_keep_their_times():
     assert fixed.cv_median_ape > free.cv_median_ape  # the data had other coefficients
     back = Calibration.from_dict({k: v for k, v in fixed.to_dict().items() if k != "pinned"})
     assert back.pinned == () and back.beta == fixed.beta  # a calibration cached before
+
+
+def test_pinning_every_feature_or_a_wrong_mask():
+    from perfmodel.predict.calibration import FEATURES
+
+    rng = np.random.default_rng(4)
+    X = rng.uniform(1e-4, 1e-2, (40, len(FEATURES)))
+    y = X.sum(axis=1)
+    cal = fit_calibration(X, y, np.arange(40), pinned=np.ones(len(FEATURES), bool))
+    assert cal.beta == (1.0,) * len(FEATURES)  # nothing to fit: the plain sum
+    with pytest.raises(PerfmodelError, match="pinned mask of 3 entries for 12 features"):
+        fit_calibration(X, y, np.arange(40), pinned=np.ones(3, bool))

@@ -25,7 +25,7 @@ import pandas as pd
 from perfmodel.dtypes import DTYPE_BYTES
 from perfmodel.errors import PerfmodelError
 from perfmodel.learn.costs import row_number
-from perfmodel.learn.kinds import ATTENTION_PARAMS, CONV_PARAMS, OP_KINDS, op_kind
+from perfmodel.learn.kinds import ATTENTION_PARAMS, CONV_PARAMS, OP_KINDS, canonical_op, op_kind
 
 # CTA tile shapes (rows x cols of the output) that cuBLAS/CUTLASS kernels commonly use.
 TILES: tuple[tuple[int, int], ...] = ((64, 64), (128, 64), (64, 128), (128, 128), (128, 256), (256, 128))
@@ -283,7 +283,8 @@ def build_features(df: pd.DataFrame, kind: str, device) -> tuple[Features, np.nd
             "ew_log_features": _log2(_col(df, "features")),  # normalised extent of a norm
             "ew_log_extent": _log2(vector_extent(df, numel)),
             "ew_training": _flag(df, "training"),
-            "op_code": _op_code(df, kind),
+            # by canonical name: an alias (`mean`, `add`) is the op the suite timed
+            "op_code": _op_code(df.assign(op=df["op"].map(canonical_op)), kind),
         })
     return Features({k: np.asarray(v, dtype=float) for k, v in feats.items()}), t_r
 

@@ -24,10 +24,11 @@ on relative error (rows divided by the measured time) over the profile's `blocks
 (phases `fwd` and `fwd_bwd`). The count terms are the per-op overheads; the sum terms
 rescale the kernels.
 
-**Measured classes keep their times.** A class whose ops the per-op predictor prices with
-a learned model of measured kernels (`measured_classes`: conv, GEMM, attention, and norm
-and vector ops once a profile has the `vector` suite) keeps coefficient 1; the fit then
-prices the per-op overheads (the count terms) and the classes the roofline prices. The
+**Measured classes keep their times.** Once a profile's per-op predictor has learned
+models of measured convolutions, GEMMs and vector ops (the `vector` suite), a class whose
+ops it prices (`measured_classes`: conv, GEMM, norm, vector, and attention where measured)
+keeps coefficient 1; the fit then prices the per-op overheads (the count terms) and the
+classes the roofline prices. A profile without one of the three keeps the free fit. The
 few ops of a pinned vector class that the vector suite does not time (pooling, embedding,
 copies, dropout, group norm: `GUARDED_KINDS` in `perfmodel.learn.predictor`) keep their
 roofline times (in the shipped models well under 3 % of the vector bytes). Free,
@@ -222,10 +223,20 @@ CLASS_KINDS = {"conv": "conv", "gemm": "gemm", "attention": "attention", "norm":
                "vec": "elementwise"}
 
 
+PINNED_WHEN = ("conv", "gemm", "elementwise")  # the kinds that must all be measured
+
+
 def measured_classes(kinds) -> np.ndarray:
     """Mask over FEATURES of the op classes whose per-op times come from a learned model of
-    measured kernels (`kinds`: the predictor's op kinds): their coefficients stay 1."""
+    measured kernels (`kinds`: the predictor's op kinds): their coefficients stay 1.
+
+    Only when the convolutions, GEMMs and vector ops are all measured: pinning some
+    classes while others stay on the roofline hands the free ones the difference (the
+    Intel profile, without a vector suite, priced norm backward at 0 with conv and GEMM
+    pinned, 6.0 in its free fit). Nothing is pinned otherwise."""
     kinds = set(kinds)
+    if not set(PINNED_WHEN) <= kinds:
+        return np.zeros(len(FEATURES), bool)
     return np.array([not f.startswith("n_") and CLASS_KINDS[f.rsplit("_", 1)[0]] in kinds
                      for f in FEATURES])
 
@@ -240,6 +251,10 @@ def _nnls_relative(X: np.ndarray, y: np.ndarray, pinned=None, iterations: int = 
     from scipy.optimize import nnls
 
     pin = np.zeros(X.shape[1], bool) if pinned is None else np.asarray(pinned, bool)
+    if pin.shape != (X.shape[1],):
+        raise PerfmodelError(f"pinned mask of {pin.size} entries for {X.shape[1]} features")
+    if pin.all():  # nothing left to fit
+        return np.ones(X.shape[1])
     A = X / y[:, None]
     target = 1.0 - A[:, pin].sum(axis=1)
     A = A[:, ~pin]
