@@ -72,3 +72,37 @@ def test_gpu_profile_has_energy_memory_and_state(tmp_path):
     assert result.metadata["cuda_runtime"] and result.metadata["compute_capability"]
     if "energy_counter" in result.metadata:  # NVML answered
         assert result.metadata["driver"] and result.metadata["power_limit_w"] > 0
+
+
+def test_every_vector_op_measures_on_the_gpu():
+    """The largest point of each vector op, phase and dtype runs on the GPU (float16 batch
+    norm with half parameters, fwd_bwd of up to 2^28 elements), timed briefly."""
+    from profilers.device import open_device
+    from profilers.measure import measure_point
+    from profilers.suites import get_suite
+
+    class Brief:  # the suite, with short timing and energy windows
+        def __init__(self, suite):
+            self.suite = suite
+
+        def __getattr__(self, name):
+            return getattr(self.suite, name)
+
+        def timing_budget_s(self, device):
+            return 0.02
+
+        def energy_window_s(self, device, time_s):
+            return 0.05
+
+    dev = open_device("cuda:0")
+    suite = get_suite("vector")
+    largest = {}
+    for p in suite.points(dev):
+        key = (p.op, p.p["variant"], p.phase, p.dtype)
+        if key not in largest or p.p["numel"] > largest[key].p["numel"]:
+            largest[key] = p
+    assert len({k[3] for k in largest}) == 3  # float32, float16, bfloat16
+    for point in largest.values():
+        row = measure_point(Brief(suite), point, 0, dev)
+        assert row["status"] == "ok", (point.id, row["error"])
+        assert row["time_s"] > 0 and row["numel"] == point.p["numel"]
