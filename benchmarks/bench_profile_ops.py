@@ -5,10 +5,11 @@ For every shipped profile (`datasets/*`), the per-op suites' rows (what `perfmod
 fits its per-op predictor on: gemm, conv, vector) are split into 5 folds of whole shapes
 (a shape's dtypes and phases stay together, as `perfmodel.predict.device.from_profile`
 groups them); each fold is predicted by a predictor fitted on the other four, and by the
-device's roofline. As perfmodel prices them, forward 1x1 convolutions on PyTorch's native
-CPU path get the floor fitted on the training folds (`perfmodel.predict.native`). Rows: op
-kind; for conv the off-grid set apart (input channels off the grid of powers of two and
-3 x 2^k: the off-grid widths and the 3-channel stems); for vector ops each op. `median` and `mean` are |predicted /
+device's roofline. As perfmodel prices them, 1x1 convolutions on PyTorch's native CPU path
+get the floor fitted on the training folds (`perfmodel.predict.native`; a `fwd_bwd` row:
+the forward's floor plus the backward's), the interval raised with the time. Rows: op
+kind; for conv the off-grid set apart (input channels off the suite's width grid
+`POW2_WIDTHS`: the off-grid widths and the 3-channel stems); for vector ops each op. `median` and `mean` are |predicted /
 measured - 1|; `in 90%` is the share of measurements inside the learned model's 90%
 interval.
 
@@ -68,11 +69,13 @@ def score(profile: Path) -> pd.DataFrame:
             warnings.simplefilter("ignore")
             model = fit(rows[~test], device)
         res = model.predict(rows[test])
-        floor = fit_native(rows[~test]).floor(rows[test])  # NaN where no line applies
-        pred[test] = np.fmax(res["pred_time_s"].to_numpy(), floor)
+        t = res["pred_time_s"].to_numpy()
+        up = np.fmax(t, native_floor(fit_native(rows[~test]), rows[test])) / t
+        pred[test] = t * up
         roof[test] = model.predict_baseline(rows[test], "roofline")
         y = rows["time_s"].to_numpy()[test]
-        inside[test] = (res["pred_time_lo_s"].to_numpy() <= y) & (y <= res["pred_time_hi_s"].to_numpy())
+        lo, hi = res["pred_time_lo_s"].to_numpy() * up, res["pred_time_hi_s"].to_numpy() * up
+        inside[test] = (lo <= y) & (y <= hi)
     y = rows["time_s"].to_numpy()
     frame = pd.DataFrame({"row": row_class(rows), "err": np.abs(pred / y - 1),
                           "roof": np.abs(roof / y - 1), "inside": inside})
@@ -83,6 +86,15 @@ def score(profile: Path) -> pd.DataFrame:
                           "mean": [frame["err"].mean()], "inside": [frame["inside"].mean()],
                           "roofline": [frame["roof"].median()]}, index=["all"])
     return pd.concat([out, total])
+
+
+def native_floor(native, rows: pd.DataFrame) -> np.ndarray:
+    """The native path's floor of each row (NaN where none): a `fwd_bwd` row is priced as
+    its forward and backward kernels, as perfmodel prices a layer's two."""
+    fwd = native.floor(rows.assign(phase="fwd"))
+    bwd = native.floor(rows.assign(phase="bwd"))
+    both = (rows["phase"].astype(str) == "fwd_bwd").to_numpy()
+    return np.where(both, fwd + bwd, native.floor(rows))
 
 
 def _device(profile: Path) -> str:

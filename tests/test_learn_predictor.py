@@ -301,3 +301,14 @@ def test_the_op_guard_reads_aliases_as_their_op():
     assert "reduction" in pred.models["elementwise"].ops
     assert pred.models["elementwise"].knows(
         pd.Series(["reduction", " Sum", "mean", "softmax"])).tolist() == [True, True, True, False]
+
+
+def test_vector_op_codes_read_aliases_as_their_op():
+    from perfmodel.learn.features import build_features
+
+    df = pd.DataFrame({"op": ["add", "elementwise", "mean", "reduction", "log_softmax",
+                              "softmax"], "numel": 4096, "inputs": [2, 2, None, None, None, None],
+                       "out_numel": [None, None, 64, 64, None, None], "dtype": "float32"})
+    code = build_features(df, "elementwise", get_device("cpu"))[0]["op_code"]
+    assert code[0] == code[1] and code[2] == code[3] and code[4] == code[5]
+    assert len({code[0], code[2], code[4]}) == 3

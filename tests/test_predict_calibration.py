@@ -104,6 +104,6 @@ def test_pinning_every_feature_or_a_wrong_mask():
     X = rng.uniform(1e-4, 1e-2, (40, len(FEATURES)))
     y = X.sum(axis=1)
     cal = fit_calibration(X, y, np.arange(40), pinned=np.ones(len(FEATURES), bool))
-    assert cal.beta == (1.0,) * len(FEATURES)  # nothing to fit: the plain sum
+    assert cal.beta == (1.0,) * len(FEATURES)  # nothing to fit: each fixed at 1
     with pytest.raises(PerfmodelError, match="pinned mask of 3 entries for 12 features"):
         fit_calibration(X, y, np.arange(40), pinned=np.ones(3, bool))

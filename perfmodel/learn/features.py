@@ -284,7 +284,8 @@ def build_features(df: pd.DataFrame, kind: str, device) -> tuple[Features, np.nd
             "ew_log_extent": _log2(vector_extent(df, numel)),
             "ew_training": _flag(df, "training"),
             # by canonical name: an alias (`mean`, `add`) is the op the suite timed
-            "op_code": _op_code(df.assign(op=df["op"].map(canonical_op)), kind),
+            "op_code": _op_code(df.assign(op=df["op"].map(
+                {o: canonical_op(o) for o in pd.unique(df["op"])})), kind),
         })
     return Features({k: np.asarray(v, dtype=float) for k, v in feats.items()}), t_r
 

@@ -233,7 +233,9 @@ def measured_classes(kinds) -> np.ndarray:
     Only when the convolutions, GEMMs and vector ops are all measured: pinning some
     classes while others stay on the roofline hands the free ones the difference (the
     Intel profile, without a vector suite, priced norm backward at 0 with conv and GEMM
-    pinned, 6.0 in its free fit). Nothing is pinned otherwise."""
+    pinned, 6.0 in its free fit). Nothing is pinned otherwise. Attention is pinned only
+    where measured: no per-op suite times it yet, so it is fitted (the roofline prices
+    it), as the docstring of this module says of roofline-priced classes."""
     kinds = set(kinds)
     if not set(PINNED_WHEN) <= kinds:
         return np.zeros(len(FEATURES), bool)
@@ -253,7 +255,7 @@ def _nnls_relative(X: np.ndarray, y: np.ndarray, pinned=None, iterations: int = 
     pin = np.zeros(X.shape[1], bool) if pinned is None else np.asarray(pinned, bool)
     if pin.shape != (X.shape[1],):
         raise PerfmodelError(f"pinned mask of {pin.size} entries for {X.shape[1]} features")
-    if pin.all():  # nothing left to fit
+    if pin.all():  # nothing left to fit: every coefficient fixed at 1
         return np.ones(X.shape[1])
     A = X / y[:, None]
     target = 1.0 - A[:, pin].sum(axis=1)
