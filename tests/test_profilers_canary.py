@@ -45,7 +45,19 @@ def test_a_nominal_canary_measures_once_and_a_lasting_spell_is_reported():
 
 
 def test_real_canary_reads_near_one_on_an_unloaded_core():
+    """On a quiet core the canary's median ratio is near one. A shared machine has slow
+    spells of seconds (the reason the canary exists), so up to three rounds of 30 readings,
+    a second apart: one quiet round is enough."""
+    import time
+
     canary = Canary(open_device("cpu"))
-    ratios = [canary.ratio() for _ in range(30)]
-    assert min(ratios) >= 1.0 and sorted(ratios)[len(ratios) // 2] < TOLERANCE
+    medians = []
+    for _ in range(3):
+        ratios = [canary.ratio() for _ in range(30)]
+        assert min(ratios) >= 1.0
+        medians.append(sorted(ratios)[len(ratios) // 2])
+        if medians[-1] < TOLERANCE:
+            break
+        time.sleep(1.0)
+    assert min(medians) < TOLERANCE, medians
     assert canary.settle(max_wait_s=0.5) >= 1.0
