@@ -27,6 +27,29 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+class BriefSuite:
+    """A suite wrapper with short timing and energy windows: a test measures that a point
+    runs, not how fast."""
+
+    def __init__(self, suite):
+        self.suite = suite
+
+    def __getattr__(self, name):
+        return getattr(self.suite, name)
+
+    def timing_budget_s(self, device):
+        return 0.02
+
+    def energy_window_s(self, device, time_s):
+        return 0.05
+
+
+@pytest.fixture(scope="session")
+def brief():
+    """`brief(suite)`: the suite with short timing and energy windows (`BriefSuite`)."""
+    return BriefSuite
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path of ../shared/data; skips the test when it is absent (a user's machine)."""

@@ -74,25 +74,12 @@ def test_gpu_profile_has_energy_memory_and_state(tmp_path):
         assert result.metadata["driver"] and result.metadata["power_limit_w"] > 0
 
 
-def test_every_vector_op_measures_on_the_gpu():
+def test_every_vector_op_measures_on_the_gpu(brief):
     """The largest point of each vector op, phase and dtype runs on the GPU (float16 batch
     norm with half parameters, fwd_bwd of up to 2^28 elements), timed briefly."""
     from profilers.device import open_device
     from profilers.measure import measure_point
     from profilers.suites import get_suite
-
-    class Brief:  # the suite, with short timing and energy windows
-        def __init__(self, suite):
-            self.suite = suite
-
-        def __getattr__(self, name):
-            return getattr(self.suite, name)
-
-        def timing_budget_s(self, device):
-            return 0.02
-
-        def energy_window_s(self, device, time_s):
-            return 0.05
 
     dev = open_device("cuda:0")
     suite = get_suite("vector")
@@ -106,7 +93,7 @@ def test_every_vector_op_measures_on_the_gpu():
     assert {k[3] for k in largest} == {d for d in GPU["dtypes"] if dev.supports(d)[0]}
     failed = []
     for point in largest.values():  # every point, so that one failure hides no other
-        row = measure_point(Brief(suite), point, 0, dev)
+        row = measure_point(brief(suite), point, 0, dev)
         if row["status"] != "ok" or not row["time_s"] > 0 or not row["peak_bytes"] > 0:
             failed.append((point.id, row["status"], row["error"]))
     assert not failed, failed
