@@ -41,8 +41,9 @@ whole models of the validation suite and 6 CNNs timed apart at resolutions 128 a
 (`perfmodel validate`; session notes), the median |error| was 5.9 % as shipped before
 (roofline vector ops, free fit), 6.3 % with measured vector ops and a free fit, 4.4 % with
 measured vector ops pinned (training steps 3.3 %, inference 8.3 %: CNN inference stays
-under-predicted, -11 % signed, where whole models run slower than their cache-warm
-isolated kernels). Only the blocks suite is used: the `validation` suite (whole models)
+under-predicted, -11 % signed: a forward CNN block runs slower than its ops timed alone,
+by 8-11 % in log at 0.5-2 MB activations, a bias by size the pinned fit cannot take;
+`neighbours.py` now gives unmeasured CNN blocks their forward neighbours' residual). Only the blocks suite is used: the `validation` suite (whole models)
 never enters this fit (its unscaled and x2 models give one whole-model scale per phase
 afterwards, `assembly.py`). The optimizer step's pointwise kernels
 are not calibrated (`model.optimizer_seconds`): they stream from DRAM, unlike the
@@ -111,7 +112,7 @@ class Calibration:
     source: str = "none"  # "blocks" | "none"
     pinned: tuple = ()  # features whose coefficient was fixed at 1 (measured kernels)
     info: dict = field(default_factory=dict)
-    # measured transformer blocks: [dims, phase, key, log(measured / calibrated)]
+    # measured blocks with neighbours: [dims, phase, key, log(measured / calibrated)]
     # (`neighbours.py`)
     residuals: list = field(default_factory=list)
 

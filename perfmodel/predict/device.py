@@ -39,7 +39,7 @@ from perfmodel.predict.optimes import OpTimes
 
 PER_OP_EXCLUDED = ("blocks", "validation")
 MIN_PER_OP_ROWS = 50
-CACHE_VERSION = 7  # bump when the cached files change format or meaning
+CACHE_VERSION = 8  # bump when the cached files change format or meaning
 MAX_REL_IQR = 0.25  # block rows whose IQR exceeds 25% of the median are not calibrated on
 
 
@@ -90,11 +90,10 @@ class Backend:
         return self.measured.get(key) if key is not None else None
 
     def neighbour_scale(self, part, batch: int, dtype: str, train: bool) -> float:
-        """Correction of an unmeasured transformer block's calibrated sum of ops by the
-        residuals of its measured neighbours (`perfmodel.predict.neighbours`), 1.0 when
-        it has none."""
+        """Correction of an unmeasured block's calibrated sum of ops by the residuals of its
+        measured neighbours (`perfmodel.predict.neighbours`), 1.0 when it has none."""
         from perfmodel.predict.measured import part_block_key
-        from perfmodel.predict.neighbours import neighbour_scale, part_dims
+        from perfmodel.predict.neighbours import neighbour_scale, part_place
 
         table = self.calibration.get(dtype).residuals
         if not table:
@@ -102,9 +101,11 @@ class Backend:
         key = ("neighbours", part.key, part.input_shape, part.input_grad, batch, dtype, train)
         hit = self._parts.get(key)  # cached with the priced parts: ranking re-uses blocks
         if hit is None:
-            hit = self._parts[key] = neighbour_scale(
-                table, part_dims(part, batch), "fwd_bwd" if train else "fwd",
-                exclude=part_block_key(part, batch, dtype, train), dtype=dtype)
+            place = part_place(part, batch)
+            hit = self._parts[key] = 1.0 if place is None else neighbour_scale(
+                table, place[1], "fwd_bwd" if train else "fwd",
+                exclude=part_block_key(part, batch, dtype, train), dtype=dtype,
+                family=place[0])
         return hit
 
     def part_features(self, part, count, batch: int, dtype: str, train: bool):
@@ -519,7 +520,7 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
         if len(steady) >= MIN_BLOCK_ROWS:
             blocks = steady
     from perfmodel.predict.measured import _row_key
-    from perfmodel.predict.neighbours import transformer_dims
+    from perfmodel.predict.neighbours import corrected, key_place
 
     X, y, groups, power, dtypes, near = [], [], [], [], [], []
     for _, row in blocks.iterrows():
@@ -532,9 +533,9 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
         y.append(center_time(row))
         p = json.loads(row["params"]) if isinstance(row.get("params"), str) else {}
         key = _row_key(str(row["op"]), p, str(row["dtype"]), str(row["phase"]))
-        near.append(None if key is None or key[0] != "transformer" else
-                    [list(transformer_dims(p["d_model"], p["seq_q"], p["batch"])),
-                     str(row["phase"]), list(key)])
+        place = key_place(key)
+        near.append(None if place is None or not corrected(place[0], str(row["phase"])) else
+                    [list(place[1]), str(row["phase"]), list(key)])
         groups.append(json.dumps({k: v for k, v in sorted(p.items())}, default=str)
                       + str(row["op"]))
         e = row.get("energy_j")
@@ -555,7 +556,7 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
             out.by_dtype[str(dt)] = fit_calibration(X[sel], y[sel], groups[sel], pinned=pinned)
             if np.isfinite(pw[sel]).sum() >= 3:
                 out.by_dtype[str(dt)].power_w = float(np.nanmedian(pw[sel]))
-    for i, entry in enumerate(near):  # residuals of the measured transformer blocks
+    for i, entry in enumerate(near):  # residuals of the measured blocks
         cal = out.get(str(dtypes[i]))
         pred = float(np.dot(cal.beta, X[i]))
         if entry is not None and pred > 0 and y[i] > 0:

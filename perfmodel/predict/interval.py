@@ -31,8 +31,8 @@ than one that is a sum of ops:
   below 1: 0.67-0.78 for the CPU gpt2 models, 0.87-0.99 for RegNetX, a fold median of
   0.77-0.86 per phase);
 - `ops`: the same models with none of their own block measurements used (every part its
-  calibrated sum of ops, a transformer block corrected by its measured neighbours of
-  other shapes, `neighbours.py`), still under the whole-model scale fitted with blocks,
+  calibrated sum of ops, a transformer block and a CNN block's forward pass corrected by
+  its measured neighbours of other shapes, `neighbours.py`), still under the whole-model scale fitted with blocks,
   as the product predicts a model the profile never measured; never narrower than
   `blocks`.
 A prediction whose measured blocks give a share f of its step time gets

@@ -20,7 +20,7 @@ import json
 import numpy as np
 import pandas as pd
 
-CNN_BLOCKS = ("resnet_bottleneck", "regnet_x_block", "regnet_y_block")
+CNN_BLOCKS = ("resnet_bottleneck", "regnet_x_block", "regnet_y_block")  # and "mbconv"
 
 
 def center_time(r) -> float:
@@ -87,21 +87,36 @@ def _row_key(op: str, p: dict, dtype: str, phase: str):
             return None
         return ("cnn", int(p["c_in"]), int(p["c_out"]), int(p["stride"]), float(p["bot_mul"]),
                 int(p["group_w"]), float(p["se_r"]), int(p["h"]), int(p["batch"]), dtype, phase)
+    if op == "mbconv":
+        if p.get("h") != p.get("w") or p.get("kernel_h") != p.get("kernel_w"):
+            return None
+        return ("mbconv", int(p["c_in"]), float(p["exp_r"]), int(p["kernel_h"]), int(p["stride"]),
+                float(p["se_r"]), int(p["c_out"]), int(p["h"]), int(p["batch"]), dtype, phase)
     if op == "transformer_block":
         return ("transformer", int(p["d_model"]), int(p["seq_q"]), int(p["batch"]), dtype, phase)
     return None
 
 
-def part_block_key(part, batch: int, dtype: str, train: bool):
-    """The `block_table` key of a model part, or None when the suite has no such block."""
+def part_block_key(part, batch: int, dtype: str, train: bool, require_grad: bool = True):
+    """The `block_table` key of a model part, or None when the suite has no such block.
+
+    The suite's CNN blocks take an input that needs its gradient (a model's first block,
+    after the stem, does too); `require_grad=False` gives the key of the block a part is
+    like even when its input needs none (`neighbours.part_place`)."""
     phase = "fwd_bwd" if train else "fwd"
     kind = part.key[0] if part.key else None
     if kind == "res_bottleneck_block":
         (w_in, w_out, stride, bm, gw, se_r, act), h = part.key[1], part.key[2]
-        if act != "relu" or not part.input_grad:
+        if act != "relu" or (require_grad and not part.input_grad):
             return None
         return ("cnn", w_in, w_out, stride, float(bm or 1.0), int(gw or 1), float(se_r), h,
                 batch, dtype, phase)
+    if kind == "mbconv":  # the suite's MBConv: SiLU (`effnet.MBConv`'s default)
+        (w_in, exp_r, k, stride, se_r, w_out, act), h = part.key[1], part.key[2]
+        if act != "silu" or (require_grad and not part.input_grad):
+            return None
+        return ("mbconv", int(w_in), float(exp_r), int(k), int(stride), float(se_r), int(w_out),
+                int(h), batch, dtype, phase)
     if kind == "transformer_block":
         cfg, seq = part.key[1], part.key[2]
         if not suite_compatible(cfg):
