@@ -1,4 +1,4 @@
-"""The profile format (version 4): columns with units, reading, writing and CSV export.
+"""The profile format (version 5): columns with units, reading, writing and CSV export.
 
 A profile is a directory holding `measurements.parquet` (one row per point) and
 `metadata.json`. `datasets/README.md` documents the same columns; a test keeps them equal.
@@ -14,10 +14,10 @@ import pandas as pd
 
 from perfmodel.errors import PerfmodelError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # version 1 lacks the repeat-pass columns, version 2 `repeats` and `time_center_s`, version 3
-# the vector-op columns `numel` ... `training` (all read as empty)
-READABLE_VERSIONS = (1, 2, 3, 4)
+# the vector-op columns `numel` ... `training`, version 4 `inplace` (all read as empty)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 MEASUREMENTS = "measurements.parquet"
 METADATA = "metadata.json"
 JOURNAL = "journal.jsonl"
@@ -69,6 +69,7 @@ COLUMNS: tuple[Column, ...] = (
     _C("read_numel", "Int64", "", "elementwise op with a broadcast input: elements read"),
     _C("inputs", "Int64", "", "elementwise op: input tensors"),
     _C("training", "boolean", "", "batch norm: batch statistics (true) or running ones"),
+    _C("inplace", "boolean", "", "vector op: writes into its first input (relu_, add_)"),
     _C("factor", "float64", "", "validation: scaling factor of the model"),
     _C("strategy", "string", "", "validation: scaling strategy"),
     _C("params", "string", "", "JSON object with every parameter of the point"),

@@ -78,6 +78,20 @@ def shipped_profile_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def amd(shipped_profile_cache):
+    """The backend of the shipped AMD CPU profile (skips without it)."""
+    from perfmodel.predict.device import datasets_dir, from_profile
+
+    prof = datasets_dir() / "cpu-amd-epyc"
+    if not (prof / "measurements.parquet").is_file():
+        pytest.skip("no AMD CPU profile under datasets/")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PERFMODEL_CACHE", str(shipped_profile_cache))
+    yield from_profile(prof)
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
 def shipped(shipped_profile_cache):
     """The first shipped CPU profile with blocks and validation suites, predicted through
     the session's shared cache (skips without one)."""

@@ -196,3 +196,29 @@ def test_rms_norm_without_the_counting_op_warns_once(monkeypatch):
         ops = count_model(m, inputs=(x,), backward=True, fused_kernels=True).to_frame()
     assert (ops["op"] != "rms_norm").all() and len(ops) > 10
     assert fused_ops._WARNED == [True]
+
+
+def test_in_place_forward_ops_are_flagged():
+    """relu_ and `x += y` write into their input (no fresh buffer): the counter says so for
+    forward ops; out-of-place ops and the backward's kernels carry no flag."""
+    import torch
+
+    from perfmodel.counting.counter import count_model
+
+    class M(torch.nn.Module):
+        def forward(self, x):
+            y = torch.relu_(x * 2)
+            z = y * 3
+            z += x
+            return torch.relu(z)
+
+    x = torch.empty(4, 8, device="meta", requires_grad=True)
+    df = count_model(M(), inputs=(x,), backward=True).to_frame()
+    flagged = df["inplace"].fillna(False).astype(bool)
+    got = list(zip(df["aten"], df["phase"], flagged))
+    assert ("aten.relu_.default", "fwd", True) in got
+    assert ("aten.add_.Tensor", "fwd", True) in got
+    assert ("aten.relu.default", "fwd", False) in got
+    assert not flagged[df["phase"] == "bwd"].any()
+    assert not flagged[df["aten"].str.contains("mul")].any()
+    assert df["bytes"].gt(0).all()  # priced as the op: same bytes

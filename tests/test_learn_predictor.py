@@ -312,3 +312,29 @@ def test_vector_op_codes_read_aliases_as_their_op():
     code = build_features(df, "elementwise", get_device("cpu"))[0]["op_code"]
     assert code[0] == code[1] and code[2] == code[3] and code[4] == code[5]
     assert len({code[0], code[2], code[4]}) == 3
+
+
+def test_in_place_ops_are_learned_apart_and_guarded(tmp_path):
+    """relu_ rows at 0.5x the time of relu: the model prices a counted in-place relu at
+    about half; silu_ (never timed in place) is priced as silu; a predictor saved before
+    in-place ops existed prices relu_ as relu."""
+    df = synthetic_vector(600)
+    relu = df[df["op"] == "relu"]
+    fast = relu.assign(time_s=relu["time_s"] * 0.5, inplace=True, group="i" + relu["group"])
+    silu = relu.assign(op="silu", time_s=relu["time_s"] * 1.5, group="s" + relu["group"])
+    pred = perfmodel.fit(pd.concat([df, fast, silu], ignore_index=True), device="cpu",
+                         params=FAST)
+    assert pred.models["elementwise"].inplace_ops == ("relu",)
+    ops = pd.DataFrame({"op": ["relu", "relu", "silu", "silu"], "numel": 2 ** 20,
+                        "inplace": [None, True, None, True], "dtype": "float32", "phase": "fwd"})
+    for p in (pred, perfmodel.load(pred.save(tmp_path / "inplace"))):
+        t = p.predict(ops)["pred_time_s"].to_numpy()
+        assert 0.4 < t[1] / t[0] < 0.65
+        assert t[3] == pytest.approx(t[2], rel=1e-9)
+    path = pred.save(tmp_path / "old")
+    meta = json.loads((path / "predictor.json").read_text())
+    for entry in meta["kinds"].values():
+        entry.pop("inplace_ops")
+    (path / "predictor.json").write_text(json.dumps(meta))
+    t = perfmodel.load(path).predict(ops)["pred_time_s"].to_numpy()
+    assert t[1] == pytest.approx(t[0], rel=1e-9)

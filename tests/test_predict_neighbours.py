@@ -36,19 +36,6 @@ def test_nearest_within_the_radius_weighted_by_distance():
         math.exp(sum(math.log(1 + i / 10) for i in range(K)) / K))  # the K nearest
 
 
-@pytest.fixture(scope="module")
-def amd(shipped_profile_cache):
-    from perfmodel.predict.device import datasets_dir, from_profile
-
-    prof = datasets_dir() / "cpu-amd-epyc"
-    if not (prof / "measurements.parquet").is_file():
-        pytest.skip("no AMD CPU profile under datasets/")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PERFMODEL_CACHE", str(shipped_profile_cache))
-    yield from_profile(prof)
-    mp.undo()
-
-
 def test_the_profile_keeps_its_blocks_residuals(amd):
     table = amd.calibration.get("float32").residuals
     families = {key_family(e[2]) for e in table}

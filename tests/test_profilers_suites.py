@@ -84,24 +84,43 @@ def test_conv_space_holds_off_grid_widths(kind):
 def test_vector_space_on_cpu():
     """Every vector op the counter records for CNNs and transformers, in both phases where
     it has a backward, from cache-resident to DRAM-sized, with the counter's columns."""
-    from profilers.suites.vector import OPS, _COST_KEYS
+    from profilers.suites.vector import INPLACE_OPS, OPS, _COST_KEYS
 
     pts = get_suite("vector").points(CPU)
     kinds = {(x.op, x.p["variant"], x.phase) for x in pts}
-    assert kinds == {(op, v, ph) for op, v, phases in OPS for ph in phases}
+    assert kinds == {(op, v, ph) for op, v, phases in OPS + INPLACE_OPS for ph in phases}
     sizes = [x.p["numel"] for x in pts]
     assert min(sizes) < 4096 and max(sizes) > 8e6  # L1 to beyond the L3
     for x in pts:
-        assert set(_COST_KEYS[x.op]) - {"read_numel", "batch"} <= set(x.p) | {"inputs"}
+        assert set(_COST_KEYS[x.op]) - {"read_numel", "batch", "inplace"} <= set(x.p) | {"inputs"}
     maps = [x for x in pts if x.op == "batch_norm"]
     assert {x.p["training"] for x in maps} == {True, False}
     assert all(x.p["numel"] > x.p["channels"] for x in maps if x.p["training"])  # statistics
     assert len({x.p["numel"] // (x.p["channels"] * x.p["batch"]) for x in maps}) >= 8
+    inplace = [x for x in pts if x.p.get("inplace")]
+    assert {x.p["variant"] for x in inplace} == {"inplace", "add_inplace"}
+    assert min(x.p["numel"] for x in inplace) < 4096 and max(x.p["numel"] for x in inplace) > 8e6
+
+
+
+def test_vector_points_of_the_shipped_profile_are_still_drawn():
+    """New points (the in-place ones) come from their own seed: every vector point the AMD
+    profile measured before them is still a candidate, so `--after` adds only new ones."""
+    from perfmodel.predict.device import datasets_dir
+
+    path = datasets_dir() / "cpu-amd-epyc" / "measurements.parquet"
+    if not path.is_file():
+        pytest.skip("no AMD CPU profile under datasets/")
+    rows = pd.read_parquet(path, columns=["suite", "point_id", "params"])
+    measured = rows[(rows["suite"] == "vector") & ~rows["params"].str.contains('"inplace"')]
+    ids = {x.id for x in get_suite("vector").candidates(CPU)}
+    assert len(measured) > 1000 and set(measured["point_id"]) <= ids
 
 
 @pytest.mark.parametrize("variant", ["relu/unary", "elementwise/add", "elementwise/scale",
                                      "batch_norm/train", "batch_norm/eval", "layer_norm/rows",
-                                     "softmax/rows", "reduction/spatial", "reduction/rows"])
+                                     "softmax/rows", "reduction/spatial", "reduction/rows",
+                                     "relu/inplace", "elementwise/add_inplace"])
 def test_every_vector_op_measures_on_cpu(variant, brief):
     """The smallest point of each variant runs and is priced; a fwd_bwd point saves
     activations (its columns against the counter's: the test below)."""
@@ -119,13 +138,13 @@ def test_every_vector_op_measures_on_cpu(variant, brief):
 
 
 VECTOR_COLUMNS = ("numel", "channels", "batch", "features", "out_numel", "read_numel",
-                  "inputs", "training")
+                  "inputs", "training", "inplace")
 
 
 @pytest.mark.parametrize("variant", ["relu/unary", "gelu/unary", "elementwise/add",
                                      "elementwise/scale", "batch_norm/train", "batch_norm/eval",
                                      "layer_norm/rows", "softmax/rows", "reduction/spatial",
-                                     "reduction/rows"])
+                                     "reduction/rows", "relu/inplace", "elementwise/add_inplace"])
 def test_vector_points_carry_the_columns_the_counter_records(variant):
     """What the learned model is fitted on (a suite row) and what it is asked about (a
     counted op of a model) have the same columns, or its features differ between the two."""

@@ -21,6 +21,8 @@
 """
 from __future__ import annotations
 
+import functools
+
 from bisect import bisect_right
 from dataclasses import replace
 
@@ -169,6 +171,8 @@ class CountingMode(TorchDispatchMode):
             names = self._dtypes[tdt] = _dtype_names(tdt)
         name, cost_dtype = names
         formula = get_formula(kind)
+        if phase == "fwd" and "inplace" in formula.params and _writes_first_input(func):
+            params["inplace"] = True  # relu_, add_ (x += y): no fresh output buffer
         if self.tf32 and name == "float32" and formula.tensor:
             name = "tf32"
         if kind == "attention" and self.causal_flops != "full":
@@ -213,6 +217,15 @@ def _key(args) -> tuple:
         else:
             raise _Unkeyable
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _writes_first_input(func) -> bool:
+    """Whether `func` writes into its first argument (an in-place op: `relu_`, `add_`; an
+    `out=` overload writes into its last)."""
+    args = func._schema.arguments
+    info = args[0].alias_info if args else None
+    return bool(info is not None and info.is_write)
 
 
 def _is_functional(func) -> bool:

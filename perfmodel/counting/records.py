@@ -27,7 +27,7 @@ _COST_COLUMNS = ["flops", "macs", "bytes_read", "bytes_written", "bytes", "acts"
 _PARAM_ORDER = ["m", "n", "k", "b", "bias", "batch", "c_in", "d", "h", "w", "c_out",
                 "kernel_d", "kernel_h", "kernel_w", "stride", "padding", "dilation", "groups",
                 "transposed", "heads", "kv_heads", "seq_q", "seq_k", "head_dim", "head_dim_v",
-                "causal", "numel", "features", "channels", "tokens", "vocab"]
+                "causal", "numel", "features", "channels", "tokens", "vocab", "inplace"]
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,17 @@ class KindModel:
     rows: int = 0
     groups: int = 0
     ops: tuple[str, ...] = ()  # the op names it was fitted on (empty: not recorded)
+    inplace_ops: tuple[str, ...] = ()  # those it was fitted on run in place too
+
+    def in_place_known(self, ops, inplace: np.ndarray) -> np.ndarray:
+        """The `ew_inplace` flags it may use: an op it never saw run in place (silu_ where
+        the suite timed relu_ and add_ in place) is priced as the op out of place."""
+        if not inplace.any():
+            return inplace
+        seen = set(self.inplace_ops)
+        ops = pd.Series(ops, dtype=object)
+        known = ops.map({o: canonical_op(o) in seen for o in pd.unique(ops)}).to_numpy(dtype=bool)
+        return np.where(known, inplace, 0.0)
 
     def knows(self, ops) -> np.ndarray:
         """Which rows it may price: every row, except that a vector kind's model prices only
@@ -115,6 +126,9 @@ class Predictor:
                     continue
                 sel, t_r = sel[known], t_r[known]
                 feats = Features({k: v[known] for k, v in feats.items()})
+            if "ew_inplace" in feats.names:
+                feats["ew_inplace"] = model.in_place_known(sub["op"].to_numpy()[known],
+                                                           feats["ew_inplace"])
             X = feats.matrix(model.features)
             log_t = np.log(base_time(feats, t_r, self.base, dev)) + _booster_predict(model.time, X)
             lo, hi = model.time_interval.bounds(log_t)
@@ -208,7 +222,7 @@ class Predictor:
         for kind, m in self.models.items():
             entry = {
                 "features": list(m.features), "rows": m.rows, "groups": m.groups,
-                "ops": list(m.ops),
+                "ops": list(m.ops), "inplace_ops": list(m.inplace_ops),
                 "time_interval": m.time_interval.to_dict(),
             }
             files = {"time": m.time}
@@ -380,6 +394,9 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         models[kind] = _fit_kind(kind, feats, base_time(feats, t_r, base, spec), time[sel], power[sel],
                                  groups[sel], coverage, params, seed)
         models[kind].ops = tuple(sorted({canonical_op(o) for o in pd.unique(sub["op"])}))
+        if "ew_inplace" in feats.names:
+            ran = sub["op"].to_numpy()[feats["ew_inplace"] == 1]
+            models[kind].inplace_ops = tuple(sorted({canonical_op(o) for o in pd.unique(ran)}))
     usable = np.array([k is not None for k in kinds])
     if not usable.any():
         raise PerfmodelError(f"no usable rows: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}")
@@ -520,4 +537,5 @@ def _load_kind(path: Path, kind: str, e: dict) -> KindModel:
         energy_interval=Conformal.from_dict(e["energy_interval"]) if has_power else None,
         rows=int(e.get("rows", 0)), groups=int(e.get("groups", 0)),
         ops=tuple(str(o) for o in e.get("ops", ())),
+        inplace_ops=tuple(str(o) for o in e.get("inplace_ops", ())),
     )

@@ -40,10 +40,14 @@ ACTIVATION_FLOPS: dict[str, tuple[int, int]] = {
 
 
 @register("elementwise", "add", "mul")
-def elementwise(numel, inputs=1, flops_per_element=1, read_numel=None, *, dtype, phase) -> OpCost:
+def elementwise(numel, inputs=1, flops_per_element=1, read_numel=None, inplace=False, *, dtype,
+                phase) -> OpCost:
     """A pointwise op writing `numel` elements from `inputs` same-shaped inputs.
 
     `read_numel` overrides the elements read when inputs are broadcast (e.g. a bias).
+    `inplace`: the op writes into its first input (`add_`, `x += y`); it moves the same
+    bytes (the flag tells the learned models, not the roofline: on a CPU the write into a
+    fresh buffer costs more than the bytes).
     Backward reads dy and the inputs and writes one gradient per input, doing the same
     arithmetic as the forward.
     """
@@ -68,7 +72,7 @@ def dropout(numel, *, dtype, phase) -> OpCost:
 
 
 def _activation(name: str, fwd: int, bwd: int):
-    def formula(numel, *, dtype, phase) -> OpCost:
+    def formula(numel, inplace=False, *, dtype, phase) -> OpCost:
         (n,) = dims(name, numel=numel)
         s = dtype_bytes(dtype)
         if phase == "fwd":
@@ -76,7 +80,8 @@ def _activation(name: str, fwd: int, bwd: int):
         return OpCost(bwd * n, 2 * n * s, n * s)
 
     formula.__name__ = name
-    formula.__doc__ = f"{name} activation over `numel` elements ({fwd} FLOPs/element fwd, {bwd} bwd)."
+    formula.__doc__ = (f"{name} activation over `numel` elements ({fwd} FLOPs/element fwd, "
+                       f"{bwd} bwd); `inplace`: it overwrites its input ({name}_), the same bytes.")
     return formula
 
 

@@ -26,7 +26,8 @@ KEY_COLUMNS = ("op", "direction", "dtype", "m", "n", "k", "b", "bias", "batch", 
                "h", "w", "c_out", "kernel_d", "kernel_h", "kernel_w", "stride", "padding",
                "dilation", "groups", "transposed", "heads", "kv_heads", "seq_q", "seq_k",
                "head_dim", "head_dim_v", "causal", "numel", "inputs", "features", "channels",
-               "out_numel", "read_numel", "training", "tokens", "vocab", "flops", "bytes")
+               "out_numel", "read_numel", "training", "inplace", "tokens", "vocab", "flops",
+               "bytes")
 OUT = ("time_s", "time_lo_s", "time_hi_s", "energy_j")
 
 
