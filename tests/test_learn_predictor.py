@@ -288,7 +288,6 @@ def test_a_predictor_saved_before_op_names_prices_every_op(tmp_path):
     assert perfmodel.load(path).predict(ops)["source"].tolist() == ["learned", "learned"]
 
 
-
 def test_the_op_guard_reads_aliases_as_their_op():
     """Fitted on `mean` rows, the model knows the counter's `reduction` (and `sum`): op
     names are compared by their canonical name in `perfmodel.ops`."""

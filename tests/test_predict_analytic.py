@@ -7,7 +7,7 @@ from perfmodel.models.registry import resolve
 from perfmodel.predict.counts import count_part
 from perfmodel.predict.parts import parts_of
 
-KEYS = ["op", "phase", "direction", "dtype", "flops", "bytes", "macs", "acts"]
+KEYS = ["op", "phase", "direction", "dtype", "flops", "bytes", "macs", "acts", "inplace"]
 CASES = [
     ("RegNetX-400MF", 4.0, "d1_w8_g8_r1", {"resolution": 32}, 3),
     ("RegNetX-200MF", 2.0, "w", {"resolution": 32}, 2),
@@ -19,6 +19,8 @@ CASES = [
 
 
 def _rows(df):
+    df = df.assign(inplace=df["inplace"].fillna(False).astype(bool) if "inplace" in df
+                   else False)
     return sorted(tuple(r) for r in df[KEYS].astype(str).itertuples(index=False))
 
 

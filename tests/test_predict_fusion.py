@@ -62,6 +62,19 @@ def test_a_fused_kernel_has_the_dtype_of_its_largest_output():
     assert set(ops.loc[ops["op"] == "elementwise", "dtype"]) == {"float32"}
 
 
+def test_a_fused_kernel_is_not_in_place():
+    """That run's first op (`add_`) runs in place; the fused kernel writes a fresh buffer,
+    and a batch norm's `training` flag is not the kernel's either."""
+    from perfmodel.predict.model import prepare
+
+    p = prepare("RegNetY-400MF", 2, train=True, overrides={"resolution": 64}, compiled=True)
+    ops = pd.concat([c.ops for c in p.counts])
+    fused = ops[ops["aten"].astype(str).str.startswith("fused(")]
+    assert len(fused) and fused["aten"].str.contains("add_").any()
+    assert not fused["inplace"].fillna(False).astype(bool).any()
+    assert fused["training"].isna().all()
+
+
 def test_compiled_prediction_is_faster_and_ignores_measured_eager_blocks():
     from perfmodel.predict import predict_model
 

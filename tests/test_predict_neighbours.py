@@ -86,8 +86,28 @@ def test_model_parts_find_their_family():
     assert r50["s1.b2"] == ("bottleneck", cnn_dims(256, 56, 8))
     assert en["s2.b2"] == ("mbconv", cnn_dims(24 * 6, 56, 8))
     assert ry["stem"] is None and ry["head"] is None
-    # a first block whose input needs no gradient is placed all the same
-    assert rx["s1.b1"][0] == "plain"
+
+
+def test_a_block_is_never_its_own_neighbour_whatever_its_input_grad():
+    """A part whose input needs no gradient (the suite's blocks' inputs do) is still placed
+    among its family, and its own measurement (same key) is still excluded."""
+    from perfmodel.models.registry import resolve
+    from perfmodel.predict.device import Backend
+    from perfmodel.predict.measured import part_block_key
+    from perfmodel.predict.parts import parts_of
+
+    part = next(p for p in parts_of(resolve("RegNetX-400MF", 1.0, None), loss=False)
+                if p.path == "s3.b2")
+    bare = dataclasses.replace(part, input_grad=False)
+    assert part_place(bare, 8) == part_place(part, 8) == ("plain", cnn_dims(160, 14, 8))
+    own = list(part_block_key(part, 8, "float32", False))
+    table = [[list(cnn_dims(160, 14, 8)), "fwd", own, math.log(5.0)],
+             _cnn(128, 14, 8, "fwd", math.log(1.2))]
+    for p in (part, bare):
+        backend = Backend(device=None, optimes=None, kind="profile", description="",
+                          calibration=Calibrations(pooled=Calibration(residuals=table)))
+        assert backend.neighbour_scale(p, 8, "float32", False) == pytest.approx(1.2)
+        assert backend.neighbour_scale(p, 8, "float32", True) == 1.0  # training: no CNN
 
 
 def test_an_unmeasured_block_is_scaled_and_a_measured_one_is_not(amd):
@@ -161,6 +181,19 @@ def test_measured_mbconv_blocks_are_keyed_like_model_parts():
     table = block_table(pd.DataFrame([row]))
     assert table == {part_block_key(part, 8, "float32", False): 0.01}
     assert part_block_key(part, 8, "float32", True)[-1] == "fwd_bwd"
+    # and that row is the part's workload: the suite's block of those parameters runs the
+    # ops the part's own module runs
+    import torch
+
+    from perfmodel.counting.counter import count_model
+    from profilers.suites.blocks import build_block
+
+    x = torch.empty((8,) + tuple(part.input_shape), device="meta")
+    cols = ["op", "phase", "flops", "bytes"]
+    with torch.device("meta"):
+        suite_block, own = build_block("mbconv", json.loads(row["params"])), part.build()
+    a, b = (count_model(m.eval(), inputs=(x,)).to_frame()[cols] for m in (suite_block, own))
+    pd.testing.assert_frame_equal(a, b)
 
 
 def test_only_neighbours_of_the_same_dtype():

@@ -102,7 +102,6 @@ def test_vector_space_on_cpu():
     assert min(x.p["numel"] for x in inplace) < 4096 and max(x.p["numel"] for x in inplace) > 8e6
 
 
-
 def test_vector_points_of_the_shipped_profile_are_still_drawn():
     """New points (the in-place ones) come from their own seed: every vector point the AMD
     profile measured before them is still a candidate, so `--after` adds only new ones."""

@@ -66,8 +66,11 @@ class KindModel:
     inplace_ops: tuple[str, ...] = ()  # those it was fitted on run in place too
 
     def in_place_known(self, ops, inplace: np.ndarray) -> np.ndarray:
-        """The `ew_inplace` flags it may use: an op it never saw run in place (silu_ where
-        the suite timed relu_ and add_ in place) is priced as the op out of place."""
+        """The `ew_inplace` flags it may use: an op (by canonical name) it never saw run in
+        place is priced as the op out of place (silu_, where the suite timed relu_ and
+        `x += y`). The counter records every pointwise aten op as `elementwise`, so its
+        in-place rows (binary adds) stand for any in-place pointwise op: mul_, div_,
+        clamp_, a scalar add_."""
         if not inplace.any():
             return inplace
         seen = set(self.inplace_ops)

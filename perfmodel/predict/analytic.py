@@ -63,7 +63,8 @@ def _conv(r: Rows, module, phase, b, c_in, h, c_out, k, stride, pad, groups, gra
 
 def _bn(r: Rows, module, phase, numel, channels, train, batch):
     if phase == "fwd" and train:
-        r.add("elementwise", module, "fwd", dtype="int64", numel=1, inputs=1)
+        # num_batches_tracked += 1 (add_: in place)
+        r.add("elementwise", module, "fwd", dtype="int64", numel=1, inputs=1, inplace=True)
     r.add("batch_norm", module, phase, numel=numel, channels=channels, affine=True,
           training=train, batch=batch)
 

@@ -93,7 +93,7 @@ class Backend:
         """Correction of an unmeasured block's calibrated sum of ops by the residuals of its
         measured neighbours (`perfmodel.predict.neighbours`), 1.0 when it has none."""
         from perfmodel.predict.measured import part_block_key
-        from perfmodel.predict.neighbours import neighbour_scale, part_place
+        from perfmodel.predict.neighbours import NeighbourIndex, corrected, part_place
 
         table = self.calibration.get(dtype).residuals
         if not table:
@@ -102,10 +102,17 @@ class Backend:
         hit = self._parts.get(key)  # cached with the priced parts: ranking re-uses blocks
         if hit is None:
             place = part_place(part, batch)
-            hit = self._parts[key] = 1.0 if place is None else neighbour_scale(
-                table, place[1], "fwd_bwd" if train else "fwd",
-                exclude=part_block_key(part, batch, dtype, train), dtype=dtype,
-                family=place[0])
+            phase = "fwd_bwd" if train else "fwd"
+            if place is None or not corrected(place[0], phase):
+                hit = 1.0
+            else:
+                index = self._parts.get(("neighbour-index", id(table)))
+                if index is None:
+                    index = self._parts[("neighbour-index", id(table))] = NeighbourIndex(table)
+                # never its own measurement, whether or not its input needs a gradient
+                own = part_block_key(part, batch, dtype, train, require_grad=False)
+                hit = index.scale(place[1], phase, exclude=own, dtype=dtype, family=place[0])
+            self._parts[key] = hit
         return hit
 
     def part_features(self, part, count, batch: int, dtype: str, train: bool):

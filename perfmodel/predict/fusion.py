@@ -21,11 +21,13 @@ import pandas as pd
 
 from perfmodel.predict.optimes import is_tensor
 
-# shape columns that describe one op and no longer apply to a fused kernel
+# shape columns and flags that describe one op and no longer apply to a fused kernel (it
+# writes a fresh buffer even when its run opens with an in-place op)
 _SHAPE = ("m", "n", "k", "b", "bias", "batch", "c_in", "d", "h", "w", "c_out", "kernel_d",
           "kernel_h", "kernel_w", "stride", "padding", "dilation", "transposed", "features",
           "affine", "channels", "groups", "read_numel", "out_numel", "heads", "kv_heads",
-          "seq_q", "seq_k", "head_dim", "head_dim_v", "causal", "tokens", "vocab")
+          "seq_q", "seq_k", "head_dim", "head_dim_v", "causal", "tokens", "vocab", "training",
+          "inplace")
 
 
 def fuse_pointwise(ops: pd.DataFrame) -> pd.DataFrame:

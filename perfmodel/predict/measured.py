@@ -3,7 +3,8 @@
 The `blocks` suite times perfmodel's own block classes (`profilers.suites.blocks`):
 residual bottleneck blocks (ResNet, RegNetX/Y) and GPT-style transformer blocks, forward
 (`fwd`, eval mode, no autograd) and forward + backward with input and weight gradients
-(`fwd_bwd`, train mode). A part of a model with the same constructor arguments, input
+(`fwd_bwd`, train mode); and MBConv blocks (EfficientNet, SiLU), keyed the same way. A
+part of a model with the same constructor arguments, input
 shape, batch and dtype is the same workload, so its measured time replaces the calibrated
 sum of its ops ("a measured block beats a sum of ops"); the forward/backward split keeps
 the calibrated proportions. A block's time is its `center_time`: the median of all its

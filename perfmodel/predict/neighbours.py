@@ -29,7 +29,9 @@ families by stride as well gained nothing (0.079). Forward + backward CNN blocks
 corrected (`CNN_PHASES`): there the same test gained next to nothing (0.098 -> 0.100 with
 4 neighbours, 0.093 with 8) - the calibrated sum already fits them without a bias
 by size - and on the held-out families of `perfmodel validate` correcting them moved
-training steps from 2.4 % to 3.5 % median error.
+training steps from 2.4 % to 3.5 % median error. MBConv neighbours are rough: the suite
+times expansion 6 only (EfficientNet's first stage has none) and mixes 3x3 and 5x5
+depthwise kernels within the family.
 
 The very block a part is (same key as `measured.part_block_key`) is never its own
 neighbour: with block measurements switched off (`perfmodel validate` ablation) the
@@ -94,28 +96,48 @@ def part_place(part, batch: int):
     return key_place(part_block_key(part, batch, "-", True, require_grad=False))
 
 
+class NeighbourIndex:
+    """A residual table (`[dims, phase, key, log residual]` entries) split by family and
+    phase into arrays, for a lookup per distinct part (a ranking asks for hundreds)."""
+
+    def __init__(self, table: list):
+        groups: dict[tuple, list] = {}
+        for d, ph, key, r in table:
+            groups.setdefault((key_family(key), ph), []).append((d, tuple(key), r))
+        self._groups = {
+            g: (np.array([e[0] for e in rows], float), [e[1] for e in rows],
+                np.array([str(e[1][-2]) for e in rows]),  # keys end with (dtype, phase)
+                np.array([e[2] for e in rows], float))
+            for g, rows in groups.items()}
+
+    def scale(self, dims, phase: str, exclude=None, dtype: str | None = None,
+              family: str = "transformer") -> float:
+        """The correction for a block of `family` at `dims` (module doc): the `phase` and
+        `dtype` entries of its family within `RADIUS`, never the entry keyed `exclude`;
+        1.0 without neighbours."""
+        group = self._groups.get((family, phase)) if dims is not None else None
+        if group is None:
+            return 1.0
+        D, keys, dtypes, res = group
+        delta = np.abs(D - np.asarray(dims, float))
+        ok = delta.max(axis=1) <= RADIUS
+        if dtype is not None:
+            ok &= dtypes == dtype
+        if exclude is not None:
+            own = tuple(exclude)
+            ok &= np.array([k == own for k in keys]) == False  # noqa: E712
+        if not ok.any():
+            return 1.0
+        dist = np.sqrt((delta[ok] ** 2).sum(axis=1))
+        near = np.argsort(dist, kind="stable")[:K if family == "transformer" else K_CNN]
+        w = 1.0 / (1.0 + dist[near])
+        return float(np.exp((w * res[ok][near]).sum() / w.sum()))
+
+
 def neighbour_scale(table: list, dims, phase: str, exclude=None, dtype: str | None = None,
                     family: str = "transformer") -> float:
-    """The correction for a block of `family` at `dims` from `table` entries
-    `[dims, phase, key, log residual]` (see module doc), only those of `phase` and (the
-    key's dtype) `dtype`; 1.0 without neighbours."""
+    """`NeighbourIndex(table).scale(...)`: one lookup in a table of
+    `[dims, phase, key, log residual]` entries."""
     if dims is None or not table:
         return 1.0
-    found = []
-    for d, ph, key, r in table:
-        if ph != phase or (exclude is not None and tuple(key) == tuple(exclude)):
-            continue
-        if dtype is not None and str(key[-2]) != dtype:  # keys end with (dtype, phase)
-            continue
-        if key_family(key) != family:
-            continue
-        delta = np.abs(np.asarray(d, float) - np.asarray(dims, float))
-        if delta.max() <= RADIUS:
-            found.append((float(np.sqrt((delta ** 2).sum())), float(r)))
-    if not found:
-        return 1.0
-    found.sort()
-    near = found[:K if family == "transformer" else K_CNN]
-    w = np.array([1.0 / (1.0 + dist) for dist, _ in near])
-    r = np.array([res for _, res in near])
-    return float(np.exp((w * r).sum() / w.sum()))
+    return NeighbourIndex(table).scale(dims, phase, exclude, dtype, family)

@@ -47,7 +47,8 @@ MIN_STRATEGIES = 6
 # Families the validation suite measures only to score generalisation: a Llama-style
 # transformer (RMSNorm, SwiGLU, rotary positions, grouped-query attention) and
 # RegNetY-400MF (squeeze-excitation). The blocks suite never times their candidates'
-# blocks, so every prediction of them is a calibrated sum of ops. They are never fitted on
+# blocks, so every prediction of them is a calibrated sum of ops (corrected by measured
+# blocks of other shapes: `neighbours.py`). They are never fitted on
 # (not by the whole-model scale, the interval or the rank resolution: `assembly.row_fold`)
 # and are not part of the issue's target. Their settings: profilers.suites.validation.
 # On a CPU, also three unscaled CNNs at their own resolution, 224 (the CPU candidates run

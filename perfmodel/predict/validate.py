@@ -172,8 +172,8 @@ def validate(profile=None, *, phases=("train_step", "inference"),
 
     `measured_blocks=False` ignores the profile's measurement of each part itself (every
     part is its calibrated sum of ops; a transformer block, and a CNN block's forward pass,
-    still takes the residual of its measured neighbours of other shapes, `neighbours.py`): how well the predictor
-    composes parts it never saw whole.
+    still takes the residual of its measured neighbours of other shapes, `neighbours.py`):
+    how well the predictor composes parts it never saw whole.
     The whole-model scale (`perfmodel.predict.assembly`) and interval are fitted on the
     validation suite itself, one fold at a time: each row is predicted with the fits of the
     other fold, never on itself (a held-out family with the base fold's). `assembly=False`
@@ -218,8 +218,9 @@ def validate(profile=None, *, phases=("train_step", "inference"),
         else:
             desc += "; no whole-model scale, per-part interval"
         backends[str(prof)] = desc + (
-            "" if measured_blocks else "; measured blocks NOT used (sum of ops; a transformer block and a CNN "
-            "block's forward pass corrected by its measured neighbours of other shapes)")
+            "" if measured_blocks else "; measured blocks NOT used (sum of ops; a transformer "
+            "block and a CNN block's forward pass corrected by its measured neighbours of "
+            "other shapes)")
         for _, r in val.iterrows():
             # a held-out family is scored as the x4 rows are: with the base fold's fits
             rows.append(_compare(prof, r, by_fold.get(row_fold(r), by_fold["x4"])))
