@@ -9,8 +9,8 @@ device's roofline. As perfmodel prices them, 1x1 convolutions on PyTorch's nativ
 get the floor fitted on the training folds (`perfmodel.predict.native`; a `fwd_bwd` row:
 the forward's floor plus the backward's), the interval raised with the time. Rows: op
 kind; for conv the off-grid set apart (input channels off the suite's width grid
-`POW2_WIDTHS`: the off-grid widths and the 3-channel stems); for vector ops each op. `median` and `mean` are |predicted /
-measured - 1|; `in 90%` is the share of measurements inside the learned model's 90%
+`POW2_WIDTHS`: the off-grid widths and the 3-channel stems); for vector ops each op, in
+place apart (`relu_`, `x += y`). `median` and `mean` are |predicted / measured - 1|; `in 90%` is the share of measurements inside the learned model's 90%
 interval.
 
 Run: python3 benchmarks/bench_profile_ops.py [--profile DIR ...]
@@ -50,8 +50,12 @@ def row_class(r: pd.DataFrame) -> np.ndarray:
     op = r["op"].astype(str).to_numpy()
     c_in = pd.to_numeric(r["c_in"], errors="coerce").to_numpy()
     off_grid = ~np.isin(c_in, list(POW2_WIDTHS))
+    inplace = (r["inplace"].fillna(False).astype(bool).to_numpy() if "inplace" in r
+               else np.zeros(len(r), bool))
+    vector = np.char.add(np.char.add("vector: ", op.astype(str)),
+                         np.where(inplace, " (in place)", ""))
     return np.where(suite == "conv", np.where(off_grid, "conv (off-grid widths)", "conv"),
-                    np.where(suite == "vector", "vector: " + op, suite))
+                    np.where(suite == "vector", vector, suite))
 
 
 def score(profile: Path) -> pd.DataFrame:
