@@ -10,8 +10,8 @@ get the floor fitted on the training folds (`perfmodel.predict.native`; a `fwd_b
 the forward's floor plus the backward's), the interval raised with the time. Rows: op
 kind; for conv the off-grid set apart (input channels off the suite's width grid
 `POW2_WIDTHS`: the off-grid widths and the 3-channel stems); for vector ops each op, in
-place apart (`relu_`, `x += y`). `median` and `mean` are |predicted / measured - 1|; `in 90%` is the share of measurements inside the learned model's 90%
-interval.
+place apart (`relu_`, `x += y`). `median` and `mean` are |predicted / measured - 1|;
+`in 90%` is the share of measurements inside the learned model's 90% interval.
 
 Run: python3 benchmarks/bench_profile_ops.py [--profile DIR ...]
 """

@@ -72,6 +72,21 @@ def test_cnn_blocks_take_neighbours_of_their_own_family_only():
         "mbconv", cnn_dims(96, 56, 8))  # the expanded width
 
 
+def test_equal_distances_do_not_depend_on_the_row_order():
+    """On the suite's grid many neighbours lie at one distance: which of them count must not
+    change when the profile's rows come in another order."""
+    import random
+
+    table = [_cnn(128, 14, 8, "fwd", math.log(1 + i / 20)) for i in range(K_CNN + 4)]
+    table += [_cnn(256, 14, 8, "fwd", math.log(2.0)), _cnn(128, 28, 8, "fwd", math.log(0.5))]
+    at = cnn_dims(128, 14, 8)
+    got = set()
+    for seed in range(10):
+        random.Random(seed).shuffle(table)
+        got.add(round(neighbour_scale(table, at, "fwd", family="plain"), 12))
+    assert len(got) == 1
+
+
 def test_model_parts_find_their_family():
     from perfmodel.models.registry import resolve
     from perfmodel.predict.parts import parts_of
@@ -102,7 +117,8 @@ def test_a_block_is_never_its_own_neighbour_whatever_its_input_grad():
     assert part_place(bare, 8) == part_place(part, 8) == ("plain", cnn_dims(160, 14, 8))
     own = list(part_block_key(part, 8, "float32", False))
     table = [[list(cnn_dims(160, 14, 8)), "fwd", own, math.log(5.0)],
-             _cnn(128, 14, 8, "fwd", math.log(1.2))]
+             _cnn(128, 14, 8, "fwd", math.log(1.2)),
+             _cnn(128, 14, 8, "fwd_bwd", math.log(2.0))]  # never used: training
     for p in (part, bare):
         backend = Backend(device=None, optimes=None, kind="profile", description="",
                           calibration=Calibrations(pooled=Calibration(residuals=table)))

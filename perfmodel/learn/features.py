@@ -283,8 +283,8 @@ def build_features(df: pd.DataFrame, kind: str, device) -> tuple[Features, np.nd
             "ew_log_features": _log2(_col(df, "features")),  # normalised extent of a norm
             "ew_log_extent": _log2(vector_extent(df, numel)),
             "ew_training": _flag(df, "training"),
-            # relu_, add_: no fresh output buffer (on a CPU a 2^23-element float32 relu
-            # took 2.68 ms, relu_ 0.97 ms)
+            # relu_, add_: no fresh output buffer (AMD profile, float32, by size band:
+            # relu_ 0.41-0.62x the time of relu, add_ 0.53-0.72x add)
             "ew_inplace": np.nan_to_num(_flag(df, "inplace"), nan=0.0),
             # by canonical name: an alias (`mean`, `add`) is the op the suite timed
             "op_code": _op_code(df.assign(op=df["op"].map(

@@ -44,9 +44,10 @@ measured vector ops pinned (training steps 3.3 %, inference 8.3 %: CNN inference
 under-predicted, -11 % signed: a forward CNN block runs slower than its ops timed alone,
 by 8-11 % in log at 0.5-2 MB activations, a bias by size the pinned fit cannot take;
 `neighbours.py` now gives unmeasured CNN blocks their forward neighbours' residual).
-Only the blocks suite is used: the `validation` suite (whole models) never enters this fit (its unscaled and x2 models give one whole-model scale per phase
-afterwards, `assembly.py`). The optimizer step's pointwise kernels
-are not calibrated (`model.optimizer_seconds`): they stream from DRAM, unlike the
+Only the blocks suite is used: the `validation` suite (whole models) never enters this fit
+(its unscaled and x2 models give one whole-model scale per phase afterwards,
+`assembly.py`). The optimizer step's pointwise kernels are not calibrated
+(`model.optimizer_seconds`): they stream from DRAM, unlike the
 cache-resident vector ops of a block measured in a loop.
 
 Interval: split-conformal on the blocks. Out-of-fold log residuals (5 folds, grouped by

@@ -106,9 +106,11 @@ class Backend:
             if place is None or not corrected(place[0], phase):
                 hit = 1.0
             else:
-                index = self._parts.get(("neighbour-index", id(table)))
-                if index is None:
-                    index = self._parts[("neighbour-index", id(table))] = NeighbourIndex(table)
+                cached = self._parts.get(("neighbour-index", dtype))
+                if cached is None or cached[0] is not table:  # built from this very table
+                    cached = self._parts[("neighbour-index", dtype)] = (table,
+                                                                        NeighbourIndex(table))
+                index = cached[1]
                 # never its own measurement, whether or not its input needs a gradient
                 own = part_block_key(part, batch, dtype, train, require_grad=False)
                 hit = index.scale(place[1], phase, exclude=own, dtype=dtype, family=place[0])

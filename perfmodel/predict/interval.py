@@ -33,8 +33,8 @@ than one that is a sum of ops:
 - `ops`: the same models with none of their own block measurements used (every part its
   calibrated sum of ops, a transformer block and a CNN block's forward pass corrected by
   its measured neighbours of other shapes, `neighbours.py`), still under the whole-model
-  scale fitted with blocks, as the product predicts a model the profile never measured; never narrower than
-  `blocks`.
+  scale fitted with blocks, as the product predicts a model the profile never measured;
+  never narrower than `blocks`.
 A prediction whose measured blocks give a share f of its step time gets
 g x q_blocks + (1 - g) x q_ops with g = min(1, f / the fold's median share), a line between
 the two calibrated ends. The validation models ran eager in the profile's dtypes: a

@@ -21,7 +21,7 @@ import json
 import numpy as np
 import pandas as pd
 
-CNN_BLOCKS = ("resnet_bottleneck", "regnet_x_block", "regnet_y_block")  # and "mbconv"
+CNN_BLOCKS = ("resnet_bottleneck", "regnet_x_block", "regnet_y_block")  # mbconv: a key of its own
 
 
 def center_time(r) -> float:

@@ -128,10 +128,12 @@ class NeighbourIndex:
             ok &= np.array([k == own for k in keys]) == False  # noqa: E712
         if not ok.any():
             return 1.0
-        dist = np.sqrt((delta[ok] ** 2).sum(axis=1))
-        near = np.argsort(dist, kind="stable")[:K if family == "transformer" else K_CNN]
+        dist, r = np.sqrt((delta[ok] ** 2).sum(axis=1)), res[ok]
+        # nearest first; equal distances (a grid's are often equal) by residual, so the
+        # choice never depends on the order of the profile's rows
+        near = np.lexsort((r, dist))[:K if family == "transformer" else K_CNN]
         w = 1.0 / (1.0 + dist[near])
-        return float(np.exp((w * res[ok][near]).sum() / w.sum()))
+        return float(np.exp((w * r[near]).sum() / w.sum()))
 
 
 def neighbour_scale(table: list, dims, phase: str, exclude=None, dtype: str | None = None,
