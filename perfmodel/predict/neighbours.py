@@ -125,7 +125,7 @@ class NeighbourIndex:
             ok &= dtypes == dtype
         if exclude is not None:
             own = tuple(exclude)
-            ok &= np.array([k == own for k in keys]) == False  # noqa: E712
+            ok &= ~np.array([k == own for k in keys], dtype=bool)
         if not ok.any():
             return 1.0
         dist, r = np.sqrt((delta[ok] ** 2).sum(axis=1)), res[ok]

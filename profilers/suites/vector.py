@@ -14,9 +14,9 @@ In-place ops (`INPLACE_OPS`: `relu_`, as `nn.ReLU(inplace=True)` runs it, and `x
 residual sum torchvision-style) are drawn apart, after the others, from their own seed: a
 profile measured before they existed keeps its points, and `--after` measures only them.
 On a CPU they are far cheaper than the same op into a fresh buffer (AMD profile,
-2026-12-01, float32, per size band: relu_ 0.41-0.62x relu, add_ 0.53-0.72x add). Only ops that stay
-finite when repeated on their own output are timed in place (silu_ would shrink its input
-towards denormals); the predictor prices an activation never timed in place as the op out
+2026-12-01, float32, per size band: relu_ 0.41-0.62x relu, add_ 0.53-0.72x add). Only
+ops that stay finite when repeated on their own output are timed in place (silu_ would
+shrink its input towards denormals); the predictor prices an activation never timed in place as the op out
 of place, and any in-place pointwise op (recorded as `elementwise`) as `x += y` in place.
 """
 from __future__ import annotations
