@@ -81,6 +81,61 @@ def test_conv_space_holds_off_grid_widths(kind):
     assert stems and all(x.p["stride"] == 2 and x.p["groups"] == 1 for x in stems)
 
 
+def test_conv_space_holds_large_maps_on_cpu():
+    """Convolutions beyond the L3 on maps of 28-224 pixels, as a CNN's early stages at 224
+    run them (`CPU_MAPS`): depthwise, pointwise and stems, float32 mostly; a GPU's grid
+    covers them already and draws none."""
+    from profilers.suites.conv import CPU_MAPS, ConvSuite
+
+    pts = get_suite("conv").points(CPU)
+    big = [x for x in pts if x.p["batch"] * max(x.p["c_in"], x.p["c_out"]) * x.p["h"] ** 2
+           > 4e6]
+    assert len(big) > 60 and max(x.p["h"] for x in big) == 224
+    dw = [x for x in big if x.p["groups"] == x.p["c_in"] > 1]
+    assert {56, 112} <= {x.p["h"] for x in dw} and {x.phase for x in dw} == {"fwd", "fwd_bwd"}
+    assert any(x.p["kernel_h"] == 1 and x.p["c_out"] > x.p["c_in"] >= 16 for x in big)
+    assert sum(x.dtype == "float32" for x in big) > 0.6 * len(big)
+    own = ConvSuite()._map_points(set(), ["float32"])
+    assert all(x.p["batch"] * max(x.p["c_in"], x.p["c_out"]) * x.p["h"] ** 2
+               >= CPU_MAPS["min_elems"] for x in own)
+
+    class _Gpu:
+        kind = "cuda"
+
+        def supports(self, dtype):
+            return (True, "")
+
+    # batch 16 is the map points' own (neither batch grid has it)
+    assert any(x.p["batch"] == 16 for x in pts)
+    assert not any(x.p["batch"] == 16 for x in ConvSuite().candidates(_Gpu()))
+
+
+def test_conv_points_of_the_shipped_profile_are_still_drawn():
+    """The large-map points come from their own seed, after the others: every convolution
+    the AMD profile measured before them is still a candidate."""
+    from perfmodel.predict.device import datasets_dir
+
+    path = datasets_dir() / "cpu-amd-epyc" / "measurements.parquet"
+    if not path.is_file():
+        pytest.skip("no AMD CPU profile under datasets/")
+    rows = pd.read_parquet(path, columns=["suite", "point_id"])
+    measured = set(rows.loc[rows["suite"] == "conv", "point_id"])
+    assert len(measured) > 2000 and measured <= {x.id for x in get_suite("conv").candidates(CPU)}
+
+
+def test_vector_space_holds_large_maps_on_cpu():
+    """Batch norms, activations and SE ops on NCHW maps of 28-112 pixels and 16-512
+    channels, up to 2^25 elements (`CPU_MAPS`): the main pool's large batch norms sit on
+    small maps with thousands of channels."""
+    pts = get_suite("vector").points(CPU)
+    bn = [x for x in pts if x.op == "batch_norm" and x.p["training"] and x.p["numel"] > 4e6
+          and x.p["numel"] // (x.p["channels"] * x.p["batch"]) >= 56 * 56
+          and x.p["channels"] <= 512]
+    assert len(bn) >= 10 and {x.phase for x in bn} == {"fwd", "fwd_bwd"}
+    assert max(x.p["numel"] for x in pts) > 2 ** 24
+    assert any(x.op == "silu" and x.phase == "fwd_bwd" and x.p["numel"] > 2 ** 24 for x in pts)
+
+
 def test_vector_space_on_cpu():
     """Every vector op the counter records for CNNs and transformers, in both phases where
     it has a backward, from cache-resident to DRAM-sized, with the counter's columns."""
@@ -103,8 +158,9 @@ def test_vector_space_on_cpu():
 
 
 def test_vector_points_of_the_shipped_profile_are_still_drawn():
-    """New points (the in-place ones) come from their own seed: every vector point the AMD
-    profile measured before them is still a candidate, so `--after` adds only new ones."""
+    """New points (the in-place ones, the large maps) come from their own seeds: every
+    vector point the AMD profile measured before them is still a candidate, so `--after`
+    adds only new ones."""
     from perfmodel.predict.device import datasets_dir
 
     path = datasets_dir() / "cpu-amd-epyc" / "measurements.parquet"

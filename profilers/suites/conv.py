@@ -30,6 +30,17 @@ CPU_WIDTHS = dict(batch=(1, 2, 4, 8), res=(2, 3, 4, 7, 8, 14, 16, 28, 32, 56, 11
                   max_width=1024, pool=700, seed=11)
 GPU_WIDTHS = dict(batch=(1, 8, 32, 128), res=(7, 14, 28, 56, 112, 224), max_width=2048,
                   pool=500, seed=11)
+# Large maps (CPU): the grids above stop at 4M elements per tensor (16 MB in float32),
+# inside the L3 of most CPUs; a CNN trained at 224 pixels runs its first stages beyond it
+# (EfficientNet-B0 at batch 8: 8 x 96 x 112 x 112 = 9.6M; ResNet-50: 6.4M), where its
+# depthwise and pointwise convolutions stream from DRAM. These points draw convolutions of
+# realistic widths on maps of 28-224 pixels with at least `min_elems` elements in their
+# largest tensor (log-uniform widths, multiples of 8, any kind a CNN's early stages run),
+# from their own seed, after the others: `--after` measures only them.
+CPU_MAPS = dict(batch=(1, 2, 4, 8, 16), res=(28, 56, 112), max_width=384, max_flops=5e9,
+                max_elems=3.4e7, min_elems=2e6, pool=420, seed=13)
+MAP_KINDS = ("pointwise", "depthwise", "dense", "stem")
+MAP_KIND_P = (0.4, 0.3, 0.15, 0.15)
 WIDTH_KINDS = ("pointwise", "dense", "grouped", "depthwise", "stem")
 WIDTH_KIND_P = (0.35, 0.15, 0.2, 0.2, 0.1)
 GROUP_WIDTHS = (8, 16, 24, 32, 48, 64)
@@ -76,6 +87,8 @@ class ConvSuite(Suite):
             points += self._native_points(seen)
         points += self._width_points(seen, grid, dtypes,
                                      GPU_WIDTHS if device.kind == "cuda" else CPU_WIDTHS)
+        if device.kind != "cuda":  # a GPU's grid runs to 2e8 elements already
+            points += self._map_points(seen, dtypes)
         return points
 
     def _add(self, points: list, seen: set, grid: dict, batch, c_in, res, c_out, k, stride,
@@ -135,6 +148,38 @@ class ConvSuite(Suite):
                 continue
             self._add(points, seen, grid, batch, c_in, res, c_out, k, stride, groups, dtype,
                       phase)
+        return points
+
+    def _map_points(self, seen: set, dtypes: list) -> list[Point]:
+        """Convolutions on large maps (`CPU_MAPS`): pointwise expansions and projections,
+        depthwise, dense 3x3 and RGB stems, float32 mostly."""
+        g = CPU_MAPS
+        rng = np.random.default_rng(g["seed"])
+        points = []
+        for _ in range(g["pool"]):
+            kind = str(rng.choice(MAP_KINDS, p=MAP_KIND_P))
+            batch = int(rng.choice(g["batch"]))
+            res = int(rng.choice(g["res"]))
+            dtype = "float32" if rng.random() < 0.75 or len(dtypes) == 1 else str(rng.choice(dtypes))
+            phase = str(rng.choice(PHASES))
+            stride = int(rng.choice((1, 2), p=(0.7, 0.3)))
+            c_in = 8 * int(round(np.exp(rng.uniform(np.log(2), np.log(g["max_width"] / 8)))))
+            groups, k = 1, 1
+            if kind == "pointwise":
+                stride = 1
+                ratio = float(rng.choice((1 / 6, 0.25, 0.5, 1, 2, 4, 6)))
+                c_out = max(8, 8 * int(round(c_in * ratio / 8)))
+            elif kind == "depthwise":
+                k, c_out, groups = int(rng.choice((3, 5))), c_in, c_in
+            elif kind == "dense":
+                k, c_out = 3, c_in * (2 if stride == 2 else 1)
+            else:  # a stem: RGB in, strided, on the full image
+                k, c_in, stride = int(rng.choice((3, 7))), 3, 2
+                c_out = int(rng.choice((16, 24, 32, 48, 64)))
+                res = int(rng.choice((112, 224)))
+            if batch * max(c_in, c_out) * res * res < g["min_elems"]:
+                continue
+            self._add(points, seen, g, batch, c_in, res, c_out, k, stride, groups, dtype, phase)
         return points
 
     def _native_points(self, seen: set) -> list[Point]:

@@ -57,6 +57,23 @@ GPU = dict(dtypes=("float32", "float16", "bfloat16"), numel=(2 ** 12, 2 ** 28),
 CPU = dict(dtypes=("float32", "bfloat16"), numel=(2 ** 8, 2 ** 24),
            batch=(1, 2, 4, 8), res=(1, 2, 3, 4, 7, 8, 14, 16, 28, 32, 56, 112), pool=1400,
            seed=21)
+# Large maps (CPU): the pool above draws a size, then a map side at random and the
+# channels it leaves, so its large batch norms sit on small maps with tens of thousands
+# of channels, and nothing exceeds 2^24 elements. A CNN at 224 pixels runs its early
+# stages on maps of 56-112 pixels with 16-512 channels and up to 2^25 elements per tensor
+# (EfficientNet-B0 at batch 16). These points draw such maps (channels log-uniform,
+# multiples of 8) for the ops a CNN runs on them, from their own seed, after the others.
+CPU_MAPS = dict(batch=(1, 2, 4, 8, 16), res=(28, 56, 112), numel=(2 ** 20, 2 ** 25),
+                channels=(16, 512), pool=450, seed=23)
+MAP_OPS = (
+    ("batch_norm", "train", ("fwd", "fwd_bwd")),
+    ("batch_norm", "eval", ("fwd",)),
+    ("relu", "unary", ("fwd", "fwd_bwd")),
+    ("silu", "unary", ("fwd", "fwd_bwd")),
+    ("elementwise", "add", ("fwd",)),
+    ("elementwise", "scale", ("fwd",)),
+    ("reduction", "spatial", ("fwd",)),
+)
 FEATURES = (64, 8192)  # normalised extent of layer norm and softmax rows
 
 
@@ -84,7 +101,10 @@ class VectorSuite(Suite):
                 continue
             seen.add(key)
             points.append(Point.make(self.name, op, phase, dtype, variant=variant, **p))
-        return points + _inplace_points(self.name, g, dtypes)
+        points += _inplace_points(self.name, g, dtypes)
+        if device.kind != "cuda":  # a GPU's pool runs to 2^28 elements already
+            points += _map_points(self.name, dtypes, seen)
+        return points
 
     def features(self, point: Point) -> list[float]:
         p = point.p
@@ -183,6 +203,40 @@ def _inplace_points(suite: str, g: dict, dtypes: list) -> list[Point]:
         if (op, variant, dtype, numel) not in seen:
             seen.add((op, variant, dtype, numel))
             points.append(Point.make(suite, op, "fwd", dtype, variant=variant, **p))
+    return points
+
+
+def _map_points(suite: str, dtypes: list, seen: set) -> list[Point]:
+    """Ops on large NCHW maps (`CPU_MAPS`), float32 mostly."""
+    g = CPU_MAPS
+    rng = np.random.default_rng(g["seed"])
+    lo, hi = (math.log(v / 8) for v in g["channels"])
+    points = []
+    for _ in range(g["pool"]):
+        op, variant, phases = MAP_OPS[int(rng.integers(len(MAP_OPS)))]
+        dtype = "float32" if rng.random() < 0.75 or len(dtypes) == 1 else str(rng.choice(dtypes))
+        phase = str(rng.choice(phases))
+        b, h = int(rng.choice(g["batch"])), int(rng.choice(g["res"]))
+        c = 8 * int(round(math.exp(rng.uniform(lo, hi))))
+        numel = b * c * h * h
+        if not g["numel"][0] <= numel <= g["numel"][1]:
+            continue
+        if op in ("relu", "silu"):
+            p = {"numel": numel}
+        elif variant == "add":
+            p = {"numel": numel, "inputs": 2}
+        else:
+            p = {"numel": numel, "nchw": f"{b},{c},{h},{h}"}
+            if op == "batch_norm":
+                p.update(channels=c, batch=b, training=variant == "train")
+            elif op == "elementwise":
+                p.update(inputs=2, read_numel=numel + b * c)
+            else:
+                p["out_numel"] = b * c
+        key = (op, variant, phase, dtype, tuple(sorted(p.items())))
+        if key not in seen:
+            seen.add(key)
+            points.append(Point.make(suite, op, phase, dtype, variant=variant, **p))
     return points
 
 
