@@ -27,12 +27,12 @@ def _step(capsys, *argv) -> dict:
 ])
 def test_a_user_module_is_predicted_within_its_interval_of_the_measured_step(
         capsys, shipped, factory, model, shape, batch, extra):
-    """The module is one part, every op priced and calibrated, no block measurement
-    matched (and no neighbour correction: that needs the named model's parts). AMD profile
-    as of 2026-12-01 19:30 UTC: RegNetX-400MF (resolution 64, batch 8) training step
-    +13.5 % (the calibrated sum of ops over-predicts its small training blocks),
-    inference -12.0 %; the small GPT-2 (sequence 128, batch 4) -1.5 % and -4.7 %; each
-    inside its interval."""
+    """The RegNet is a chain of parts (`perfmodel.predict.chain`): its blocks are recognised
+    as perfmodel's residual bottleneck blocks and take the profile's measured times, as the
+    named model's do (AMD profile, 2026-12-01: training -0.3 %, inference -3.9 %; as one
+    part, a sum of ops, it was +13.5 % and -12.0 %). The GPT-2 module adds its positions
+    in its own `forward`, so it stays one part, every op priced and calibrated: -1.5 % and
+    -4.7 %. Each inside its interval."""
     val = read_profile_rows(shipped)
     val = val[(val["suite"] == "validation") & (val["op"] == model)]
     base = [r for _, r in val.iterrows() if not model_args(r)["strategy"]]
@@ -45,10 +45,12 @@ def test_a_user_module_is_predicted_within_its_interval_of_the_measured_step(
         d = _step(capsys, f"{FILE}:{factory}", "--input-shape", shape, "--batch", str(batch),
                   mode, "--device", str(shipped), *extra)
         measured = center_time(r)
-        assert d["measured_parts"] == 0 and d["measured_share"] == 0
-        assert d["op_mix"] == ("conv" if model.startswith("RegNet") else "matmul")
+        cnn = model.startswith("RegNet")
+        assert (d["measured_parts"] == 22) if cnn else (d["measured_parts"] == 0)
+        assert d["op_mix"] == ("conv" if cnn else "matmul")
         assert d["pred_time_s_lo"] <= measured <= d["pred_time_s_hi"], (r["phase"], measured)
-        assert abs(d["pred_time_s"] / measured - 1) <= 0.15, (r["phase"], d["pred_time_s"])
+        err = abs(d["pred_time_s"] / measured - 1)
+        assert err <= (0.08 if cnn else 0.15), (r["phase"], d["pred_time_s"])
 
 
 def test_a_token_model_counts_tokens_and_a_class_is_built_without_arguments(capsys):
@@ -71,7 +73,7 @@ def test_a_huge_model_is_never_materialised(capsys):
 
 @pytest.mark.parametrize("argv,message", [
     ([f"{FILE[:-3]}_nope.py:Net", "--input-shape", "8"], "no such file"),
-    ([f"{FILE}:Nope", "--input-shape", "8"], "has no 'Nope' (it defines: Asserts, ConfiguredCNN, DictInput, INSTANCE, SmallCNN"),
+    ([f"{FILE}:Nope", "--input-shape", "8"], "has no 'Nope' (it defines: Asserts, Bottleneck, ConfiguredCNN, ConvNormAct, DictInput"),
     ([f"{FILE}:ANSWER", "--input-shape", "8"], "is an int, not an nn.Module"),
     ([f"{FILE}:needs_args", "--input-shape", "8"], "raised TypeError"),
     ([f"{FILE}:not_a_module", "--input-shape", "8"], "returned an int, not an nn.Module"),

@@ -203,8 +203,10 @@ def _count(part: Part, batch: int, dtype: str, train: bool, fused_kernels: bool)
 
     was = module.training
     module.train(train)
+    # a part before any parameter (a user's pooling first) has no backward to count
+    backward = train and (probe.input_grad or any(p.requires_grad for p in module.parameters()))
     try:
-        if train:
+        if backward:
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                 c = count_model(probe, inputs=(x,), dtype=dtype, backward=True,
                                 fused_kernels=fused_kernels)

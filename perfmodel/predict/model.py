@@ -127,6 +127,12 @@ def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool,
         parts = model_parts(lambda: model, ("module", id(model)), input_shape,
                             input_kind="long" if input_vocab else None,
                             high=int(input_vocab or 1), loss=loss)
+        from perfmodel.predict.chain import chain_parts
+
+        whole = parts[0]  # its blocks as parts where it is a chain of them (chain.py)
+        chained = chain_parts(model, whole.input_shape, whole.input_kind, whole.high)
+        if chained:
+            parts = chained + parts[1:]
         from perfmodel.predict.parts import transformer_cfg
 
         return name, parts, transformer_cfg(model) is not None or bool(input_vocab)

@@ -1,10 +1,11 @@
 """A user's own model file, as `perfmodel step FILE.py:NAME` loads it (tests only).
 
 The factories return plain `nn.Module`s: perfmodel sees none of their registry
-parameters, so they are predicted as any user's module is (one part, a sum of ops, no
-measured block matched). Two of them build the same networks as the AMD profile's
-measured validation models (RegNetX-400MF at resolution 64, batch 8; the small GPT-2
-style model, sequence 128, batch 4), so the prediction can be checked against real
+parameters, so they are predicted as any user's module is (split into its chain of
+parts where it is one, `perfmodel.predict.chain`). Three of them are the same networks as
+the AMD profile's measured validation models (RegNetX-400MF at resolution 64, batch 8,
+built by perfmodel and hand-written torchvision-style in `HandWrittenRegNet`; the small
+GPT-2 style model, sequence 128, batch 4), so the prediction can be checked against real
 measurements. The rest are the shapes real model files take (a dataclass config, a
 `cfg` attribute of its own, module-level instances, lazy imports) and mistakes."""
 from __future__ import annotations
@@ -24,6 +25,57 @@ def regnetx_400mf() -> nn.Module:
 
 def gpt2_small() -> nn.Module:
     return build_model("gpt2", **GPT2_SMALL)
+
+
+class ConvNormAct(nn.Sequential):
+    """A torchvision-style conv, batch norm and (in-place) ReLU."""
+
+    def __init__(self, w_in, w_out, k, stride=1, groups=1, act=True):
+        layers = [nn.Conv2d(w_in, w_out, k, stride, k // 2, groups=groups, bias=False),
+                  nn.BatchNorm2d(w_out)]
+        super().__init__(*layers, *([nn.ReLU(inplace=True)] if act else []))
+
+
+class Bottleneck(nn.Module):
+    """torchvision's RegNet block as its own code writes it: the shortcut first, the
+    transform as one `nn.Sequential`, an in-place ReLU after the sum."""
+
+    def __init__(self, w_in, w_out, stride, group_w):
+        super().__init__()
+        self.proj = (ConvNormAct(w_in, w_out, 1, stride, act=False)
+                     if w_in != w_out or stride != 1 else None)
+        self.f = nn.Sequential(ConvNormAct(w_in, w_out, 1),
+                               ConvNormAct(w_out, w_out, 3, stride, w_out // group_w),
+                               ConvNormAct(w_out, w_out, 1, act=False))
+        self.activation = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        x = (self.proj(x) if self.proj is not None else x) + self.f(x)
+        return self.activation(x)
+
+
+class HandWrittenRegNet(nn.Module):
+    """RegNetX-400MF written as a user would (torchvision's layout: stem, trunk of
+    stages, pool, flatten, fc), no perfmodel class in it: the same network as the
+    measured validation model `RegNetX-400MF` at resolution 64."""
+
+    STAGES = ((1, 32), (2, 64), (7, 160), (12, 384))  # depth, width; group width 16
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        self.stem = ConvNormAct(3, 32, 3, 2)
+        stages, w_in = [], 32
+        for depth, w in self.STAGES:
+            stages.append(nn.Sequential(*(Bottleneck(w_in if i == 0 else w, w, 2 if i == 0 else 1, 16)
+                                          for i in range(depth))))
+            w_in = w
+        self.trunk_output = nn.Sequential(*stages)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(w_in, classes)
+
+    def forward(self, x):
+        x = self.avgpool(self.trunk_output(self.stem(x)))
+        return self.fc(x.flatten(start_dim=1))
 
 
 class SmallCNN(nn.Module):

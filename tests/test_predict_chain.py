@@ -1,0 +1,131 @@
+"""A user's nn.Module split into parts where it is a chain of them (`perfmodel.predict.chain`),
+and its blocks recognised as perfmodel's own where they run exactly their ops."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from perfmodel import build_model, predict_model
+from perfmodel.predict.chain import chain_parts
+from perfmodel.predict.parts import parts_of
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+import user_models  # noqa: E402
+
+
+def _blocks(parts):
+    return [(p.key, p.input_shape) for p in parts if p.group == "res_bottleneck_block"]
+
+
+def test_a_hand_written_regnet_splits_into_the_named_models_blocks():
+    """No perfmodel class in it: its 22 blocks are recognised as the residual bottleneck
+    blocks the named RegNetX-400MF has, with the same keys and input shapes."""
+    parts = chain_parts(user_models.HandWrittenRegNet(), (3, 64, 64), "float", 1)
+    from perfmodel.models.registry import resolve
+
+    named = parts_of(resolve("RegNetX-400MF", 1.0, None, resolution=64))
+    assert len(_blocks(parts)) == 22 and _blocks(parts) == _blocks(named)
+    assert parts[0].path == "stem" and not parts[0].input_grad  # conv, norm, act: one part
+    assert all(p.input_grad for p in parts[1:])
+    assert parts[-1].path == "fc" and parts[-1].input_shape == (384,)  # after the flatten
+
+
+def test_a_hand_written_regnet_is_predicted_as_the_named_one(amd):
+    """Its blocks' measured times and neighbour corrections apply as the named model's
+    do: the same step time, training and inference."""
+    m = user_models.HandWrittenRegNet()
+    for train in (True, False):
+        mine = predict_model(m, batch=8, train=train, device=amd, input_shape=(3, 64, 64))
+        named = predict_model("RegNetX-400MF", batch=8, train=train, device=amd,
+                              overrides={"resolution": 64})
+        assert mine.measured_parts == named.measured_parts == 22
+        assert mine.time.value == pytest.approx(named.time.value, rel=1e-3)
+        assert mine.params == named.params
+
+
+def test_an_efficientnet_module_is_recognised_as_mbconv_blocks(amd):
+    m = build_model("EN-B0", resolution=64)
+    parts = chain_parts(m, (3, 64, 64), "float", 1)
+    assert sum(p.group == "mbconv" for p in parts) == 16
+    mine = predict_model(m, batch=8, train=False, device=amd, input_shape=(3, 64, 64))
+    named = predict_model("EN-B0", batch=8, train=False, device=amd,
+                          overrides={"resolution": 64})
+    assert mine.time.value == pytest.approx(named.time.value, rel=1e-3)
+
+
+class _Dropped(user_models.Bottleneck):
+    """The same block with a dropout in training: not perfmodel's block."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.f.append(nn.Dropout(0.1))
+
+
+def test_a_block_with_an_extra_op_is_a_part_of_its_own_kind():
+    net = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), _Dropped(32, 64, 2, 16),
+                        user_models.Bottleneck(64, 64, 1, 16))
+    parts = chain_parts(net, (3, 32, 32), "float", 1)
+    assert [p.group for p in parts] == ["Conv2d", "_Dropped", "res_bottleneck_block"]
+    assert parts[1].key[0] == "module_part"
+
+
+class _Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
+
+    def forward(self, x):
+        return x + self.b(self.a(x))  # arithmetic of its own: a part, never opened
+
+
+class _Twice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(16, 16)
+
+    def forward(self, x):
+        return self.a(self.a(x))
+
+
+def test_what_is_not_a_chain_stays_one_part():
+    assert chain_parts(_Residual(), (16,), "float", 1) is None
+    assert chain_parts(_Twice(), (16,), "float", 1) is None
+    tied = nn.Sequential(nn.Sequential(nn.Linear(16, 16)), nn.Sequential(nn.Linear(16, 16)))
+    tied[1][0].weight = tied[0][0].weight
+    assert chain_parts(nn.Sequential(nn.Linear(16, 16), nn.ReLU()), (16,), "float", 1) is None
+    assert chain_parts(tied, (16,), "float", 1) is None
+    assert chain_parts(user_models.gpt2_small(), (128,), "long", 4096) is None
+    # inside a chain a residual module is one part
+    parts = chain_parts(nn.Sequential(nn.Linear(8, 16), _Residual()), (8,), "float", 1)
+    assert [p.group for p in parts] == ["Linear", "_Residual"]
+
+
+def test_an_in_place_module_joins_the_part_before_it_and_gradients_follow_parameters():
+    """ReLU(inplace=True) alone would be a part whose input is a leaf needing its gradient
+    (autograd refuses to modify one in place); a parameter-free first part passes no
+    gradient to the part after it."""
+    def conv(c_in):
+        return nn.Sequential(nn.Conv2d(c_in, 8, 3, padding=1), nn.BatchNorm2d(8))
+
+    net = nn.Sequential(nn.AvgPool2d(2), conv(3), nn.ReLU(inplace=True), conv(8),
+                        nn.ReLU(inplace=True))
+    parts = chain_parts(net, (3, 16, 16), "float", 1)
+    assert [p.path for p in parts] == ["0", "1+2", "3+4"]
+    assert [p.input_grad for p in parts] == [False, False, True]
+    p = predict_model(net, batch=2, train=True, device="h100", input_shape=(3, 16, 16))
+    assert p.time.value > 0 and list(p.by_module["module"][:3]) == ["0", "1+2", "3+4"]
+
+
+def test_a_real_module_on_the_cpu_is_traced_without_touching_its_weights():
+    net = nn.Sequential(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()), nn.Flatten(),
+                        nn.Linear(8 * 6 * 6, 4))
+    before = net[0][0].weight.detach().clone()
+    parts = chain_parts(net, (3, 8, 8), "float", 1)
+    # Flatten returns a view of its input: like an in-place module, it joins the part before
+    assert [p.input_shape for p in parts] == [(3, 8, 8), (288,)]
+    assert [p.path for p in parts] == ["0+1", "2"]
+    assert torch.equal(net[0][0].weight, before) and net[0][0].weight.device.type == "cpu"
