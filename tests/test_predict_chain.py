@@ -17,6 +17,12 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 import user_models  # noqa: E402
 
 
+def _whole(model, shape):
+    from perfmodel.predict.parts import model_parts
+
+    return model_parts(lambda: model, ("module", id(model)), shape, loss=False)[0]
+
+
 def _blocks(parts):
     return [(p.key, p.input_shape) for p in parts if p.group == "res_bottleneck_block"]
 
@@ -24,8 +30,11 @@ def _blocks(parts):
 def test_a_hand_written_regnet_splits_into_the_named_models_blocks():
     """No perfmodel class in it: its 22 blocks are recognised as the residual bottleneck
     blocks the named RegNetX-400MF has, with the same keys and input shapes."""
-    parts = chain_parts(user_models.HandWrittenRegNet(), (3, 64, 64), "float", 1)
     from perfmodel.models.registry import resolve
+    from perfmodel.predict.chain import split_module
+
+    m = user_models.HandWrittenRegNet()
+    parts = split_module(m, _whole(m, (3, 64, 64)), 8, "float32", True)
 
     named = parts_of(resolve("RegNetX-400MF", 1.0, None, resolution=64))
     assert len(_blocks(parts)) == 22 and _blocks(parts) == _blocks(named)
@@ -48,8 +57,10 @@ def test_a_hand_written_regnet_is_predicted_as_the_named_one(amd):
 
 
 def test_an_efficientnet_module_is_recognised_as_mbconv_blocks(amd):
+    from perfmodel.predict.chain import split_module
+
     m = build_model("EN-B0", resolution=64)
-    parts = chain_parts(m, (3, 64, 64), "float", 1)
+    parts = split_module(m, _whole(m, (3, 64, 64)), 8, "float32", False)
     assert sum(p.group == "mbconv" for p in parts) == 16
     mine = predict_model(m, batch=8, train=False, device=amd, input_shape=(3, 64, 64))
     named = predict_model("EN-B0", batch=8, train=False, device=amd,
@@ -68,7 +79,7 @@ class _Dropped(user_models.Bottleneck):
 def test_a_block_with_an_extra_op_is_a_part_of_its_own_kind():
     net = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), _Dropped(32, 64, 2, 16),
                         user_models.Bottleneck(64, 64, 1, 16))
-    parts = chain_parts(net, (3, 32, 32), "float", 1)
+    parts = _check(net, (3, 32, 32), split=True)
     assert [p.group for p in parts] == ["Conv2d", "_Dropped", "res_bottleneck_block"]
     assert parts[1].key[0] == "module_part"
 
@@ -129,3 +140,145 @@ def test_a_real_module_on_the_cpu_is_traced_without_touching_its_weights():
     assert [p.input_shape for p in parts] == [(3, 8, 8), (288,)]
     assert [p.path for p in parts] == ["0+1", "2"]
     assert torch.equal(net[0][0].weight, before) and net[0][0].weight.device.type == "cpu"
+
+
+# The review's reproductions (2026-12-01): each split would lose or add ops, crash, or
+# reuse another block's count; `split_module` must keep the whole module as one part or
+# give exactly its ops.
+
+def _check(model, shape, split: bool, train: bool = True, batch: int = 2):
+    """`split_module` splits `model` (or keeps it whole) and the prediction is the whole
+    module's sum of ops either way (the roofline has no measured blocks)."""
+    from perfmodel.predict.chain import split_module
+
+    parts = split_module(model, _whole(model, shape), batch, "float32", train)
+    assert (parts is not None) == split, parts
+    p = predict_model(model, batch=batch, train=train, device="h100", input_shape=shape)
+    assert p.time.value > 0
+    return parts
+
+
+class _Keyword(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = nn.Linear(16, 16)
+
+    def forward(self, x, double=False):
+        x = self.l(x)
+        return x * 2 if double else x
+
+
+class _CallsWithKeyword(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Sequential(nn.Linear(16, 16)), _Keyword()
+
+    def forward(self, x):
+        return self.b(self.a(x), double=True)
+
+
+class _TrainingOnly(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Sequential(nn.Linear(16, 16)), nn.Sequential(nn.Linear(16, 16))
+        self.aux = nn.Linear(16, 16)
+
+    def forward(self, x):
+        h = self.a(x)
+        if self.training:
+            h = h + 0.1 * self.aux(h)
+        return self.b(h)
+
+
+class _NoGradBackbone(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Sequential(nn.Linear(16, 16), nn.ReLU())
+        self.b = nn.Sequential(nn.Linear(16, 16))
+
+    def forward(self, x):
+        with torch.no_grad():
+            h = self.a(x)
+        return self.b(h)
+
+
+class _Detached(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = nn.Linear(16, 16)
+
+    def forward(self, x):
+        return self.l(x).detach()
+
+
+class _Unused(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Sequential(nn.Linear(16, 16)), nn.Sequential(nn.Linear(16, 16))
+        self.spare = nn.Linear(512, 512)
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
+class _InPlaceAfterView(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+        self.r = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.r(self.a(x).flatten(1))
+
+
+def test_what_the_trace_cannot_see_keeps_the_module_whole():
+    """A keyword that changes a child, a training-only branch, an unused layer, an in-place
+    module after a view: one part, as before the split existed."""
+    _check(_CallsWithKeyword(), (16,), split=False)
+    _check(_TrainingOnly(), (16,), split=False)
+    _check(_Unused(), (16,), split=False)
+    _check(_InPlaceAfterView(), (3, 8, 8), split=False)
+
+
+def test_a_backbone_without_gradients_keeps_the_module_whole():
+    """A backbone under no_grad, a child that detaches its output: a part counted alone
+    cannot know autograd skipped its backward, the check against the whole module sees it."""
+    _check(_NoGradBackbone(), (16,), split=False)
+    _check(nn.Sequential(nn.Sequential(_Detached()), nn.Sequential(nn.Linear(16, 16))), (16,),
+           split=False)
+
+
+class _Act(nn.Module):
+    def __init__(self, fn, grad=True):
+        super().__init__()
+        self.l, self.fn = nn.Linear(16, 16), fn
+        self.l.requires_grad_(grad)
+
+    def forward(self, x):
+        return self.fn(self.l(x))
+
+
+def test_blocks_that_differ_in_a_function_or_in_grad_do_not_share_a_count():
+    import torch.nn.functional as F
+
+    from perfmodel.predict.counts import count_part
+
+    net = nn.Sequential(nn.Linear(16, 16), _Act(torch.relu), _Act(F.gelu), _Act(F.gelu, False))
+    parts = _check(net, (16,), split=True)
+    assert len({p.key for p in parts}) == 4
+    ops = [set(count_part(p, 2, "float32", True).ops["op"]) for p in parts]
+    assert "relu" in ops[1] and "gelu" in ops[2]
+
+
+def test_a_dilated_or_oddly_strided_block_is_not_taken_for_ours():
+    """Dilation costs no FLOPs or bytes but the per-op model reads it; a (2, 1) stride is
+    no block of ours. Both stay sums of their own ops."""
+    dil = user_models.Bottleneck(32, 32, 1, 16)
+    dil.f[1][0] = nn.Conv2d(32, 32, 3, 1, padding=2, dilation=2, groups=2, bias=False)
+    odd = user_models.Bottleneck(32, 32, 1, 16)
+    odd.f[1][0] = nn.Conv2d(32, 32, 3, (2, 1), padding=1, groups=2, bias=False)
+    odd.proj = user_models.ConvNormAct(32, 32, 1, (2, 1), act=False)
+    for block in (dil, odd):
+        net = nn.Sequential(nn.Sequential(nn.Conv2d(3, 32, 3, padding=1)), block)
+        parts = _check(net, (3, 16, 16), split=True)
+        assert parts[1].key[0] == "module_part"

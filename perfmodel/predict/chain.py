@@ -6,32 +6,41 @@ blocks, nor take its measured neighbours' residuals (`neighbours.py`): RegNetX-4
 passed as a module was predicted +13.5 % (training) and -12.0 % (inference) against its
 measured steps, the same network by name +0.4 % and -2.5 % (AMD profile, 2026-12-01).
 
-`chain_parts` runs the module once on meta tensors, recording every module call and the
-aten ops each call runs outside its children's calls. A module is a *chain* when its
+`chain_parts` runs the module once on meta tensors, in the mode predicted (training or
+eval) with autograd on, recording every module call (its hooks see keyword arguments) and
+the aten ops each call runs outside its children's calls. A module is a *chain* when its
 children run one after the other, each once, each on the previous one's output (views
-aside), the first on the module's input and the last giving its output, and the module
-itself runs no op but views between them (`nn.Sequential`, pycls's stages, a stem of
-conv, norm and activation, a head that flattens). Chains are opened recursively; what is
-left - a residual block, an attention block, anything whose `forward` does its own
-arithmetic - is a part, with the input shape it was called with. Where the whole module
-is not a chain at all, or anything about its calls is unusual (tuple inputs, a long
-tensor between parts, a module called twice, parameters shared between parts), the
-module stays one part, as before.
+aside), the first on the module's input and the last giving its output, each with one
+tensor argument and no keywords, and the module itself runs no op but views between them
+(`nn.Sequential`, pycls's stages, a head that flattens). Chains are opened recursively;
+what is left - a residual block, an attention block, anything whose `forward` does its own
+arithmetic, a plain conv-norm-activation `Sequential` - is a part, with the input shape it
+was called with and whether autograd wanted its input's gradient. A module that writes
+into its input or returns a view of it (`ReLU(inplace=True)`, `Flatten`) joins the part
+before it.
 
-Each part that is a composite module is then compared with perfmodel's own blocks
+`split_module` then checks the split against the module counted whole (one part, as
+before): the parts' op rows (every counted column but the module name and the in-place
+flag), forward and backward, and their parameters must be the whole module's, else the
+module stays one part. So a training-only branch, a `no_grad` section, a keyword that
+changes what a child does, an unused layer, a checkpointed segment or a user's hook can
+cost a split, never an op.
+
+Each part that may be a block (`_block_like`) is then compared with perfmodel's own blocks
 (`recognise`): the residual bottleneck block (ResNet, RegNetX/Y: the suite's `cnn` blocks)
 and MBConv (EfficientNet). The candidate's arguments are read off the part's counted
-convolutions, and the part is taken for that block only when the two run the same forward
-ops and backward ops in a training step (op, FLOPs and bytes of every one; in-place
-flags and module names aside) and hold the same number of parameters. A recognised part is then priced as that block: its
-measured time where the profile timed one of that shape, its neighbours' residual
-otherwise. Ops are compared as counted, so a block with an extra op anywhere (a
-different activation, a bias, a dropout in training) is not recognised and stays a sum
-of its own ops.
+convolutions, and the part is taken for that block only when the two run the same op rows
+at the batch, dtype and phase predicted (the forward ones in the same order) and hold the
+same number of parameters. A recognised part is then priced as that block: its measured
+time where the profile timed one of that shape, its neighbours' residual otherwise. A
+block with anything else (another activation, a bias, a dilation, a dropout in training)
+is not recognised and stays a sum of its own ops.
 """
 from __future__ import annotations
 
 import hashlib
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -43,10 +52,15 @@ from perfmodel.predict.parts import Part
 # aten ops that only re-describe a tensor: allowed between a chain's children
 VIEW_OPS = frozenset({
     "view", "_unsafe_view", "reshape", "flatten", "t", "transpose", "permute", "expand",
-    "squeeze", "unsqueeze", "alias", "detach", "as_strided", "contiguous", "clone",
-    "_reshape_alias", "unflatten", "select", "slice", "split", "chunk", "lift_fresh",
+    "squeeze", "unsqueeze", "alias", "as_strided", "_reshape_alias", "unflatten", "select",
+    "slice", "lift_fresh",
 })
-TRACE_BATCH = 2  # the batch the trace runs (parts' inputs must keep it as dimension 0)
+TRACE_BATCH = 3  # the batch the trace runs (an unusual size: dimension 0 of every part)
+# the columns of a counted op row that decide its cost (`_rows`)
+ROW_COLUMNS = ("op", "phase", "direction", "dtype", "batch", "c_in", "h", "w", "c_out",
+               "kernel_h", "kernel_w", "stride", "padding", "dilation", "groups", "numel",
+               "channels", "features", "out_numel", "read_numel", "inputs", "training",
+               "grad_input", "grad_weight", "m", "n", "k", "b", "flops", "bytes")
 
 
 @dataclass
@@ -61,15 +75,15 @@ class _Call:
 
 
 class _Ops(TorchDispatchMode):
-    """Attributes every aten op to the innermost module call running."""
+    """Attributes every aten op to the innermost module call running (or to `outside`)."""
 
-    def __init__(self, stack: list):
+    def __init__(self, stack: list, outside: list):
         super().__init__()
-        self.stack = stack
+        self.stack, self.outside = stack, outside
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if self.stack:
-            self.stack[-1].direct.append(func.overloadpacket.__name__)
+        (self.stack[-1].direct if self.stack else self.outside).append(
+            func.overloadpacket.__name__)
         return func(*args, **(kwargs or {}))
 
 
@@ -91,15 +105,14 @@ def _root(t):
     return t._base if isinstance(t, torch.Tensor) and t._base is not None else t
 
 
-def _trace(model: nn.Module, x: torch.Tensor) -> _Call | None:
-    """The call tree of `model(x)` on meta copies of its state, or None if it fails."""
-    mods = {id(m) for m in model.modules()}
+def _trace(model: nn.Module, x: torch.Tensor, train: bool) -> _Call | None:
+    """The call tree of `model(x)` on meta copies of its state, in training (`train`) or
+    eval mode, autograd on; None if it fails or runs ops outside the model's own call."""
     stack: list[_Call] = []
     top: list[_Call] = []
+    outside: list[str] = []
 
     def pre(mod, args, kwargs):
-        if id(mod) not in mods:
-            return
         call = _Call(mod)
         if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor):
             call.inp = args[0]
@@ -107,27 +120,31 @@ def _trace(model: nn.Module, x: torch.Tensor) -> _Call | None:
         stack.append(call)
 
     def post(mod, args, kwargs, out):
-        if id(mod) not in mods or not stack or stack[-1].module is not mod:
-            return
-        stack.pop().out = out if isinstance(out, torch.Tensor) else None
+        if stack and stack[-1].module is mod:
+            stack.pop().out = out if isinstance(out, torch.Tensor) else None
 
-    state = {n: torch.empty(t.shape, dtype=t.dtype, device="meta")
+    state = {n: torch.empty(t.shape, dtype=t.dtype, device="meta",
+                            requires_grad=isinstance(t, nn.Parameter) and t.requires_grad)
              for n, t in list(model.named_parameters()) + list(model.named_buffers())}
-    hooks = [nn.modules.module.register_module_forward_pre_hook(
-        lambda m, a: pre(m, a, {})),
-        nn.modules.module.register_module_forward_hook(lambda m, a, o: post(m, a, {}, o))]
-    was = model.training
+    modes = {m: m.training for m in model.modules()}
+    # ours run first before a call and last after it: a user's hooks count as the module's
+    hooks = [h for m in model.modules() for h in (
+        m.register_forward_pre_hook(pre, prepend=True, with_kwargs=True),
+        m.register_forward_hook(post, with_kwargs=True, always_call=True))]
     try:
-        model.eval()
-        with torch.no_grad(), torch.device("meta"), _Ops(stack):
+        model.train(train)
+        with torch.enable_grad(), torch.device("meta"), _Ops(stack, outside):
             torch.func.functional_call(model, state, (x,))
     except Exception:  # noqa: BLE001  (a model the trace cannot run stays one part)
         return None
     finally:
-        model.train(was)
+        for m, was in modes.items():
+            m.training = was
         for h in hooks:
             h.remove()
-    return top[0] if len(top) == 1 and top[0].module is model else None
+    if len(top) != 1 or top[0].module is not model or outside:
+        return None
+    return top[0]
 
 
 def _is_chain(call: _Call) -> bool:
@@ -145,6 +162,13 @@ def _is_chain(call: _Call) -> bool:
     return all(_root(b.inp) is _root(a.out) for a, b in zip(kids, kids[1:]))
 
 
+def _block_like(module: nn.Module) -> bool:
+    """Whether `module` may be a block `recognise` knows: one spatial convolution (its
+    3x3 or depthwise one) among two or more."""
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return len(convs) >= 2 and sum(max(m.kernel_size) > 1 for m in convs) == 1
+
+
 def _leaves(call: _Call) -> list[_Call]:
     """The calls a chain opens into; a chain of plain layers only (a conv, norm and
     activation `nn.Sequential`) stays one part, and so does a module that may be one of
@@ -156,53 +180,69 @@ def _leaves(call: _Call) -> list[_Call]:
     return [call]
 
 
-def _block_like(module: nn.Module) -> bool:
-    """Whether `module` may be a block `recognise` knows: one spatial convolution (its
-    3x3 or depthwise one) among two or more."""
-    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
-    return len(convs) >= 2 and sum(max(m.kernel_size) > 1 for m in convs) == 1
+def _describe(v):
+    """A plain attribute as text; a function or class by its qualified name; None for
+    anything else (the signature then holds the object's identity)."""
+    if isinstance(v, (int, float, bool, str, type(None))):
+        return repr(v)
+    if isinstance(v, (tuple, list)) and all(isinstance(e, (int, float, bool, str, type(None)))
+                                            for e in v):
+        return repr(v)
+    if callable(v) and hasattr(v, "__qualname__"):
+        return f"{getattr(v, '__module__', '')}.{v.__qualname__}"
+    return None
 
 
 def _signature(module: nn.Module) -> str:
-    """What decides a module's cost besides its input: its printed structure and every
-    plain attribute of it and its submodules (strides, flags a `forward` may read)."""
-    plain = (int, float, bool, str, type(None))
-    attrs = []
+    """What decides a module's cost besides its input: its class and printed structure,
+    every plain attribute and function it holds (strides, flags, `self.act = F.gelu`), and
+    its parameters' and buffers' shapes, dtypes and `requires_grad`. An attribute of any
+    other kind (a config object, a dict) makes the module's identity part of it: no two
+    modules then share a count."""
+    items = []
     for name, m in module.named_modules():
+        items.append((name, type(m).__module__, type(m).__qualname__))
         for k, v in sorted(vars(m).items()):
-            if k.startswith("_") or k == "training":
+            if k in ("training",) or k.startswith("_"):
                 continue
-            if isinstance(v, plain) or (isinstance(v, tuple) and all(isinstance(e, plain) for e in v)):
-                attrs.append((name, k, v))
-    text = f"{type(module).__module__}.{type(module).__qualname__}|{module!r}|{attrs!r}"
+            d = _describe(v)
+            items.append((name, k, d if d is not None else f"id{id(v)}"))
+        items += [(name, n, tuple(p.shape), str(p.dtype), p.requires_grad)
+                  for n, p in m.named_parameters(recurse=False)]
+        items += [(name, n, tuple(b.shape), str(b.dtype))
+                  for n, b in m.named_buffers(recurse=False)]
+    text = f"{module!r}|{items!r}"
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def chain_parts(model: nn.Module, input_shape: tuple, input_kind: str, high: int) -> list[Part] | None:
-    """The parts of `model` (module doc), or None where it is not a chain of parts."""
+def chain_parts(model: nn.Module, input_shape: tuple, input_kind: str, high: int,
+                train: bool = True) -> list[Part] | None:
+    """The parts of `model` (module doc), not yet checked against the whole module
+    (`split_module`), or None where it is not a chain of parts."""
     if input_kind == "long":
         x = torch.zeros((TRACE_BATCH,) + tuple(input_shape), dtype=torch.long, device="meta")
     else:
         x = torch.empty((TRACE_BATCH,) + tuple(input_shape), device="meta")
-    root = _trace(model, x)
+    root = _trace(model, x, train)
     if root is None or not _is_chain(root):
         return None
-    groups: list[list[_Call]] = []
     leaves = _leaves(root)
     if leaves == [root]:
         return None
+    groups: list[list[_Call]] = []
     for call in leaves:
-        # a module that writes into its input (ReLU(inplace=True)) joins the part before
-        # it: alone, its input would be a leaf that needs a gradient, which autograd
-        # cannot modify in place
-        if (groups and _root(call.out) is _root(call.inp)
-                and call.inp is groups[-1][-1].out):
+        # a module that writes into its input (ReLU(inplace=True)) or returns a view of it
+        # joins the part before it: alone, its input would be a leaf that needs a
+        # gradient, which autograd cannot modify in place
+        if groups and _root(call.out) is _root(call.inp):
+            if call.inp is not groups[-1][-1].out:
+                return None  # a view between the two: the joined part would not run it
             groups[-1].append(call)
         else:
             groups.append([call])
     names = {id(m): n for n, m in model.named_modules()}
     seen_params: set[int] = set()
-    parts, grad = [], False
+    parts = []
     for i, group in enumerate(groups):
         first = group[0]
         shape = tuple(first.inp.shape)
@@ -217,47 +257,81 @@ def chain_parts(model: nn.Module, input_shape: tuple, input_kind: str, high: int
         path = "+".join(names.get(id(m), f"part{i}") for m in mods)
         key = ("module_part",) + tuple(_signature(m) for m in mods)
         build = (lambda m=mods[0]: m) if len(mods) == 1 else (lambda ms=tuple(mods): _Run(ms))
-        parts.append(Part(path, key, build, shape[1:], kind, grad,
+        parts.append(Part(path, key, build, shape[1:], kind, bool(first.inp.requires_grad),
                           high if kind == "long" else 1, group=type(mods[0]).__name__))
-        grad = grad or any(p.requires_grad for m in mods for p in m.parameters())
-    return [recognise(p) for p in parts]
+    return parts
 
 
-def recognise(part: Part) -> Part:
-    """`part` as perfmodel's own block where it runs exactly that block's forward ops
-    (module doc), else `part` unchanged."""
-    module = part.build()
-    if part.input_kind != "float" or len(part.input_shape) != 3 or not any(module.children()):
-        return part
+def split_module(model: nn.Module, whole: Part, batch: int, dtype: str,
+                 train: bool) -> list[Part] | None:
+    """`model`'s parts (its blocks recognised, `recognise`) where they run exactly the op
+    rows and hold exactly the parameters of `whole` (the model as one part) at this batch,
+    dtype and phase; None otherwise (module doc)."""
     from perfmodel.predict.counts import count_part
 
     try:
-        # a training step at batch 2: ops that only training runs (dropout, stochastic
-        # depth) are compared too, and batch norm has two values per channel
-        mine = count_part(part, 2, "float32", True, fast=False)
-    except Exception:  # noqa: BLE001  (counted again, and reported, by the prediction)
+        parts = chain_parts(model, whole.input_shape, whole.input_kind, whole.high, train)
+        if not parts:
+            return None
+        ref = count_part(whole, batch, dtype, train)
+        counts = [count_part(p, batch, dtype, train, fast=False) for p in parts]
+    except Exception:  # noqa: BLE001  (the whole model, counted again, says what is wrong)
+        return None
+    if ref.params != sum(c.params for c in counts):
+        return None
+    if Counter(_rows(ref)) != Counter(r for c in counts for r in _rows(c)):
+        return None
+    return [recognise(p, c, batch, dtype, train) for p, c in zip(parts, counts)]
+
+
+def _cell(v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, float):
+        return round(v, 6)
+    return v if isinstance(v, (int, bool, str)) else str(v)
+
+
+def _rows(c) -> list[tuple]:
+    """A count's op rows as tuples of `ROW_COLUMNS`, in its order."""
+    ops = c.ops
+    if not len(ops):
+        return []
+    cols = [ops[k].tolist() if k in ops.columns else [None] * len(ops) for k in ROW_COLUMNS]
+    return [tuple(_cell(v) for v in row) for row in zip(*cols)]
+
+
+def recognise(part: Part, mine, batch: int, dtype: str, train: bool) -> Part:
+    """`part` as perfmodel's own block where it runs exactly that block's op rows (`mine`:
+    its count at this batch, dtype and phase; the forward rows in the same order), else
+    `part` unchanged."""
+    from perfmodel.predict.counts import count_part
+
+    if part.input_kind != "float" or len(part.input_shape) != 3 \
+            or not _block_like(part.build()):
         return part
-    want = _fingerprint(mine)
+    want = _rows(mine)
     for candidate in _candidates(part, mine.ops):
         try:
-            theirs = count_part(candidate, 2, "float32", True)
+            theirs = count_part(candidate, batch, dtype, train)
         except Exception:  # noqa: BLE001  (arguments no block of ours takes)
             continue
-        if theirs.params == mine.params and _fingerprint(theirs) == want:
+        have = _rows(theirs)
+        if theirs.params == mine.params and Counter(have) == Counter(want) \
+                and [r for r in have if r[1] == "fwd"] == [r for r in want if r[1] == "fwd"]:
             return candidate
     return part
 
 
-def _fingerprint(c) -> list:
-    ops = c.ops
-    if not len(ops):
-        return []
-    return sorted(zip(ops["op"].astype(str), ops["phase"].astype(str),
-                      ops["flops"].round().astype(int), ops["bytes"].round().astype(int)))
-
-
 def _candidates(part: Part, ops) -> list[Part]:
-    """perfmodel blocks with the arguments `ops` (the part's counted forward ops) imply."""
+    """perfmodel blocks with the arguments `ops` (the part's counted ops) imply."""
+    try:
+        return _candidates_of(part, ops)
+    except (TypeError, ValueError, KeyError):  # tuple strides, missing columns: none
+        return []
+
+
+def _candidates_of(part: Part, ops) -> list[Part]:
     from perfmodel.models.anynet import ResBottleneckBlock
     from perfmodel.models.effnet import MBConv
 
@@ -276,7 +350,6 @@ def _candidates(part: Part, ops) -> list[Part]:
             convs[["c_in", "c_out", "kernel_h", "stride", "groups", "h"]].to_numpy()]
     se = [c for c in conv if c[5] == 1 and c[2] == 1]  # squeeze-excitation convs (1x1 maps)
     w_se = se[0][1] if se else 0
-    out = []
     spatial = [i for i, c in enumerate(conv) if c[2] > 1]
     if len(spatial) != 1:
         return []
@@ -287,6 +360,7 @@ def _candidates(part: Part, ops) -> list[Part]:
     if not heads:
         return []
     w_out = heads[0][1]
+    out = []
     if k == 3:
         args = (c_in, w_out, stride, w_b / w_out, w_b // groups, w_se / c_in, act)
         out.append(Part(part.path, ("res_bottleneck_block", args, h),

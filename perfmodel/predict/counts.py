@@ -201,7 +201,7 @@ def _count(part: Part, batch: int, dtype: str, train: bool, fused_kernels: bool)
             storages[s._cdata] = s.nbytes()
         return t
 
-    was = module.training
+    modes = {m: m.training for m in module.modules()}  # restored per module after
     module.train(train)
     # a part before any parameter (a user's pooling first) has no backward to count
     backward = train and (probe.input_grad or any(p.requires_grad for p in module.parameters()))
@@ -214,7 +214,8 @@ def _count(part: Part, batch: int, dtype: str, train: bool, fused_kernels: bool)
             c = count_model(probe, inputs=(x,), dtype=dtype, backward=False,
                             fused_kernels=fused_kernels)
     finally:
-        module.train(was)
+        for m, was in modes.items():
+            m.training = was
     ops = c.to_frame()
     if len(ops):
         ops["module"] = ops["module"].str.replace(r"^inner\.?", "", regex=True)

@@ -116,8 +116,10 @@ class ModelPrediction:
 
 
 def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool,
-                   input_vocab: int | None = None):
-    """(name, parts, is a sequence model) for a name, a params dataclass or an nn.Module."""
+                   input_vocab: int | None = None, batch: int | None = None,
+                   dtype: str = "float32", train: bool = True):
+    """(name, parts, is a sequence model) for a name, a params dataclass or an nn.Module
+    (split into its blocks, checked at `batch`, `dtype` and `train`, where given)."""
     if isinstance(model, nn.Module):
         if factor not in (None, 1.0) or strategy:
             raise PerfmodelError("scale a named model or its parameters, not a built module")
@@ -127,12 +129,12 @@ def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool,
         parts = model_parts(lambda: model, ("module", id(model)), input_shape,
                             input_kind="long" if input_vocab else None,
                             high=int(input_vocab or 1), loss=loss)
-        from perfmodel.predict.chain import chain_parts
+        if batch is not None:  # its blocks as parts where it is a chain of them (chain.py)
+            from perfmodel.predict.chain import split_module
 
-        whole = parts[0]  # its blocks as parts where it is a chain of them (chain.py)
-        chained = chain_parts(model, whole.input_shape, whole.input_kind, whole.high)
-        if chained:
-            parts = chained + parts[1:]
+            chained = split_module(model, parts[0], batch, dtype, train)
+            if chained:
+                parts = chained + parts[1:]
         from perfmodel.predict.parts import transformer_cfg
 
         return name, parts, transformer_cfg(model) is not None or bool(input_vocab)
@@ -216,7 +218,7 @@ def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True
         raise PerfmodelError(f"batch must be >= 1, got {batch}")
     dt = canonical_dtype(dtype)
     name, parts, is_seq = _resolve_parts(model, factor, strategy, overrides, input_shape, train,
-                                         input_vocab)
+                                         input_vocab, batch, dt, train)
     opt = (canonical_optimizer(optimizer or default_optimizer(is_seq or _is_vit(model)))
            if train else "none")
     counts = [count_part(p, batch, dt, train, fused_kernels=fused_kernels, compiled=compiled)
