@@ -282,3 +282,25 @@ def test_a_dilated_or_oddly_strided_block_is_not_taken_for_ours():
         net = nn.Sequential(nn.Sequential(nn.Conv2d(3, 32, 3, padding=1)), block)
         parts = _check(net, (3, 16, 16), split=True)
         assert parts[1].key[0] == "module_part"
+
+
+def test_fresh_modules_never_take_a_dead_ones_count():
+    """A count is cached under a token no other object gets (an `id` is reused once its
+    module is freed: a loop of fresh models got another's op list)."""
+    import torch.nn.functional as F
+
+    for i in range(6):
+        fn = F.gelu if i % 2 == 0 else torch.relu
+        net = nn.Sequential(nn.Sequential(nn.Linear(16, 16)), _Act(fn))
+        ops = predict_model(net, batch=2, train=False, device="h100", input_shape=(16,),
+                            keep_ops=True).ops
+        assert ("gelu" in set(ops["op"])) == (i % 2 == 0), i
+        del net, ops
+
+
+def test_a_compiled_prediction_keeps_the_module_whole():
+    """torch.compile fuses across the blocks' edges: the module is fused as one part."""
+    m = user_models.HandWrittenRegNet()
+    p = predict_model(m, batch=2, train=True, device="h100", input_shape=(3, 64, 64),
+                      compiled=True)
+    assert p.compiled and set(p.by_module["group"]) <= {"module", "loss", "optimizer"}

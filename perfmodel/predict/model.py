@@ -117,7 +117,7 @@ class ModelPrediction:
 
 def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool,
                    input_vocab: int | None = None, batch: int | None = None,
-                   dtype: str = "float32", train: bool = True):
+                   dtype: str = "float32", train: bool = True, compiled: bool = False):
     """(name, parts, is a sequence model) for a name, a params dataclass or an nn.Module
     (split into its blocks, checked at `batch`, `dtype` and `train`, where given)."""
     if isinstance(model, nn.Module):
@@ -126,10 +126,12 @@ def _resolve_parts(model, factor, strategy, overrides, input_shape, loss: bool,
         if input_vocab is not None and int(input_vocab) < 1:
             raise PerfmodelError(f"the input vocabulary must be >= 1, got {input_vocab}")
         name = type(model).__name__
-        parts = model_parts(lambda: model, ("module", id(model)), input_shape,
+        from perfmodel.predict.chain import module_token
+
+        parts = model_parts(lambda: model, ("module", module_token(model)), input_shape,
                             input_kind="long" if input_vocab else None,
                             high=int(input_vocab or 1), loss=loss)
-        if batch is not None:  # its blocks as parts where it is a chain of them (chain.py)
+        if batch is not None and not compiled:  # its blocks as parts (chain.py)
             from perfmodel.predict.chain import split_module
 
             chained = split_module(model, parts[0], batch, dtype, train)
@@ -218,7 +220,7 @@ def prepare(model, batch: int = 1, *, dtype: str = "float32", train: bool = True
         raise PerfmodelError(f"batch must be >= 1, got {batch}")
     dt = canonical_dtype(dtype)
     name, parts, is_seq = _resolve_parts(model, factor, strategy, overrides, input_shape, train,
-                                         input_vocab, batch, dt, train)
+                                         input_vocab, batch, dt, train, compiled)
     opt = (canonical_optimizer(optimizer or default_optimizer(is_seq or _is_vit(model)))
            if train else "none")
     counts = [count_part(p, batch, dt, train, fused_kernels=fused_kernels, compiled=compiled)
