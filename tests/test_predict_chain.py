@@ -57,6 +57,31 @@ def test_a_hand_written_regnet_is_predicted_as_the_named_one(amd):
         assert mine.params == named.params
 
 
+def test_a_torchvision_style_resnet50_is_predicted_as_measured(amd):
+    """torchvision's layout (its stem modules at the top level, in-place ReLUs, the shortcut
+    computed first): its 16 blocks are recognised and the step is the named R-50's, which
+    the AMD profile measured at 224, batch 8 (2026-12-01: training +3.8 %, inference
+    +1.6 %; the named model +3.8 %, +1.7 %)."""
+    from perfmodel.predict.assembly import model_args
+    from perfmodel.predict.device import datasets_dir, read_profile_rows
+    from perfmodel.predict.measured import center_time
+
+    rows = read_profile_rows(datasets_dir() / "cpu-amd-epyc")
+    rows = rows[(rows["suite"] == "validation") & (rows["op"] == "R-50-1x64d")]
+    assert len(rows) == 2  # training step and inference
+    with torch.device("meta"):
+        m = user_models.HandWrittenResNet50()
+    for _, r in rows.iterrows():
+        a = model_args(r)
+        p = predict_model(m, batch=a["batch"], train=a["train"], device=amd,
+                          input_shape=(3, 224, 224))
+        named = predict_model("R-50-1x64d", batch=a["batch"], train=a["train"], device=amd)
+        assert (p.by_module["group"] == "res_bottleneck_block").sum() == 16
+        assert p.time.value == pytest.approx(named.time.value, rel=0.01)
+        assert p.time.lo <= center_time(r) <= p.time.hi
+        assert abs(p.time.value / center_time(r) - 1) <= 0.08
+
+
 def test_an_efficientnet_module_is_recognised_as_mbconv_blocks(amd):
     from perfmodel.predict.chain import split_module
 

@@ -91,6 +91,52 @@ class SmallCNN(nn.Module):
         return self.fc(self.features(x))
 
 
+class TorchvisionBottleneck(nn.Module):
+    """torchvision's ResNet-50 block (v1.5: the stride on the 3x3), as its code writes it."""
+
+    def __init__(self, inplanes, width, stride):
+        super().__init__()
+        out = width * 4
+        self.conv1, self.bn1 = nn.Conv2d(inplanes, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = (nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False),
+                                         nn.BatchNorm2d(out))
+                           if stride != 1 or inplanes != out else None)
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        o = self.relu(self.bn1(self.conv1(x)))
+        o = self.relu(self.bn2(self.conv2(o)))
+        return self.relu(self.bn3(self.conv3(o)) + identity)
+
+
+class HandWrittenResNet50(nn.Module):
+    """ResNet-50 in torchvision's layout (stem modules at the top level, four layers,
+    pool, flatten, fc): the measured validation model `R-50-1x64d` at 224."""
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)
+        self.relu, self.maxpool = nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+        layers, inplanes = [], 64
+        for depth, width, stride in ((3, 64, 1), (4, 128, 2), (6, 256, 2), (3, 512, 2)):
+            blocks = []
+            for i in range(depth):
+                blocks.append(TorchvisionBottleneck(inplanes, width, stride if i == 0 else 1))
+                inplanes = width * 4
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(2048, classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
 class TokenModel(nn.Module):
     """Takes token ids (no `cfg`, so it needs --input-vocab)."""
 
