@@ -17,9 +17,10 @@ nearest to it, same phase and dtype:
 and no correction where no measured block is that close. Families and their dimensions:
 - `transformer`: (log2 d_model, log2 tokens per sequence, log2 batch), `K` = 4 nearest;
 - convolutional blocks, (log2 width, log2 input map side, log2 batch), `K_CNN` = 8
-  nearest: residual bottleneck blocks split three ways, `se` (squeeze-excitation:
-  RegNetY), `bottleneck` (a bottleneck narrower than the block: ResNet), `plain` (RegNetX),
-  and `mbconv` (EfficientNet; width = the expanded width, where its work is).
+  nearest: residual bottleneck blocks split two ways, `regnet` (a bottleneck as wide as
+  the block, with or without squeeze-excitation: RegNetX and RegNetY) and `bottleneck` (a
+  bottleneck narrower than the block: ResNet), and `mbconv` (EfficientNet; width = the
+  expanded width, where its work is).
 CNN blocks are noisier than transformer blocks (many short kernels) and vary less with
 shape, hence more neighbours. Chosen on the blocks suite itself, leave-one-shape-out
 (AMD CPU profile, 2026-12-01, 809 CNN block rows): median |log error| of the forward
@@ -32,6 +33,18 @@ by size - and on the held-out families of `perfmodel validate` correcting them m
 training steps from 2.4 % to 3.5 % median error. MBConv neighbours are rough: the suite
 times expansion 6 only (EfficientNet's first stage has none) and mixes 3x3 and 5x5
 depthwise kernels within the family.
+
+RegNetY blocks were first their own family (`se`). The same test on the merged profile
+(eight runs, 2026-12-01: the residual table keeps the 351 steady block rows) said that
+was a mistake: the suite times squeeze-excitation blocks up to 128 wide, and their own
+family corrected them worse than nothing (median |log error| 0.077 -> 0.099, 31 blocks),
+while the RegNetX blocks did better (0.066): the same convolutions dominate both, the
+squeeze-excitation adds small ops. Pooled (`regnet`): RegNetY 0.077 -> 0.067, RegNetX
+0.046 (its own family) -> 0.047, all 140 uncorrected 0.092 -> 0.052. On `perfmodel validate`
+(held out: no RegNetY model is in any fit) RegNetY inference went 8.7% -> 4.2% median error. ResNet bottleneck blocks are not corrected
+(`UNCORRECTED`): their residuals scatter without a bias by size (37 blocks, signed median
+-0.001), and their neighbours made them worse (median 0.091 -> 0.131, mean 0.149 ->
+0.189). (The one held-out ResNet-50 inference row went +1.7% -> -2.5%.)
 
 The very block a part is (same key as `measured.part_block_key`) is never its own
 neighbour: with block measurements switched off (`perfmodel validate` ablation) the
@@ -46,6 +59,7 @@ import numpy as np
 K = 4
 K_CNN = 8
 CNN_PHASES = ("fwd",)  # the phases whose CNN blocks are corrected (module doc)
+UNCORRECTED = ("bottleneck",)  # families whose neighbours do not predict them (module doc)
 RADIUS = 1.0  # octaves: a neighbour within 2x in every dimension
 
 
@@ -61,7 +75,7 @@ def key_family(key) -> str:
     """The neighbour family of a measured-block key (`measured._row_key`)."""
     kind = key[0]
     if kind == "cnn":  # ("cnn", c_in, c_out, stride, bot_mul, group_w, se_r, h, ...)
-        return "se" if float(key[6]) > 0 else ("bottleneck" if float(key[4]) < 1 else "plain")
+        return "bottleneck" if float(key[4]) < 1 else "regnet"
     return str(kind)  # "transformer", "mbconv"
 
 
@@ -79,9 +93,15 @@ def key_place(key):
     return None
 
 
+def kept(family: str, phase: str) -> bool:
+    """Whether measured blocks of `family` in `phase` keep their residual in the table (the
+    uncorrected families too: the leave-one-out test that keeps them uncorrected reads it)."""
+    return family == "transformer" or phase in CNN_PHASES
+
+
 def corrected(family: str, phase: str) -> bool:
     """Whether blocks of `family` in `phase` take their neighbours' residuals."""
-    return family == "transformer" or phase in CNN_PHASES
+    return kept(family, phase) and family not in UNCORRECTED
 
 
 def part_place(part, batch: int):
