@@ -5,6 +5,7 @@ import json
 import math
 import time
 
+from perfmodel.errors import PerfmodelError
 from profilers.device import Device
 from profilers.memory import activation_bytes
 from profilers.points import Point
@@ -27,6 +28,32 @@ def error_text(exc: BaseException) -> str:
     """`Type: first line of the message`, short enough for a table cell."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+
+
+# A CUDA error that leaves the context unusable: every later point would fail in
+# milliseconds (an out-of-memory error is not one of them)
+STICKY_CUDA_ERRORS = ("illegal memory access", "device-side assert", "an illegal instruction",
+                      "CUBLAS_STATUS_EXECUTION_FAILED", "CUDNN_STATUS_EXECUTION_FAILED",
+                      "unspecified launch failure", "misaligned address", "ECC error",
+                      "GPU has fallen off the bus", "uncorrectable")
+
+
+class DeviceLost(PerfmodelError):
+    """The device cannot go on after this point (its row says why); the run stops, and a
+    rerun resumes in a fresh process (`profilers.session` reruns it)."""
+
+    def __init__(self, row: dict):
+        super().__init__(f"the device failed at point {row.get('point_id')} and cannot go on "
+                         f"({row.get('error', '')}); its row is kept as failed: rerun the same "
+                         "command to resume in a fresh process")
+        self.row = row
+
+
+def is_sticky(exc: BaseException) -> bool:
+    """Whether `exc` is a CUDA error after which the device context is lost."""
+    text = str(exc)
+    return (type(exc).__name__ == "AcceleratorError"
+            or any(s.lower() in text.lower() for s in STICKY_CUDA_ERRORS))
 
 
 def _throttled(device: Device, state, speed: float | None):
@@ -80,12 +107,21 @@ def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bo
         row.update(status="failed", error=error_text(exc))
         for key in ("time_s", "time_iqr_s", "energy_j", "power_w"):
             row.pop(key, None)
+        lost = device.kind == "cuda" and is_sticky(exc)
+    else:
+        lost = False
     finally:
         del workload
         if row.get("status") == "failed":
-            device.empty_cache()
+            try:
+                device.empty_cache()
+            except Exception as exc:  # the context is gone
+                lost = device.kind == "cuda"
+                row["error"] = f"{row.get('error', '')}; then {error_text(exc)}"
     row["wall_s"] = time.perf_counter() - start
     for key, value in list(row.items()):
         if isinstance(value, float) and math.isnan(value):
             row[key] = None
+    if lost:
+        raise DeviceLost(row)
     return row

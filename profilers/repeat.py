@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from profilers.device import Device
-from profilers.measure import error_text
+from profilers.measure import DeviceLost, error_text, is_sticky
 from profilers.points import Point
 from profilers.canary import timed
 from profilers.timer import Timer
@@ -54,9 +54,14 @@ def measure_repeat(suite, point: Point, device: Device, *, flush_l2: bool = Fals
                    speed_ratio=speed)
     except Exception as exc:
         rec.update(time_s=None, error=error_text(exc))
+        lost = device.kind == "cuda" and is_sticky(exc)
+    else:
+        lost = False
     finally:
         del workload
     rec["wall_s"] = time.perf_counter() - start
+    if lost:
+        raise DeviceLost(rec)
     return rec
 
 

@@ -15,7 +15,7 @@ from perfmodel.errors import PerfmodelError
 from profilers.budget import split_budget
 from profilers.device import Device, open_device
 from profilers.journal import Journal
-from profilers.measure import measure_point
+from profilers.measure import DeviceLost, measure_point
 from profilers.progress import fmt_seconds, make_progress
 from profilers.repeat import add_noise, measure_repeat, repeat_budget
 from profilers.schema import (JOURNAL, METADATA, SCHEMA_VERSION, dedupe, read_metadata,
@@ -420,8 +420,12 @@ class _SuiteRun:
     def _measure(self, seq: int, deadline) -> None:
         point, state = self.points[seq], self.state
         _pause_if_due(deadline)
-        row = measure_point(self.suite, point, seq, self.device, flush_l2=self.config.flush_l2,
-                            canary=self.canary)
+        try:
+            row = measure_point(self.suite, point, seq, self.device,
+                                flush_l2=self.config.flush_l2, canary=self.canary)
+        except DeviceLost as lost:  # journalled as failed (never retried), then the run stops
+            self.journal.append({"kind": "point", **lost.row})
+            raise
         self.journal.append({"kind": "point", **row})
         self.done.add(point.id)
         if row["status"] == "ok":
@@ -441,8 +445,12 @@ class _SuiteRun:
             return False
         point = min(todo, key=lambda p: self.times_repeated[p.id])  # min keeps the earliest
         _pause_if_due(deadline)
-        rec = measure_repeat(self.suite, point, self.device, flush_l2=self.config.flush_l2,
-                             canary=self.canary)
+        try:
+            rec = measure_repeat(self.suite, point, self.device,
+                                 flush_l2=self.config.flush_l2, canary=self.canary)
+        except DeviceLost as lost:
+            self.journal.append(lost.row)
+            raise
         self.journal.append(rec)
         self.times_repeated[point.id] += 1
         self.state.repeated += rec.get("time_s") is not None

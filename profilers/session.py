@@ -118,6 +118,24 @@ def check(device: str, seconds: float = 3.0) -> dict:
 
 
 # -- the session (parent) -------------------------------------------------------------
+SERIAL_FIELDS = ("serial number", "gpu uuid", "board part number", "gpu part number",
+                 "module id", "board id", "inforom image version", "minor number")
+
+
+def without_serials(text: str) -> str:
+    """`nvidia-smi -q` output with the fields that identify one board blanked, so the file
+    can be committed beside the profile (its metadata names no serials either)."""
+    out = []
+    for line in text.splitlines():
+        key = line.split(":", 1)[0].strip().lower()
+        if ":" in line and key in SERIAL_FIELDS:
+            line = line.split(":", 1)[0] + ": (removed)"
+        elif "GPU-" in line and "UUID" in line:  # the summary table's `-L` style lines
+            line = line.split("(UUID", 1)[0] + "(UUID removed)"
+        out.append(line)
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
 class Session:
     """Runs the steps in children, each bounded by what is left of the deadline."""
 
@@ -151,12 +169,14 @@ class Session:
         t0 = time.monotonic()
         try:
             proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, text=True,
+                                  encoding="utf-8", errors="replace",
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   timeout=max(1.0, timeout))
             rc, text = proc.returncode, proc.stdout
-        except subprocess.TimeoutExpired as exc:
+        except subprocess.TimeoutExpired as exc:  # a killed child may leave half a character
             rc = None
-            text = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            text = (exc.stdout.decode("utf-8", errors="replace") if isinstance(exc.stdout, bytes)
+                    else (exc.stdout or ""))
         with open(self.log, "a") as fh:
             fh.write(text)
         if capture is not None:
@@ -179,7 +199,7 @@ class Session:
                 parts.append(f"$ {' '.join(args)}\n{p.stdout}{p.stderr}")
             except Exception as exc:
                 parts.append(f"$ {' '.join(args)}\nfailed: {type(exc).__name__}: {exc}")
-        (self.out / "nvidia-smi.txt").write_text("\n".join(parts))
+        (self.out / "nvidia-smi.txt").write_text(without_serials("\n".join(parts)))
 
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -202,12 +222,20 @@ class Session:
         span = self.left() - (self.tests_s if self.tests else 0.0) - FINISH_MARGIN_S
         stop = span - STARTUP_S - LAST_POINT_S  # measuring time: pause past it
         if stop > MIN_PROFILE_S:
-            rc, text, step = self.child(
-                "profile", ["-m", "profilers", "--device", self.device, "--suite", self.suites,
-                            "--budget", f"{BUDGET_SHARE * stop:.0f}s",
-                            "--stop-after", f"{stop:.0f}s", "--out", str(prof),
-                            "--progress", "plain"]
-                + [a for prev in self.after for a in ("--after", str(prev))], span)
+            budget = f"{BUDGET_SHARE * stop:.0f}s"  # the same on a rerun: it keys the profile
+            end = time.monotonic() + span
+            for attempt in range(2):  # a second, resuming run after a lost device (rc 2)
+                rc, text, step = self.child(
+                    "profile", ["-m", "profilers", "--device", self.device, "--suite",
+                                self.suites, "--budget", budget,
+                                "--stop-after", f"{stop:.0f}s", "--out", str(prof),
+                                "--progress", "plain"]
+                    + [a for prev in self.after for a in ("--after", str(prev))], span)
+                span = end - time.monotonic()
+                stop = span - STARTUP_S - LAST_POINT_S
+                if rc in (0, None) or "cannot go on" not in text or stop <= MIN_PROFILE_S:
+                    break
+                self.say(f"profile: the device was lost; resuming, {stop:.0f} s left to measure")
             self.record["profile"] = self.finish_profile(prof)
         else:
             self.say(f"profile: skipped, {stop:.0f} s left to measure")

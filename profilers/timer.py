@@ -144,8 +144,12 @@ def measure_energy(device: Device, fn: Callable[[], object], time_s: float,
     """Run `fn` back to back for at least `min_window_s` inside an energy window."""
     n = max(1, math.ceil(min_window_s / max(time_s, 1e-9)))
     device.begin_window("point")
-    for _ in range(n):
-        fn()
+    try:
+        for _ in range(n):
+            fn()
+    except BaseException:
+        device.abort_window("point")  # no sampler thread left polling
+        raise
     win = device.end_window("point")
     per = (lambda v: v / n if v is not None else None)
     return Energy(per(win.energy_j), win.power_w, per(win.energy_sampled_j), win.source,

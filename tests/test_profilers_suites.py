@@ -313,3 +313,12 @@ def test_validation_suite_measures_one_complete_ranking_first():
         for model, b in batch.items():
             assert {p.p["batch"] for p in head if p.op == model} == {b}
         assert len({p.id for p in points}) == len(points) and not {p.id for p in head} & {p.id for p in rest}
+        # set by set: gpt2 then RegNetX (the target families), bfloat16 before tf32, so
+        # any prefix of the head is whole sets and at most one part-measured set
+        sets = [(p.op, p.dtype) for p in head]
+        order = list(dict.fromkeys(sets))
+        assert sets == sorted(sets, key=order.index)  # each set contiguous
+        assert [m for m, _ in order][:1] == ["gpt2"] and order[1][0] in ("gpt2", "RegNetX-400MF")
+        if len(dtypes) > 1:
+            assert order[:2] == [("gpt2", "bfloat16"), ("RegNetX-400MF", "bfloat16")]
+            assert order[-1] == ("Llama-3-8B", "tf32")

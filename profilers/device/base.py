@@ -81,8 +81,17 @@ class Device:
         t0, token = self._windows.pop(name)
         return self._end_energy(name, t1 - t0, token)
 
+    def abort_window(self, name: str) -> None:
+        """Close a window whose work failed, without measuring (stops any sampler)."""
+        entry = self._windows.pop(name, None)
+        if entry is not None:
+            self._abort_energy(entry[1])
+
     def _begin_energy(self):
         return None
+
+    def _abort_energy(self, token) -> None:
+        """Release what `_begin_energy` started."""
 
     def _end_energy(self, name: str, duration: float, token) -> EnergyWindow:
         return EnergyWindow(name, duration, None, "", state=self.state())

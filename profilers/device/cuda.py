@@ -7,6 +7,7 @@ import time
 from profilers.device.base import Device, DeviceState, EnergyWindow
 from profilers.device.nvml import Nvml
 from profilers.device.sampler import PowerSampler
+from profilers.device.ticks import wait_for_ticks, work_energy_j
 
 
 class CudaDevice(Device):
@@ -22,9 +23,11 @@ class CudaDevice(Device):
         self.props = torch.cuda.get_device_properties(index)
         torch.cuda.set_device(index)
         self.nvml = Nvml.open(index, self.notes)
-        # The energy window must span many counter updates (about 10 ms apart on recent GPUs).
+        # Energy windows start and end on the counter's ticks (`ticks.py`), so they need not
+        # span many of them: 5 steps, at least 0.5 s (power settles), at most 1 s.
         self.counter_period_s = self.nvml.counter_period_s() if self.nvml is not None else None
-        self.min_window_s = max(0.5, 50 * (self.counter_period_s or 0.0))
+        self.min_window_s = min(1.0, max(0.5, 5 * (self.counter_period_s or 0.0)))
+        self.idle_w: float | None = None  # set by `idle_power_w`: the aligned windows' tail
 
     @property
     def torch_device(self):
@@ -52,15 +55,32 @@ class CudaDevice(Device):
         sampler = None
         if self.nvml.has_power:
             sampler = PowerSampler(self.nvml.power_w, self.nvml.state).start()
-        return (time.perf_counter(), self.nvml.energy_j(), sampler)
+        if self.nvml.has_counter:  # start on a tick of the counter
+            t0, e0, _ = wait_for_ticks(self.nvml.energy_j, self.counter_period_s, 1)
+            return (t0, e0, sampler)
+        return (time.perf_counter(), None, sampler)
+
+    def _abort_energy(self, token) -> None:
+        if token is not None and token[2] is not None:
+            token[2].stop()
 
     def _end_energy(self, name: str, duration: float, token) -> EnergyWindow:
         if token is None:
             return EnergyWindow(name, duration, None, "", state=self.state())
         t0, e0, sampler = token
-        e1 = self.nvml.energy_j()
-        t1 = time.perf_counter()
-        counter = e1 - e0 if (e0 is not None and e1 is not None) else None
+        t1 = time.perf_counter()  # the work has ended (`end_window` synchronised)
+        counter = None
+        if e0 is not None:
+            # idle power known: wait for the second tick and take the idle tail off;
+            # unknown (the idle window itself): the first tick, the tail counted in
+            ticks = 2 if self.idle_w is not None else 1
+            t2, e2, _ = wait_for_ticks(self.nvml.energy_j, self.counter_period_s, ticks)
+            if e2 is not None:
+                if self.idle_w is not None:
+                    counter = work_energy_j(e0, e2, t1, t2, self.idle_w)
+                else:
+                    counter, t1 = e2 - e0, t2
+        duration = t1 - t0
         sampled, n, state = None, 0, self.state()
         if sampler is not None:
             trace = sampler.stop()
@@ -74,6 +94,13 @@ class CudaDevice(Device):
         else:
             best, source = None, ""
         return EnergyWindow(name, duration, best, source, counter, sampled, n, state)
+
+    def idle_power_w(self, seconds: float = 2.0) -> float | None:
+        """Idle power, kept for the tails of later windows (`ticks.py`)."""
+        self.idle_w = None
+        watts = super().idle_power_w(seconds)
+        self.idle_w = watts if watts is not None and watts > 0 else None
+        return watts
 
     def state(self) -> DeviceState:
         return self.nvml.state() if self.nvml is not None else DeviceState()

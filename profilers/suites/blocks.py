@@ -210,7 +210,9 @@ class BlocksSuite(Suite):
         import torch
 
         p, dt, dev = point.p, point.dtype, device.torch_device
-        module = build_block(point.op, p).to(device=dev, dtype=torch_dtype(dt))
+        with torch.device(dev):  # parameters initialised where they run, not on the CPU
+            module = build_block(point.op, p)
+        module = module.to(device=dev, dtype=torch_dtype(dt))
         if point.op in TRANSFORMER_BLOCKS:
             shape = (p["batch"], p["seq_q"], p["d_model"])
         else:
