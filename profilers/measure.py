@@ -50,10 +50,21 @@ class DeviceLost(PerfmodelError):
 
 
 def is_sticky(exc: BaseException) -> bool:
-    """Whether `exc` is a CUDA error after which the device context is lost."""
-    text = str(exc)
-    return (type(exc).__name__ == "AcceleratorError"
-            or any(s.lower() in text.lower() for s in STICKY_CUDA_ERRORS))
+    """Whether `exc` is a CUDA error after which the device context is lost (torch raises
+    `AcceleratorError` for recoverable launch errors too: the message decides)."""
+    text = str(exc).lower()
+    return any(s.lower() in text for s in STICKY_CUDA_ERRORS)
+
+
+def _lost(device: Device, exc: BaseException) -> bool:
+    """A failed point on a GPU: its error is a sticky one, or the device no longer runs a
+    trivial kernel (`alive`)."""
+    if device.kind != "cuda":
+        return False
+    if is_sticky(exc):
+        return True
+    alive = getattr(device, "alive", None)
+    return alive is not None and not alive()
 
 
 def _throttled(device: Device, state, speed: float | None):
@@ -107,7 +118,7 @@ def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bo
         row.update(status="failed", error=error_text(exc))
         for key in ("time_s", "time_iqr_s", "energy_j", "power_w"):
             row.pop(key, None)
-        lost = device.kind == "cuda" and is_sticky(exc)
+        lost = _lost(device, exc)
     else:
         lost = False
     finally:

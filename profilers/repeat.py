@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from profilers.device import Device
-from profilers.measure import DeviceLost, error_text, is_sticky
+from profilers.measure import DeviceLost, _lost, error_text
 from profilers.points import Point
 from profilers.canary import timed
 from profilers.timer import Timer
@@ -54,7 +54,7 @@ def measure_repeat(suite, point: Point, device: Device, *, flush_l2: bool = Fals
                    speed_ratio=speed)
     except Exception as exc:
         rec.update(time_s=None, error=error_text(exc))
-        lost = device.kind == "cuda" and is_sticky(exc)
+        lost = _lost(device, exc)
     else:
         lost = False
     finally:

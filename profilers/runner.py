@@ -191,6 +191,8 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
             meta["complete"] = False
             meta["suite_state"] = []
             write_metadata(meta, out)
+        elif meta.get("idle_power_w") and hasattr(device, "idle_w"):  # as the first run had it
+            device.idle_w = float(meta["idle_power_w"])
         notes = set(meta.get("notes", [])) | set(device.notes)
         if config.canary and device.kind != "cpu":
             notes.add("--canary applies to CPU runs only; on a GPU, NVML's clocks-event "

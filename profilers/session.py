@@ -41,6 +41,7 @@ FINISH_MARGIN_S = 20.0  # compacting a journal and writing the summary
 STARTUP_S = 15.0  # the profile child's start: imports, CUDA context, idle power
 LAST_POINT_S = 15.0  # a point begun just before the pause (a big whole model on a GPU)
 BUDGET_SHARE = 0.92  # of the profile's time: the rest absorbs the budget's overrun
+PROFILE_ATTEMPTS = 3  # the profile run and up to two resuming reruns (a lost device, a crash)
 MIN_PROFILE_S = 5.0  # less measuring time left than this: skip the profile
 
 
@@ -118,7 +119,7 @@ def check(device: str, seconds: float = 3.0) -> dict:
 
 
 # -- the session (parent) -------------------------------------------------------------
-SERIAL_FIELDS = ("serial number", "gpu uuid", "board part number", "gpu part number",
+SERIAL_FIELDS = ("serial number", "gpu uuid", "gpu pdi", "board part number", "gpu part number",
                  "module id", "board id", "inforom image version", "minor number")
 
 
@@ -224,7 +225,7 @@ class Session:
         if stop > MIN_PROFILE_S:
             budget = f"{BUDGET_SHARE * stop:.0f}s"  # the same on a rerun: it keys the profile
             end = time.monotonic() + span
-            for attempt in range(2):  # a second, resuming run after a lost device (rc 2)
+            for attempt in range(PROFILE_ATTEMPTS):  # reruns resume (the journal)
                 rc, text, step = self.child(
                     "profile", ["-m", "profilers", "--device", self.device, "--suite",
                                 self.suites, "--budget", budget,
@@ -233,9 +234,12 @@ class Session:
                     + [a for prev in self.after for a in ("--after", str(prev))], span)
                 span = end - time.monotonic()
                 stop = span - STARTUP_S - LAST_POINT_S
-                if rc in (0, None) or "cannot go on" not in text or stop <= MIN_PROFILE_S:
+                # a lost device (rc 2, its point journalled as failed) or a crash (a signal):
+                # a fresh process resumes after the last journalled point
+                if (rc in (0, None) or stop <= MIN_PROFILE_S or attempt + 1 == PROFILE_ATTEMPTS
+                        or (rc > 0 and "cannot go on" not in text)):
                     break
-                self.say(f"profile: the device was lost; resuming, {stop:.0f} s left to measure")
+                self.say(f"profile: exit {rc}; resuming, {stop:.0f} s left to measure")
             self.record["profile"] = self.finish_profile(prof)
         else:
             self.say(f"profile: skipped, {stop:.0f} s left to measure")

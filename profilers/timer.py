@@ -147,10 +147,10 @@ def measure_energy(device: Device, fn: Callable[[], object], time_s: float,
     try:
         for _ in range(n):
             fn()
+        win = device.end_window("point")
     except BaseException:
         device.abort_window("point")  # no sampler thread left polling
         raise
-    win = device.end_window("point")
     per = (lambda v: v / n if v is not None else None)
     return Energy(per(win.energy_j), win.power_w, per(win.energy_sampled_j), win.source,
                   win.duration_s, n, win.state)

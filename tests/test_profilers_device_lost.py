@@ -22,8 +22,8 @@ class _Suite:
         raise self.exc
 
 
-def _device(kind="cuda", empty_cache=lambda: None):
-    return types.SimpleNamespace(kind=kind, empty_cache=empty_cache)
+def _device(kind="cuda", empty_cache=lambda: None, alive=lambda: True):
+    return types.SimpleNamespace(kind=kind, empty_cache=empty_cache, alive=alive)
 
 
 POINT = Point.make("gemm", "matmul", "fwd", "bfloat16", m=64, n=64, k=64, b=1)
@@ -37,6 +37,11 @@ def test_sticky_errors_are_told_from_recoverable_ones():
     assert is_sticky(RuntimeError("cuDNN error: CUDNN_STATUS_EXECUTION_FAILED"))
     assert not is_sticky(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert not is_sticky(ValueError("bad shape"))
+    # torch raises AcceleratorError for a bad launch too: recoverable, the run goes on
+    AcceleratorError = type("AcceleratorError", (RuntimeError,), {})
+    launch = AcceleratorError("CUDA error: invalid configuration argument")
+    assert not is_sticky(launch)
+    assert measure_point(_Suite(launch), POINT, 0, _device())["status"] == "failed"
 
 
 def test_a_lost_device_stops_the_run_with_its_row():
@@ -55,6 +60,9 @@ def test_a_lost_device_stops_the_run_with_its_row():
 def test_recoverable_errors_and_a_cpu_go_on():
     oom = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
     assert measure_point(_Suite(oom), POINT, 0, _device())["status"] == "failed"
+    # an unknown error after which the device runs no kernel: lost all the same
+    with pytest.raises(DeviceLost):
+        measure_point(_Suite(oom), POINT, 0, _device(alive=lambda: False))
     assert measure_point(_Suite(ILLEGAL), POINT, 0, _device("cpu"))["status"] == "failed"
 
 

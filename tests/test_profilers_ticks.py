@@ -78,6 +78,7 @@ class _CounterNvml:
     has_counter = has_power = True
 
     def __init__(self):
+        self.frozen = None  # a value: the counter stops there
         self._busy = False
         self._e, self._t = 0.0, time.perf_counter()
         self._lock = threading.Lock()
@@ -100,6 +101,8 @@ class _CounterNvml:
             self._log.append((now, self._e))
 
     def energy_j(self):
+        if self.frozen is not None:
+            return self.frozen
         self._advance()
         step = int((time.perf_counter() - 0.005) / 0.02) * 0.02
         with self._lock:
@@ -132,6 +135,16 @@ def test_cuda_device_windows_measure_the_work_energy():
     # the idle tail (300 W for 20-45 ms: 4-9% of the work's 150 J) is off
     assert win.energy_j == pytest.approx(600.0 * win.duration_s, rel=0.02)
     assert win.power_w == pytest.approx(600.0, rel=0.02)
+    # a counter that stops: no counter value, the sampled power instead
+    dev.begin_window("point")
+    dev.nvml.busy = True
+    time.sleep(0.1)
+    dev.nvml.frozen = dev.nvml.energy_j()
+    dev.nvml.busy = False
+    win = dev.end_window("point")
+    assert win.source == "nvml_sampled" and win.energy_counter_j is None
+    assert win.energy_j == pytest.approx(600.0 * 0.1, rel=0.15)
+    dev.nvml.frozen = None
     # a failed workload: the window closes and its sampler stops
     dev.begin_window("point")
     sampler = dev._windows["point"][1][2]

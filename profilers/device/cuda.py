@@ -55,10 +55,12 @@ class CudaDevice(Device):
         sampler = None
         if self.nvml.has_power:
             sampler = PowerSampler(self.nvml.power_w, self.nvml.state).start()
-        if self.nvml.has_counter:  # start on a tick of the counter
-            t0, e0, _ = wait_for_ticks(self.nvml.energy_j, self.counter_period_s, 1)
-            return (t0, e0, sampler)
-        return (time.perf_counter(), None, sampler)
+        if self.nvml.has_counter and self.counter_period_s:  # start on a tick of the counter
+            t0, e0, ok = wait_for_ticks(self.nvml.energy_j, self.counter_period_s, 1)
+            return (t0, e0 if ok else None, sampler, True)
+        # no measured step: the counter read at the edges, as it comes
+        return (time.perf_counter(), self.nvml.energy_j() if self.nvml.has_counter else None,
+                sampler, False)
 
     def _abort_energy(self, token) -> None:
         if token is not None and token[2] is not None:
@@ -67,23 +69,31 @@ class CudaDevice(Device):
     def _end_energy(self, name: str, duration: float, token) -> EnergyWindow:
         if token is None:
             return EnergyWindow(name, duration, None, "", state=self.state())
-        t0, e0, sampler = token
+        t0, e0, sampler, aligned = token
         t1 = time.perf_counter()  # the work has ended (`end_window` synchronised)
+        t2, e2 = t1, None
+        if e0 is not None and aligned:
+            # the second tick after the work; the tail [t1, t2] comes off below
+            t2, e2, ok = wait_for_ticks(self.nvml.energy_j, self.counter_period_s, 2)
+            e2 = e2 if ok else None  # a counter that stopped: the sampled power instead
+        elif e0 is not None:
+            e2 = self.nvml.energy_j()
+        trace = sampler.stop() if sampler is not None else None
         counter = None
-        if e0 is not None:
-            # idle power known: wait for the second tick and take the idle tail off;
-            # unknown (the idle window itself): the first tick, the tail counted in
-            ticks = 2 if self.idle_w is not None else 1
-            t2, e2, _ = wait_for_ticks(self.nvml.energy_j, self.counter_period_s, ticks)
-            if e2 is not None:
-                if self.idle_w is not None:
-                    counter = work_energy_j(e0, e2, t1, t2, self.idle_w)
-                else:
-                    counter, t1 = e2 - e0, t2
+        if e0 is not None and e2 is not None:
+            if not aligned or t2 <= t1:
+                counter = e2 - e0
+            elif self.idle_w is None and (trace is None or not trace.watts):
+                counter, t1 = e2 - e0, t2  # nothing to price the tail: it counts
+            else:
+                # the tail's power as sampled (the device cools down from the work), else
+                # the idle power measured at the start
+                tail = trace.energy_j(t1, t2) if trace is not None and trace.watts else None
+                tail_w = tail / (t2 - t1) if tail is not None else self.idle_w
+                counter = work_energy_j(e0, e2, t1, t2, tail_w)
         duration = t1 - t0
         sampled, n, state = None, 0, self.state()
-        if sampler is not None:
-            trace = sampler.stop()
+        if trace is not None:
             sampled = trace.energy_j(t0, t1)
             n = len(trace.watts)
             state = trace.summary_state() if trace.states else state
@@ -96,7 +106,7 @@ class CudaDevice(Device):
         return EnergyWindow(name, duration, best, source, counter, sampled, n, state)
 
     def idle_power_w(self, seconds: float = 2.0) -> float | None:
-        """Idle power, kept for the tails of later windows (`ticks.py`)."""
+        """Idle power, kept for the tails of later windows without sampled power."""
         self.idle_w = None
         watts = super().idle_power_w(seconds)
         self.idle_w = watts if watts is not None and watts > 0 else None
@@ -115,6 +125,17 @@ class CudaDevice(Device):
         import torch
 
         return int(torch.cuda.max_memory_allocated(self.index))
+
+    def alive(self) -> bool:
+        """Whether the device still runs a trivial kernel (after a failed point)."""
+        import torch
+
+        try:
+            (torch.ones(1, device=self.torch_device) + 1).item()
+            torch.cuda.synchronize(self.index)
+            return True
+        except Exception:
+            return False
 
     def empty_cache(self) -> None:
         import gc

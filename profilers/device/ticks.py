@@ -9,9 +9,12 @@ accurate (50 steps: 1-5 s a point). Aligned, it needs none:
   then is the energy up to the start (less the counter's latency L, spent idle);
 - end: after the work, poll until the counter has changed twice (the second change comes
   more than one step after the work ended, so it includes all of it, whatever L < one
-  step), and take off the idle energy of the tail, the idle power times the time from the
-  end of the work to that change. The L at both edges cancels: the count covers
-  [start - L, tick - L], which is the work plus idle_w x (tick - end).
+  step), and take off the energy of the tail, from the end of the work to that change:
+  its sampled power (the device cools down from the work), else the idle power. The L at
+  both edges cancels when the power a step before the start equals the power a step
+  before the end: the count covers [start - L, tick - L], the work plus the tail.
+- a wait that sees no change in time (a counter that stopped) gives no counter value: the
+  window falls back to the sampled power (`nvml_sampled`).
 
 Cost: at most one step at the start and two at the end, while the device idles.
 """
@@ -50,7 +53,8 @@ def wait_for_ticks(read: Callable[[], float | None], period_s: float | None, tic
 
 
 def work_energy_j(e0: float, e_tick: float, work_end: float, tick: float,
-                  idle_w: float | None) -> float:
-    """Energy of the work in an aligned window: the counted energy less the idle tail."""
-    tail = max(0.0, tick - work_end) * (idle_w or 0.0)
+                  tail_w: float | None) -> float:
+    """Energy of the work in an aligned window: the counted energy less the tail's, at
+    `tail_w` watts from the end of the work to the tick."""
+    tail = max(0.0, tick - work_end) * (tail_w or 0.0)
     return max(0.0, e_tick - e0 - tail)
