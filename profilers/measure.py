@@ -107,7 +107,8 @@ def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bo
                 row.update(energy_j=energy.energy_j, power_w=energy.power_w,
                            energy_sampled_j=energy.energy_sampled_j,
                            energy_source=energy.source, energy_window_s=energy.window_s,
-                           energy_execs=energy.executions)
+                           energy_execs=energy.executions, energy_tail_s=energy.tail_s,
+                           energy_tail_j=energy.tail_j)
                 state = energy.state
             state = state or device.state()
         row.update(sm_clock_hz=state.sm_clock_hz, mem_clock_hz=state.mem_clock_hz,
@@ -118,17 +119,20 @@ def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bo
         row.update(status="failed", error=error_text(exc))
         for key in ("time_s", "time_iqr_s", "energy_j", "power_w"):
             row.pop(key, None)
-        lost = _lost(device, exc)
+        failure = exc
     else:
-        lost = False
+        failure = None
     finally:
         del workload
+        lost = False
         if row.get("status") == "failed":
             try:
                 device.empty_cache()
             except Exception as exc:  # the context is gone
                 lost = device.kind == "cuda"
                 row["error"] = f"{row.get('error', '')}; then {error_text(exc)}"
+    if failure is not None and not lost:  # probed with the point's memory freed
+        lost = _lost(device, failure)
     row["wall_s"] = time.perf_counter() - start
     for key, value in list(row.items()):
         if isinstance(value, float) and math.isnan(value):

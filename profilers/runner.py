@@ -15,12 +15,14 @@ from perfmodel.errors import PerfmodelError
 from profilers.budget import split_budget
 from profilers.device import Device, open_device
 from profilers.journal import Journal
-from profilers.measure import DeviceLost, measure_point
+from profilers.measure import DeviceLost, measure_point, point_columns
 from profilers.progress import fmt_seconds, make_progress
 from profilers.repeat import add_noise, measure_repeat, repeat_budget
 from profilers.schema import (JOURNAL, METADATA, SCHEMA_VERSION, dedupe, read_metadata,
                               read_profile, write_measurements, write_metadata)
 from profilers.suites import get_suite
+
+CRASHES_TO_FAIL = 2  # a point begun this often without a row is failed, not retried (`_run`)
 
 
 @dataclass(frozen=True)
@@ -235,12 +237,23 @@ def _run(config, device, meta, journal, out, progress, resumed, deadline=None,
     canary = _canary(device) if config.canary else None
     states, runs = [], []
     total = sum(float(r.get("wall_s") or 0) for r in prior + repeats)
+    # points begun and never journalled nor abandoned (an interrupt): the process died
+    # measuring them. Once may be a kill from outside: measured again; twice, the point
+    # is taken to crash the process (a GPU kernel fault): a failed row, never retried
+    starts: Counter = Counter()
+    for r in records:
+        if r.get("kind") == "start":
+            starts[r.get("point_id")] += 1
+        elif r.get("kind") in ("point", "abandon"):
+            starts.pop(r.get("point_id"), None)
+    crashed = {p for p, n in starts.items() if n >= CRASHES_TO_FAIL} - {
+        r.get("point_id") for r in prior}
     for name in config.suites:
         rows, again = _points_of(prior, name), _points_of(repeats, name)
         state = _suite_state(name, budgets[name], rows, again, ended.get(name))
         if name not in ended:
             runs.append(_SuiteRun(get_suite(name), state, rows, again, config, device,
-                                  journal, canary, skip))
+                                  journal, canary, skip, crashed))
         states.append(state)
     with make_progress(config.budget_s, progress) as bar:
         active = [r for r in runs if not r.state.reason]
@@ -371,7 +384,7 @@ class _SuiteRun:
     lie far apart (the ground truth of whole models, the blocks that stand in for them)."""
 
     def __init__(self, suite, state: SuiteState, rows, again, config, device, journal, canary,
-                 skip=frozenset()):
+                 skip=frozenset(), crashed=frozenset()):
         self.suite, self.state, self.config, self.device = suite, state, config, device
         self.journal, self.canary = journal, canary
         self.done = {r["point_id"] for r in rows}
@@ -392,6 +405,15 @@ class _SuiteRun:
             if not self.points and not state.reason:
                 state.reason = "exhausted"
         self.share = suite.repeat_fraction  # after points(): a suite may set it per device
+        for seq, point in enumerate(self.points):  # never retried: it may crash again
+            if point.id in crashed and point.id not in self.done:
+                row = point_columns(point, seq)
+                row.update(status="failed", wall_s=0.0,
+                           error=f"the process ended while measuring it, {CRASHES_TO_FAIL} times")
+                self.journal.append({"kind": "point", **row})
+                self.done.add(point.id)
+                state.points += 1
+                state.failed += 1
 
     @property
     def reserve(self) -> float:
@@ -422,11 +444,15 @@ class _SuiteRun:
     def _measure(self, seq: int, deadline) -> None:
         point, state = self.points[seq], self.state
         _pause_if_due(deadline)
+        self.journal.append({"kind": "start", "point_id": point.id, "suite": point.suite})
         try:
             row = measure_point(self.suite, point, seq, self.device,
                                 flush_l2=self.config.flush_l2, canary=self.canary)
         except DeviceLost as lost:  # journalled as failed (never retried), then the run stops
             self.journal.append({"kind": "point", **lost.row})
+            raise
+        except KeyboardInterrupt:  # measured again on resume
+            self.journal.append({"kind": "abandon", "point_id": point.id})
             raise
         self.journal.append({"kind": "point", **row})
         self.done.add(point.id)

@@ -14,10 +14,11 @@ import pandas as pd
 
 from perfmodel.errors import PerfmodelError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # version 1 lacks the repeat-pass columns, version 2 `repeats` and `time_center_s`, version 3
-# the vector-op columns `numel` ... `training`, version 4 `inplace` (all read as empty)
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+# the vector-op columns `numel` ... `training`, version 4 `inplace`, version 5
+# `energy_tail_s` and `energy_tail_j` (all read as empty)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 MEASUREMENTS = "measurements.parquet"
 METADATA = "metadata.json"
 JOURNAL = "journal.jsonl"
@@ -97,6 +98,8 @@ COLUMNS: tuple[Column, ...] = (
     _C("energy_source", "string", "", "nvml_counter, nvml_sampled, rapl or empty"),
     _C("energy_window_s", "float64", "s", "length of the energy window"),
     _C("energy_execs", "Int64", "", "executions inside the energy window"),
+    _C("energy_tail_s", "float64", "s", "GPU: from the work's end to the counter change that closed the window"),
+    _C("energy_tail_j", "float64", "J", "GPU: energy counted in that tail and taken off the window's (not per execution)"),
     _C("act_bytes", "Int64", "B", "bytes saved for backward by the forward pass (shared "
        "storages once, parameters excluded)"),
     _C("peak_bytes", "Int64", "B", "peak bytes allocated on the GPU during one execution, "

@@ -137,6 +137,8 @@ class Energy:
     window_s: float
     executions: int
     state: object  # DeviceState over the window
+    tail_s: float | None = None  # aligned GPU window: seconds from the work's end to the tick
+    tail_j: float | None = None  # energy taken off for that tail (whole window, not per run)
 
 
 def measure_energy(device: Device, fn: Callable[[], object], time_s: float,
@@ -153,4 +155,4 @@ def measure_energy(device: Device, fn: Callable[[], object], time_s: float,
         raise
     per = (lambda v: v / n if v is not None else None)
     return Energy(per(win.energy_j), win.power_w, per(win.energy_sampled_j), win.source,
-                  win.duration_s, n, win.state)
+                  win.duration_s, n, win.state, win.tail_s, win.tail_j)

@@ -67,7 +67,11 @@ def test_gpu_profile_has_energy_memory_and_state(tmp_path):
     assert (ok["peak_bytes"] > 0).all() and ok["sm_clock_hz"].notna().all()
     if result.metadata.get("energy_counter"):
         assert (ok["energy_j"] > 0).all() and (ok["power_w"] > 0).all()
-        assert ok["energy_source"].eq("nvml_counter").all()
+        # the counter's value, aligned; a window whose closing tick came late falls back
+        # to the sampled power, so most rather than all
+        assert ok["energy_source"].eq("nvml_counter").mean() >= 0.8
+        counted = ok[ok["energy_source"] == "nvml_counter"]
+        assert (counted["energy_tail_s"] >= 0).all() and (counted["energy_tail_s"] < 1.0).all()
     assert result.metadata["idle_power_w"] is None or result.metadata["idle_power_w"] > 0
     assert result.metadata["cuda_runtime"] and result.metadata["compute_capability"]
     if "energy_counter" in result.metadata:  # NVML answered

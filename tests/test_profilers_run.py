@@ -119,6 +119,59 @@ def test_failing_point_becomes_a_failed_row_and_the_run_goes_on(tmp_path, flaky_
     assert "failed" in result.summary()
 
 
+class _Crash(BaseException):
+    """Stands for the process dying inside a point (no row, no abandon record)."""
+
+
+def test_a_point_that_crashes_the_process_twice_is_failed_not_retried(tmp_path, flaky_suite,
+                                                                     monkeypatch):
+    import profilers.runner as runner
+
+    measure = runner.measure_point
+    crashes = []
+
+    def crashing(suite, point, *args, **kwargs):
+        if "k=5" in point.id:
+            crashes.append(point.id)
+            raise _Crash
+        return measure(suite, point, *args, **kwargs)
+
+    config = ProfileConfig(out=tmp_path, suites=(flaky_suite,), budget_s=5)
+    monkeypatch.setattr(runner, "measure_point", crashing)
+    for _ in range(2):  # the first run dies in the point; the resumed one tries it again
+        with pytest.raises(_Crash):
+            run_profile(config, progress="none")
+    result = run_profile(config, progress="none")  # the third: failed, the run completes
+    assert len(crashes) == 2 and result.metadata["complete"]
+    frame = result.frame.set_index("point_id")
+    bad = frame.loc[crashes[0]]
+    assert bad["status"] == "failed" and "ended while measuring it, 2 times" in bad["error"]
+    assert (frame["status"] == "ok").sum() == 1 and frame.index.is_unique
+
+
+def test_a_point_killed_once_or_interrupted_is_measured_again(tmp_path, flaky_suite,
+                                                              monkeypatch):
+    import profilers.runner as runner
+
+    measure = runner.measure_point
+    for stop in (_Crash, KeyboardInterrupt, KeyboardInterrupt):
+        def once(suite, point, *args, _stop=stop, **kwargs):
+            if "k=4" in point.id:
+                raise _stop
+            return measure(suite, point, *args, **kwargs)
+
+        monkeypatch.setattr(runner, "measure_point", once)
+        with pytest.raises(stop):
+            run_profile(ProfileConfig(out=tmp_path, suites=(flaky_suite,), budget_s=5),
+                        progress="none")
+    monkeypatch.setattr(runner, "measure_point", measure)
+    result = run_profile(ProfileConfig(out=tmp_path, suites=(flaky_suite,), budget_s=5),
+                         progress="none")
+    good = result.frame.set_index("point_id").loc[
+        [i for i in result.frame["point_id"] if "k=4" in i][0]]
+    assert good["status"] == "ok" and good["time_s"] > 0  # one kill, two interrupts: retried
+
+
 def test_other_arguments_into_the_same_directory_are_refused(tmp_path, flaky_suite):
     run_profile(ProfileConfig(out=tmp_path, suites=(flaky_suite,), budget_s=5), progress="none")
     with pytest.raises(PerfmodelError, match="rerun with those arguments"):

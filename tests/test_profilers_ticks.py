@@ -75,7 +75,7 @@ class _CounterNvml:
     """A simulated NVML on the real clock: 300 W idle, 600 W while `busy`, counter steps of
     20 ms lagging 5 ms, and a power reading."""
 
-    has_counter = has_power = True
+    has_counter = has_power = instant_power = True
 
     def __init__(self):
         self.frozen = None  # a value: the counter stops there
@@ -132,6 +132,7 @@ def test_cuda_device_windows_measure_the_work_energy():
     win = dev.end_window("point")
     assert win.source == "nvml_counter"
     assert win.duration_s == pytest.approx(0.25, abs=0.02)
+    assert 0.015 < win.tail_s < 0.1 and win.tail_j == pytest.approx(300.0 * win.tail_s, rel=0.1)
     # the idle tail (300 W for 20-45 ms: 4-9% of the work's 150 J) is off
     assert win.energy_j == pytest.approx(600.0 * win.duration_s, rel=0.02)
     assert win.power_w == pytest.approx(600.0, rel=0.02)

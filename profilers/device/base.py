@@ -33,6 +33,8 @@ class EnergyWindow:
     energy_sampled_j: float | None = None  # integral of sampled power (cross-check)
     n_samples: int = 0
     state: DeviceState = field(default_factory=DeviceState)  # max temp, mean clocks, OR'd reasons
+    tail_s: float | None = None  # an aligned window: from the work's end to the closing tick
+    tail_j: float | None = None  # the energy counted in that tail and taken off
 
     @property
     def power_w(self) -> float | None:

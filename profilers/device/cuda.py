@@ -25,7 +25,7 @@ class CudaDevice(Device):
         self.nvml = Nvml.open(index, self.notes)
         # Energy windows start and end on the counter's ticks (`ticks.py`), so they need not
         # span many of them: 5 steps, at least 0.5 s (power settles), at most 1 s.
-        self.counter_period_s = self.nvml.counter_period_s() if self.nvml is not None else None
+        self.counter_period_s = self.nvml.counter_period_s(1.2) if self.nvml is not None else None
         self.min_window_s = min(1.0, max(0.5, 5 * (self.counter_period_s or 0.0)))
         self.idle_w: float | None = None  # set by `idle_power_w`: the aligned windows' tail
 
@@ -79,31 +79,37 @@ class CudaDevice(Device):
         elif e0 is not None:
             e2 = self.nvml.energy_j()
         trace = sampler.stop() if sampler is not None else None
-        counter = None
+        counter, tail_s, tail_j = None, None, None
         if e0 is not None and e2 is not None:
             if not aligned or t2 <= t1:
                 counter = e2 - e0
             elif self.idle_w is None and (trace is None or not trace.watts):
                 counter, t1 = e2 - e0, t2  # nothing to price the tail: it counts
             else:
-                # the tail's power as sampled (the device cools down from the work), else
-                # the idle power measured at the start
-                tail = trace.energy_j(t1, t2) if trace is not None and trace.watts else None
-                tail_w = tail / (t2 - t1) if tail is not None else self.idle_w
+                # the tail's power: sampled where NVML reads instant power (the device
+                # cools down from the work), else the idle power measured at the start (a
+                # 1 s average lags the work by far too much). Both parts are kept in the
+                # row: the tail can be priced again the other way
+                tail_s = t2 - t1
+                sampled_tail = (trace.energy_j(t1, t2) if trace is not None and trace.watts
+                                and self.nvml.instant_power else None)
+                tail_w = sampled_tail / tail_s if sampled_tail is not None else self.idle_w
                 counter = work_energy_j(e0, e2, t1, t2, tail_w)
+                tail_j = (e2 - e0) - counter
         duration = t1 - t0
         sampled, n, state = None, 0, self.state()
         if trace is not None:
             sampled = trace.energy_j(t0, t1)
             n = len(trace.watts)
             state = trace.summary_state() if trace.states else state
-        if counter is not None:
+        if counter is not None and (aligned or sampled is None):
             best, source = counter, "nvml_counter"
-        elif sampled is not None:
+        elif sampled is not None:  # an unaligned counter is off by up to a step an edge
             best, source = sampled, "nvml_sampled"
         else:
             best, source = None, ""
-        return EnergyWindow(name, duration, best, source, counter, sampled, n, state)
+        return EnergyWindow(name, duration, best, source, counter, sampled, n, state,
+                            tail_s, tail_j)
 
     def idle_power_w(self, seconds: float = 2.0) -> float | None:
         """Idle power, kept for the tails of later windows without sampled power."""
@@ -133,6 +139,8 @@ class CudaDevice(Device):
         try:
             (torch.ones(1, device=self.torch_device) + 1).item()
             torch.cuda.synchronize(self.index)
+            return True
+        except torch.OutOfMemoryError:  # full, not broken
             return True
         except Exception:
             return False

@@ -153,6 +153,11 @@ class Nvml:
         gaps = sorted(b - a for a, b in zip(changes, changes[1:]))
         return gaps[len(gaps) // 2]
 
+    @property
+    def instant_power(self) -> bool:
+        """Whether `power_w` reads instant power (else NVML's 1 s average)."""
+        return bool(self._instant)
+
     def power_w(self) -> float | None:
         """Power now in watts (instantaneous field where the driver has it)."""
         try:
