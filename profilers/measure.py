@@ -56,15 +56,10 @@ def is_sticky(exc: BaseException) -> bool:
     return any(s.lower() in text for s in STICKY_CUDA_ERRORS)
 
 
-def _lost(device: Device, exc: BaseException) -> bool:
-    """A failed point on a GPU: its error is a sticky one, or the device no longer runs a
-    trivial kernel (`alive`)."""
-    if device.kind != "cuda":
-        return False
-    if is_sticky(exc):
-        return True
+def _alive(device: Device) -> bool:
+    """Whether the device still runs a trivial kernel (devices without the probe: yes)."""
     alive = getattr(device, "alive", None)
-    return alive is not None and not alive()
+    return alive is None or bool(alive())
 
 
 def _throttled(device: Device, state, speed: float | None):
@@ -119,9 +114,9 @@ def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bo
         row.update(status="failed", error=error_text(exc))
         for key in ("time_s", "time_iqr_s", "energy_j", "power_w"):
             row.pop(key, None)
-        failure = exc
-    else:
-        failure = None
+        failed, sticky = True, is_sticky(exc)  # flags only: the exception's frames hold
+    else:                                      # the workload's memory
+        failed = sticky = False
     finally:
         del workload
         lost = False
@@ -131,8 +126,8 @@ def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bo
             except Exception as exc:  # the context is gone
                 lost = device.kind == "cuda"
                 row["error"] = f"{row.get('error', '')}; then {error_text(exc)}"
-    if failure is not None and not lost:  # probed with the point's memory freed
-        lost = _lost(device, failure)
+    if failed and not lost and device.kind == "cuda":  # probed with the point's memory freed
+        lost = sticky or not _alive(device)
     row["wall_s"] = time.perf_counter() - start
     for key, value in list(row.items()):
         if isinstance(value, float) and math.isnan(value):

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from profilers.device import Device
-from profilers.measure import DeviceLost, _lost, error_text
+from profilers.measure import DeviceLost, _alive, error_text, is_sticky
 from profilers.points import Point
 from profilers.canary import timed
 from profilers.timer import Timer
@@ -54,11 +54,12 @@ def measure_repeat(suite, point: Point, device: Device, *, flush_l2: bool = Fals
                    speed_ratio=speed)
     except Exception as exc:
         rec.update(time_s=None, error=error_text(exc))
-        lost = _lost(device, exc)
+        failed, sticky = True, is_sticky(exc)  # flags only (the frames hold the workload)
     else:
-        lost = False
+        failed = sticky = False
     finally:
         del workload
+    lost = failed and device.kind == "cuda" and (sticky or not _alive(device))
     rec["wall_s"] = time.perf_counter() - start
     if lost:
         raise DeviceLost(rec)

@@ -241,13 +241,20 @@ def _run(config, device, meta, journal, out, progress, resumed, deadline=None,
     # measuring them. Once may be a kill from outside: measured again; twice, the point
     # is taken to crash the process (a GPU kernel fault): a failed row, never retried
     starts: Counter = Counter()
+    again: Counter = Counter()  # the same for repeats: begun less ended
     for r in records:
-        if r.get("kind") == "start":
-            starts[r.get("point_id")] += 1
-        elif r.get("kind") in ("point", "abandon"):
-            starts.pop(r.get("point_id"), None)
+        kind, pid = r.get("kind"), r.get("point_id")
+        if kind == "start":
+            starts[pid] += 1
+        elif kind in ("point", "abandon"):
+            starts.pop(pid, None)
+        elif kind == "repeat_start":
+            again[pid] += 1
+        elif kind in ("repeat", "repeat_abandon"):
+            again[pid] = 0 if kind == "repeat_abandon" else max(0, again[pid] - 1)
     crashed = {p for p, n in starts.items() if n >= CRASHES_TO_FAIL} - {
         r.get("point_id") for r in prior}
+    crashed |= {p for p, n in again.items() if n >= CRASHES_TO_FAIL}  # not repeated again
     for name in config.suites:
         rows, again = _points_of(prior, name), _points_of(repeats, name)
         state = _suite_state(name, budgets[name], rows, again, ended.get(name))
@@ -406,7 +413,10 @@ class _SuiteRun:
                 state.reason = "exhausted"
         self.share = suite.repeat_fraction  # after points(): a suite may set it per device
         for seq, point in enumerate(self.points):  # never retried: it may crash again
-            if point.id in crashed and point.id not in self.done:
+            if point.id in crashed and point.id in self.done:  # its repeats crashed
+                self.times_repeated[point.id] = max(self.times_repeated[point.id],
+                                                    suite.repeats_of(point))
+            elif point.id in crashed:
                 row = point_columns(point, seq)
                 row.update(status="failed", wall_s=0.0,
                            error=f"the process ended while measuring it, {CRASHES_TO_FAIL} times")
@@ -473,11 +483,15 @@ class _SuiteRun:
             return False
         point = min(todo, key=lambda p: self.times_repeated[p.id])  # min keeps the earliest
         _pause_if_due(deadline)
+        self.journal.append({"kind": "repeat_start", "point_id": point.id})
         try:
             rec = measure_repeat(self.suite, point, self.device,
                                  flush_l2=self.config.flush_l2, canary=self.canary)
         except DeviceLost as lost:
             self.journal.append(lost.row)
+            raise
+        except KeyboardInterrupt:
+            self.journal.append({"kind": "repeat_abandon", "point_id": point.id})
             raise
         self.journal.append(rec)
         self.times_repeated[point.id] += 1

@@ -149,6 +149,27 @@ def test_a_point_that_crashes_the_process_twice_is_failed_not_retried(tmp_path, 
     assert (frame["status"] == "ok").sum() == 1 and frame.index.is_unique
 
 
+def test_a_repeat_that_crashes_the_process_twice_is_not_tried_again(tmp_path, flaky_suite,
+                                                                    monkeypatch):
+    import profilers.runner as runner
+
+    repeat, calls = runner.measure_repeat, []
+
+    def crashing(suite, point, *args, **kwargs):
+        calls.append(point.id)
+        raise _Crash
+
+    config = ProfileConfig(out=tmp_path, suites=(flaky_suite,), budget_s=5)
+    monkeypatch.setattr(runner, "measure_repeat", crashing)
+    for _ in range(2):
+        with pytest.raises(_Crash):
+            run_profile(config, progress="none")
+    result = run_profile(config, progress="none")  # no third try: the run completes
+    assert len(calls) == 2 and len(set(calls)) == 1 and result.metadata["complete"]
+    assert (result.frame["status"] == "ok").sum() == 1
+    monkeypatch.setattr(runner, "measure_repeat", repeat)
+
+
 def test_a_point_killed_once_or_interrupted_is_measured_again(tmp_path, flaky_suite,
                                                               monkeypatch):
     import profilers.runner as runner

@@ -68,7 +68,7 @@ def test_the_idle_tail_comes_off_and_the_latency_cancels():
     got = work_energy_j(e0, e2, 1.37, t2, idle)
     assert got == pytest.approx(busy * 0.37, rel=0.01)
     # unaligned, one step at each edge would have been off by up to 2 x 50 J of 185 J
-    assert work_energy_j(10.0, 5.0, 1.0, 2.0, 100.0) == 0.0  # never negative
+    assert work_energy_j(10.0, 5.0, 1.0, 2.0, 100.0) < 0  # the caller drops it
 
 
 class _CounterNvml:

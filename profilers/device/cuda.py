@@ -83,19 +83,22 @@ class CudaDevice(Device):
         if e0 is not None and e2 is not None:
             if not aligned or t2 <= t1:
                 counter = e2 - e0
-            elif self.idle_w is None and (trace is None or not trace.watts):
-                counter, t1 = e2 - e0, t2  # nothing to price the tail: it counts
             else:
                 # the tail's power: sampled where NVML reads instant power (the device
                 # cools down from the work), else the idle power measured at the start (a
                 # 1 s average lags the work by far too much). Both parts are kept in the
                 # row: the tail can be priced again the other way
-                tail_s = t2 - t1
                 sampled_tail = (trace.energy_j(t1, t2) if trace is not None and trace.watts
                                 and self.nvml.instant_power else None)
-                tail_w = sampled_tail / tail_s if sampled_tail is not None else self.idle_w
-                counter = work_energy_j(e0, e2, t1, t2, tail_w)
-                tail_j = (e2 - e0) - counter
+                if sampled_tail is None and self.idle_w is None:
+                    counter, t1 = e2 - e0, t2  # nothing to price the tail with: it counts
+                else:
+                    tail_s = t2 - t1
+                    tail_w = sampled_tail / tail_s if sampled_tail is not None else self.idle_w
+                    counter = work_energy_j(e0, e2, t1, t2, tail_w)
+                    tail_j = (e2 - e0) - counter
+            if counter is not None and counter <= 0:  # nothing left: not a measurement
+                counter = tail_s = tail_j = None
         duration = t1 - t0
         sampled, n, state = None, 0, self.state()
         if trace is not None:
@@ -140,7 +143,7 @@ class CudaDevice(Device):
             (torch.ones(1, device=self.torch_device) + 1).item()
             torch.cuda.synchronize(self.index)
             return True
-        except torch.OutOfMemoryError:  # full, not broken
+        except torch.cuda.OutOfMemoryError:  # full, not broken
             return True
         except Exception:
             return False

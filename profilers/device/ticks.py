@@ -57,4 +57,4 @@ def work_energy_j(e0: float, e_tick: float, work_end: float, tick: float,
     """Energy of the work in an aligned window: the counted energy less the tail's, at
     `tail_w` watts from the end of the work to the tick."""
     tail = max(0.0, tick - work_end) * (tail_w or 0.0)
-    return max(0.0, e_tick - e0 - tail)
+    return e_tick - e0 - tail  # <= 0: no measurement (the caller falls back)
