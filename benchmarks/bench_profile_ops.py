@@ -6,8 +6,9 @@ fits its per-op predictor on: gemm, conv, vector) are split into 5 folds of whol
 (a shape's dtypes and phases stay together, as `perfmodel.predict.device.from_profile`
 groups them); each fold is predicted by a predictor fitted on the other four, and by the
 device's roofline. As perfmodel prices them, 1x1 convolutions on PyTorch's native CPU path
-get the floor fitted on the training folds (`perfmodel.predict.native`; a `fwd_bwd` row:
-the forward's floor plus the backward's), the interval raised with the time. Rows: op
+get the line fitted on the training folds (`perfmodel.predict.native`: the prediction on a
+single-threaded profile's small maps, a floor on a multi-threaded one; a `fwd_bwd` row: the
+forward's line plus the backward's), the interval scaled with the time. Rows: op
 kind; for conv the off-grid set apart (input channels off the suite's width grid
 `POW2_WIDTHS`: the off-grid widths and the 3-channel stems); for vector ops each op, in
 place apart (`relu_`, `x += y`). `median` and `mean` are |predicted / measured - 1|;
@@ -60,7 +61,7 @@ def row_class(r: pd.DataFrame) -> np.ndarray:
 
 def score(profile: Path) -> pd.DataFrame:
     from perfmodel.learn.predictor import fit, group_folds
-    from perfmodel.predict.native import fit_native
+    from perfmodel.predict.native import REPLACE_MAX_N, fit_native, native_shape
 
     rows = per_op_rows(profile)
     device = _device(profile)
@@ -74,7 +75,12 @@ def score(profile: Path) -> pd.DataFrame:
             model = fit(rows[~test], device)
         res = model.predict(rows[test])
         t = res["pred_time_s"].to_numpy()
-        up = np.fmax(t, native_floor(fit_native(rows[~test]), rows[test])) / t
+        native = fit_native(rows[~test], single_thread=_threads(profile) == 1)
+        line = native_floor(native, rows[test])
+        ok = np.isfinite(line) & (line > 0)  # `NativeConv.priced`'s rule on the fwd_bwd sum
+        use = (ok & (native_shape(rows[test])[1] <= REPLACE_MAX_N) if native.replace
+               else ok & (line > t))
+        up = np.where(use, line / t, 1.0)
         pred[test] = t * up
         roof[test] = model.predict_baseline(rows[test], "roofline")
         y = rows["time_s"].to_numpy()[test]
@@ -99,6 +105,12 @@ def native_floor(native, rows: pd.DataFrame) -> np.ndarray:
     bwd = native.floor(rows.assign(phase="bwd"))
     both = (rows["phase"].astype(str) == "fwd_bwd").to_numpy()
     return np.where(both, fwd + bwd, native.floor(rows))
+
+
+def _threads(profile: Path):
+    import json
+
+    return json.loads((profile / "metadata.json").read_text()).get("torch_threads")
 
 
 def _device(profile: Path) -> str:

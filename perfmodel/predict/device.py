@@ -394,7 +394,7 @@ def from_profile(path: Path, spec=None) -> Backend:
     if predictor is not None:
         from perfmodel.predict.native import fit_native
 
-        optimes.native = fit_native(per_op)
+        optimes.native = fit_native(per_op, single_thread=meta.get("torch_threads") == 1)
     blocks = rows[rows["suite"].astype(str) == "blocks"]
     calibration = _cached_calibration(blocks, optimes, digest)
     optimes.power_w = calibration.power_w if np.isfinite(calibration.power_w) else None

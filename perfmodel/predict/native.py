@@ -10,11 +10,27 @@ such shapes smooths the cliff away.
 Per phase (`fwd`, `fwd_bwd`) and per output map size `n = out_h*out_w`, the conv suite's
 rows of that kind give a line `t = a + F / rate` (F: the row's FLOPs, fwd x1, fwd_bwd x3),
 fitted by non-negative least squares when at least `MIN_ROWS` rows span a factor
-`MIN_SPAN` in F; a size between two fitted ones takes the line of the smaller. A
-convolution of that kind is then predicted at no less than its line (the backward at no
-less than the fwd_bwd line minus the fwd one, and no less than the fwd line: its input
-gradient is the same per-sample GEMM). On a profile measured with several threads the
-rows run on oneDNN and the line lies below the learned prediction, so it does not bind. Only per-op suites are used, never blocks or validation.
+`MIN_SPAN` in F; a size between two fitted ones takes the line of the smaller. The
+backward's line is the fwd_bwd line minus the fwd one, and no less than the fwd line (its
+input gradient is the same per-sample GEMM).
+
+On a single-threaded profile a convolution of that kind on a map of at most
+`REPLACE_MAX_N` = 256 pixels is predicted by its line. The learned model, which sees the
+map size only through m = batch x out_h x out_w, smooths the per-size steps away. In 5
+folds of whole shapes (`bench_profile_ops`' folds) over the native rows of the AMD profile
+(2026-12-01), median |error| (signed median):
+
+| output map n | rows fwd / fwd_bwd | learned | raised to the line (before) | the line |
+|---|---|---|---|---|
+| 1-16 | 115 / 120 | 58-65% / 41% (-5 to -14%) | (+5 to +12%) | 4-6% / 9-12% |
+| 17-256 | 151 / 142 | 8-21% / 8-14% | (+5 to +14%) | 2-3% / 4-6% |
+| 257-1024 | 21 / 12 | 14% / 16% | (+9% / +29%) | 9% / 27% |
+| > 1024 | 25 / 33 | 14-17% / 9-12% | (+13 to +17%) | 17% / 19-53% |
+
+Above 256 pixels the suite has few rows per map size and the learned prediction does
+better: there it stands, without the floor. On a profile measured with several threads
+the rows run on oneDNN and the line is only a floor under the learned prediction (there it
+lies below, so it does not bind). Only per-op suites are used, never blocks or validation.
 """
 from __future__ import annotations
 
@@ -24,6 +40,10 @@ import numpy as np
 import pandas as pd
 
 MIN_ROWS = 2
+# on a single-threaded profile the line is the prediction up to this output map size
+# (16 x 16); above it the suite has few rows per size, the lines rest on two or three of
+# them, and the learned prediction does better (module doc)
+REPLACE_MAX_N = 256
 MIN_SPAN = 8.0  # largest / smallest FLOPs of the rows a line is fitted on
 PHASE_FLOPS = {"fwd": 1.0, "fwd_bwd": 3.0}
 
@@ -57,12 +77,25 @@ def native_shape(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @dataclass
 class NativeConv:
-    """Lines `t = a + F / rate` per (phase, n)."""
+    """Lines `t = a + F / rate` per (phase, n); `replace`: the line is the prediction (a
+    single-threaded profile, whose rows of this kind ran on the native kernel), else only
+    a floor under the learned one."""
 
     lines: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)  # (a s, s/FLOP)
+    replace: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.lines)
+
+    def priced(self, frame: pd.DataFrame, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which rows of `frame` take their line, the line) given the learned seconds `t`:
+        on a single-threaded profile (`replace`) the rows with a line on maps of at most
+        `REPLACE_MAX_N` pixels; otherwise the rows whose line lies above `t` (a floor)."""
+        line = self.floor(frame)
+        ok = np.isfinite(line) & (line > 0)
+        if self.replace:
+            return ok & (native_shape(frame)[1] <= REPLACE_MAX_N), line
+        return ok & (line > t), line
 
     def floor(self, frame: pd.DataFrame) -> np.ndarray:
         """Least seconds of each row of a counted op table (NaN where no line applies)."""
@@ -102,11 +135,13 @@ class NativeConv:
         return self.lines[(phase, below[-1])]
 
 
-def fit_native(per_op: pd.DataFrame) -> NativeConv:
-    """Lines of the native 1x1 path from a profile's per-op rows (conv suite)."""
+def fit_native(per_op: pd.DataFrame, single_thread: bool = False) -> NativeConv:
+    """Lines of the native 1x1 path from a profile's per-op rows (conv suite);
+    `single_thread`: the profile ran on one thread (its metadata's `torch_threads`), so
+    the lines replace the learned prediction."""
     from scipy.optimize import nnls
 
-    out = NativeConv()
+    out = NativeConv(replace=single_thread)
     if not len(per_op) or "phase" not in per_op.columns:
         return out
     mask, n, flops = native_shape(per_op)

@@ -136,10 +136,10 @@ class OpTimes:
         return res
 
     def _native_floor(self, frame: pd.DataFrame, res: pd.DataFrame) -> pd.DataFrame:
-        """Raise 1x1 convolutions on PyTorch's native CPU path to their fitted line."""
-        floor = self.native.floor(frame)
+        """1x1 convolutions on PyTorch's native CPU path at their fitted line where it holds
+        (`NativeConv.priced`), the interval and energy scaled with the time."""
         t = res["pred_time_s"].to_numpy(dtype=float)
-        up = np.isfinite(floor) & (floor > t)
+        up, floor = self.native.priced(frame, t)
         if not up.any():
             return res
         res = res.copy()
