@@ -61,7 +61,7 @@ def row_class(r: pd.DataFrame) -> np.ndarray:
 
 def score(profile: Path) -> pd.DataFrame:
     from perfmodel.learn.predictor import fit, group_folds
-    from perfmodel.predict.native import REPLACE_MAX_N, fit_native, native_shape
+    from perfmodel.predict.native import fit_native
 
     rows = per_op_rows(profile)
     device = _device(profile)
@@ -77,10 +77,8 @@ def score(profile: Path) -> pd.DataFrame:
         t = res["pred_time_s"].to_numpy()
         native = fit_native(rows[~test], single_thread=_threads(profile) == 1)
         line = native_floor(native, rows[test])
-        ok = np.isfinite(line) & (line > 0)  # `NativeConv.priced`'s rule on the fwd_bwd sum
-        use = (ok & (native_shape(rows[test])[1] <= REPLACE_MAX_N) if native.replace
-               else ok & (line > t))
-        up = np.where(use, line / t, 1.0)
+        use = native.rule(rows[test], line, t, native.well_supported(rows[test]))
+        up = np.where(use, line / t, 1.0)  # perfmodel's rule, on the fwd_bwd sum
         pred[test] = t * up
         roof[test] = model.predict_baseline(rows[test], "roofline")
         y = rows["time_s"].to_numpy()[test]

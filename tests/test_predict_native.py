@@ -64,23 +64,28 @@ def test_floor_applies_to_native_rows_only(conv_rows):
 
 
 def test_single_threaded_profiles_price_small_maps_by_the_line(conv_rows):
-    """`priced`: on a single-threaded profile the line is the prediction on maps of at most
-    `REPLACE_MAX_N` pixels, whatever the learned time; elsewhere (larger maps, or a
-    multi-threaded profile's floor) only where the line lies above it."""
+    """`priced`: on a single-threaded profile a well-supported line is the prediction on
+    maps of at most `REPLACE_MAX_N` pixels, whatever the learned time; a line fitted on
+    other FLOPs is a floor there; larger maps keep the learned time; a multi-threaded
+    profile's lines are floors."""
     from perfmodel.predict.native import REPLACE_MAX_N
 
-    df = pd.DataFrame([conv(h=2), conv(h=14), conv(h=28), conv(k=3)])
+    df = pd.DataFrame([conv(h=2), conv(c=128, h=14), conv(h=28), conv(k=3),
+                       conv(c=1024, h=14)])  # the last: 8x the FLOPs the 14x14 line saw
     line = fit_native(conv_rows).floor(df)
-    assert np.isfinite(line[:2]).all() and 14 * 14 <= REPLACE_MAX_N < 28 * 28
+    assert np.isfinite(line[[0, 1, 4]]).all() and 14 * 14 <= REPLACE_MAX_N < 28 * 28
+    single = fit_native(conv_rows, single_thread=True)
+    assert single.well_supported(df).tolist() == [True, True, False, False, False]
     high = line * 10  # a learned prediction far above the line
-    use, got = fit_native(conv_rows, single_thread=True).priced(df, high)
-    assert use.tolist()[:2] == [True, True] and not use[3]
-    assert not use[2]  # 28 x 28 > REPLACE_MAX_N: the learned time stands
+    use, got = single.priced(df, high)
+    assert use.tolist() == [True, True, False, False, False]  # 28 x 28: the learned time
     np.testing.assert_allclose(got[:2], line[:2])
+    use, _ = single.priced(df, line / 10)  # below the line: raised to it on small maps
+    assert use.tolist() == [True, True, False, False, True]
     use, _ = fit_native(conv_rows).priced(df, high)  # a floor: never lowers
     assert not use.any()
     use, _ = fit_native(conv_rows).priced(df, line / 10)
-    assert use[:2].all()
+    assert use[[0, 1, 4]].all()
 
 
 def test_the_line_beats_the_learned_model_on_held_out_small_maps(conv_rows):

@@ -28,7 +28,10 @@ folds of whole shapes (`bench_profile_ops`' folds) over the native rows of the A
 | > 1024 | 25 / 33 | 14-17% / 9-12% | (+13 to +17%) | 17% / 19-53% |
 
 Above 256 pixels the suite has few rows per map size and the learned prediction does
-better: there it stands, without the floor. On a profile measured with several threads
+better: there it stands, without the floor. A line replaces the learned time only where
+it is well supported: fitted on at least `REPLACE_MIN_ROWS` rows whose FLOPs span the
+row's within `FLOPS_MARGIN` (a backward needs its forward's and fwd_bwd line both);
+elsewhere on small maps it stays a floor. On a profile measured with several threads
 the rows run on oneDNN and the line is only a floor under the learned prediction (there it
 lies below, so it does not bind). Only per-op suites are used, never blocks or validation.
 """
@@ -44,6 +47,8 @@ MIN_ROWS = 2
 # (16 x 16); above it the suite has few rows per size, the lines rest on two or three of
 # them, and the learned prediction does better (module doc)
 REPLACE_MAX_N = 256
+REPLACE_MIN_ROWS = 4  # a line replaces the learned time only when fitted on this many rows,
+FLOPS_MARGIN = 2.0  # and only for FLOPs within this factor of the range it was fitted on
 MIN_SPAN = 8.0  # largest / smallest FLOPs of the rows a line is fitted on
 PHASE_FLOPS = {"fwd": 1.0, "fwd_bwd": 3.0}
 
@@ -83,19 +88,59 @@ class NativeConv:
 
     lines: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)  # (a s, s/FLOP)
     replace: bool = False
+    # per line: (rows, least FLOPs, most FLOPs) it was fitted on (forward FLOPs)
+    support: dict[tuple[str, int], tuple[int, float, float]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.lines)
 
     def priced(self, frame: pd.DataFrame, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(which rows of `frame` take their line, the line) given the learned seconds `t`:
-        on a single-threaded profile (`replace`) the rows with a line on maps of at most
-        `REPLACE_MAX_N` pixels; otherwise the rows whose line lies above `t` (a floor)."""
+        """(which rows of `frame` take their line, the line) given the learned seconds `t`
+        (`rule`)."""
         line = self.floor(frame)
+        return self.rule(frame, line, t, self.well_supported(frame)), line
+
+    def rule(self, frame: pd.DataFrame, line: np.ndarray, t: np.ndarray,
+             strong: np.ndarray) -> np.ndarray:
+        """Which rows take `line` over the learned `t`: with `replace`, the `strong` rows
+        (`well_supported`), and as a floor the other rows on maps of at most
+        `REPLACE_MAX_N` pixels; without, every row whose line lies above `t`."""
         ok = np.isfinite(line) & (line > 0)
-        if self.replace:
-            return ok & (native_shape(frame)[1] <= REPLACE_MAX_N), line
-        return ok & (line > t), line
+        above = ok & ~(t >= line)  # NaN learned times too
+        if not self.replace:
+            return above
+        small = native_shape(frame)[1] <= REPLACE_MAX_N
+        return ok & (strong | (small & above))
+
+    def well_supported(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows on maps of at most `REPLACE_MAX_N` pixels whose lines (the forward's, and
+        the fwd_bwd one for a backward or a fwd_bwd row) rest on `REPLACE_MIN_ROWS` rows
+        whose FLOPs span theirs within `FLOPS_MARGIN` (else the line is only a floor)."""
+        mask, n, flops = native_shape(frame)
+        phase = (frame["phase"].astype(str).to_numpy() if "phase" in frame.columns
+                 else np.full(len(frame), "fwd"))
+        out = np.zeros(len(frame), dtype=bool)
+        for i in np.flatnonzero(mask & (n <= REPLACE_MAX_N)):
+            need = ("fwd",) if phase[i] == "fwd" else ("fwd", "fwd_bwd")
+            out[i] = all(self._supports(ph, n[i], flops[i]) for ph in need)
+        return out
+
+    def _supports(self, phase: str, n: float, flops: float) -> bool:
+        key = self._key(phase, n)
+        if key is None or key not in self.support:
+            return False
+        rows, lo, hi = self.support[key]
+        return rows >= REPLACE_MIN_ROWS and lo / FLOPS_MARGIN <= flops <= hi * FLOPS_MARGIN
+
+    def _key(self, phase: str, n: float):
+        """The (phase, size) whose line prices size `n` (`line`'s rule), None if none."""
+        if (phase, int(n)) in self.lines:
+            return (phase, int(n))
+        sizes = sorted(k for p, k in self.lines if p == phase)
+        below = [k for k in sizes if k < n]
+        if not below or not any(k > n for k in sizes):
+            return None
+        return (phase, below[-1])
 
     def floor(self, frame: pd.DataFrame) -> np.ndarray:
         """Least seconds of each row of a counted op table (NaN where no line applies)."""
@@ -158,4 +203,6 @@ def fit_native(per_op: pd.DataFrame, single_thread: bool = False) -> NativeConv:
             coef, _ = nnls(A, np.ones(len(y)))
             if coef[1] > 0:
                 out.lines[(ph, int(key))] = (float(coef[0]), float(coef[1]))
+                base = flops[rows]
+                out.support[(ph, int(key))] = (int(rows.sum()), float(base.min()), float(base.max()))
     return out

@@ -34,17 +34,18 @@ training steps from 2.4 % to 3.5 % median error. MBConv neighbours are rough: th
 times expansion 6 only (EfficientNet's first stage has none) and mixes 3x3 and 5x5
 depthwise kernels within the family.
 
-RegNetY blocks were first their own family (`se`). The same test on the merged profile
-(eight runs, 2026-12-01: the residual table keeps the 351 steady block rows) said that
-was a mistake: the suite times squeeze-excitation blocks up to 128 wide, and their own
-family corrected them worse than nothing (median |log error| 0.077 -> 0.099, 31 blocks),
-while the RegNetX blocks did better (0.066): the same convolutions dominate both, the
-squeeze-excitation adds small ops. Pooled (`regnet`): RegNetY 0.077 -> 0.067, RegNetX
-0.046 (its own family) -> 0.047, all 140 uncorrected 0.092 -> 0.052. On `perfmodel validate`
-(held out: no RegNetY model is in any fit) RegNetY inference went 8.7% -> 4.2% median error. ResNet bottleneck blocks are not corrected
-(`UNCORRECTED`): their residuals scatter without a bias by size (37 blocks, signed median
--0.001), and their neighbours made them worse (median 0.091 -> 0.131, mean 0.149 ->
-0.189). (The one held-out ResNet-50 inference row went +1.7% -> -2.5%.)
+RegNetY blocks were first their own family (`se`); now they share RegNetX's (`regnet`).
+The suite's squeeze-excitation blocks are few (31 steady rows against 109 RegNetX ones)
+and sit mostly on 7-56 px maps, so a RegNetY block of the x4 candidates (208-880 wide on
+2-16 px maps) had few and distant neighbours; its convolutions are a RegNetX block's, the
+squeeze-excitation adds small ops.
+`perfmodel validate`, held out (no RegNetY model is in any fit): RegNetY inference 8.7% ->
+4.2% median error (AMD profile, 2026-12-01). Leave-one-shape-out on the suite's own SE
+blocks (which have neighbours either way) does not decide between the two: median |log
+error| uncorrected / own family / pooled, AMD 0.091 / 0.104 / 0.100 (31 blocks), Intel
+0.117 / 0.092 / 0.098 (27); the RegNetX blocks, AMD 0.092 / 0.051 / 0.049 (109), Intel
+0.091 / 0.086 / 0.084 (89). ResNet bottleneck blocks keep their own family: uncorrected
+/ corrected AMD 0.116 / 0.118 (37), Intel 0.118 / 0.106 (32).
 
 The very block a part is (same key as `measured.part_block_key`) is never its own
 neighbour: with block measurements switched off (`perfmodel validate` ablation) the
@@ -59,7 +60,6 @@ import numpy as np
 K = 4
 K_CNN = 8
 CNN_PHASES = ("fwd",)  # the phases whose CNN blocks are corrected (module doc)
-UNCORRECTED = ("bottleneck",)  # families whose neighbours do not predict them (module doc)
 RADIUS = 1.0  # octaves: a neighbour within 2x in every dimension
 
 
@@ -94,14 +94,13 @@ def key_place(key):
 
 
 def kept(family: str, phase: str) -> bool:
-    """Whether measured blocks of `family` in `phase` keep their residual in the table (the
-    uncorrected families too: the leave-one-out test that keeps them uncorrected reads it)."""
-    return family == "transformer" or phase in CNN_PHASES
+    """Whether measured blocks of `family` in `phase` keep their residual in the table."""
+    return corrected(family, phase)
 
 
 def corrected(family: str, phase: str) -> bool:
     """Whether blocks of `family` in `phase` take their neighbours' residuals."""
-    return kept(family, phase) and family not in UNCORRECTED
+    return family == "transformer" or phase in CNN_PHASES
 
 
 def part_place(part, batch: int):

@@ -143,9 +143,16 @@ class OpTimes:
         if not up.any():
             return res
         res = res.copy()
-        scale = np.where(up, floor / t, 1.0)
+        good = np.isfinite(t) & (t > 0)
+        scale = np.where(up & good, floor / np.where(good, t, 1.0), 1.0)
         for col in ("pred_time_s", "pred_time_lo_s", "pred_time_hi_s", "pred_energy_j"):
             res[col] = res[col].to_numpy(dtype=float) * scale
+        bare = up & ~good  # no learned time to scale: the line, no interval above it
+        if bare.any():
+            for col, value in (("pred_time_s", floor), ("pred_time_lo_s", floor),
+                               ("pred_time_hi_s", np.nan), ("pred_energy_j", np.nan)):
+                res.iloc[np.flatnonzero(bare), res.columns.get_loc(col)] = (
+                    value[bare] if isinstance(value, np.ndarray) else value)
         return res
 
     def _backward_as_difference(self, frame: pd.DataFrame, res: pd.DataFrame,
