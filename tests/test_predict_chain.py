@@ -60,8 +60,8 @@ def test_a_hand_written_regnet_is_predicted_as_the_named_one(amd):
 def test_a_torchvision_style_resnet50_is_predicted_as_measured(amd):
     """torchvision's layout (its stem modules at the top level, in-place ReLUs, the shortcut
     computed first): its 16 blocks are recognised and the step is the named R-50's, which
-    the AMD profile measured at 224, batch 8 (2026-12-01: training +3.8 %, inference
-    +1.6 %; the named model +3.8 %, +1.7 %)."""
+    the AMD profile measured at 224, batch 8 (2026-12-02: training +0.6 %, inference
+    +1.2 %; the named model +0.7 %, +1.3 %)."""
     from perfmodel.predict.assembly import model_args
     from perfmodel.predict.device import datasets_dir, read_profile_rows
     from perfmodel.predict.measured import center_time
