@@ -8,7 +8,9 @@ groups them); each fold is predicted by a predictor fitted on the other four, an
 device's roofline. As perfmodel prices them, 1x1 convolutions on PyTorch's native CPU path
 get the line fitted on the training folds (`perfmodel.predict.native`: the prediction on a
 single-threaded profile's small maps, a floor on a multi-threaded one; a `fwd_bwd` row: the
-forward's line plus the backward's), the interval scaled with the time. Rows: op
+forward's line plus the backward's, under the backward's rule: where only the forward's line
+is well supported perfmodel prices the two kernels apart and this bench does not, 10 of the
+AMD profile's 262 small-map native rows), the interval scaled with the time. Rows: op
 kind; for conv the off-grid set apart (input channels off the suite's width grid
 `POW2_WIDTHS`: the off-grid widths and the 3-channel stems); for vector ops each op, in
 place apart (`relu_`, `x += y`). `median` and `mean` are |predicted / measured - 1|;

@@ -15,7 +15,8 @@ backward's line is the fwd_bwd line minus the fwd one, and no less than the fwd 
 input gradient is the same per-sample GEMM).
 
 On a single-threaded profile a convolution of that kind on a map of at most
-`REPLACE_MAX_N` = 256 pixels is predicted by its line. The learned model, which sees the
+`REPLACE_MAX_N` = 256 pixels is predicted by its line where the line is well supported
+(below). The learned model, which sees the
 map size only through m = batch x out_h x out_w, smooths the per-size steps away. In 5
 folds of whole shapes (`bench_profile_ops`' folds) over the native rows of the AMD profile
 (2026-12-01), median |error| (signed median):
@@ -43,9 +44,9 @@ import numpy as np
 import pandas as pd
 
 MIN_ROWS = 2
-# on a single-threaded profile the line is the prediction up to this output map size
-# (16 x 16); above it the suite has few rows per size, the lines rest on two or three of
-# them, and the learned prediction does better (module doc)
+# on a single-threaded profile a well-supported line is the prediction up to this output
+# map size (16 x 16); above it the suite has few rows per size, the lines rest on two or
+# three of them, and the learned prediction does better (module doc)
 REPLACE_MAX_N = 256
 REPLACE_MIN_ROWS = 4  # a line replaces the learned time only when fitted on this many rows,
 FLOPS_MARGIN = 2.0  # and only for FLOPs within this factor of the range it was fitted on
@@ -170,14 +171,8 @@ class NativeConv:
         fitted size below it (BLAS small-n kernels change speed in steps, and a size between
         two fitted ones runs like the smaller until the next step); None outside the fitted
         range (never extrapolated)."""
-        hit = self.lines.get((phase, int(n)))
-        if hit is not None:
-            return hit
-        sizes = sorted(k for p, k in self.lines if p == phase)
-        below = [k for k in sizes if k < n]
-        if not below or not any(k > n for k in sizes):
-            return None
-        return self.lines[(phase, below[-1])]
+        key = self._key(phase, n)
+        return None if key is None else self.lines[key]
 
 
 def fit_native(per_op: pd.DataFrame, single_thread: bool = False) -> NativeConv:
