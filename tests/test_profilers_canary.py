@@ -46,18 +46,19 @@ def test_a_nominal_canary_measures_once_and_a_lasting_spell_is_reported():
 
 def test_real_canary_reads_near_one_on_an_unloaded_core():
     """On a quiet core the canary's median ratio is near one. A shared machine has slow
-    spells of seconds (the reason the canary exists), so up to three rounds of 30 readings,
-    a second apart: one quiet round is enough."""
+    spells (the reason the canary exists; on 2026-12-02 a clean CI run read medians of 2.24,
+    1.33 and 1.53 over three rounds a second apart), so up to eight rounds of 30 readings,
+    two seconds apart: one quiet round is enough."""
     import time
 
     canary = Canary(open_device("cpu"))
     medians = []
-    for _ in range(3):
+    for _ in range(8):
         ratios = [canary.ratio() for _ in range(30)]
         assert min(ratios) >= 1.0
         medians.append(sorted(ratios)[len(ratios) // 2])
         if medians[-1] < TOLERANCE:
             break
-        time.sleep(1.0)
+        time.sleep(2.0)
     assert min(medians) < TOLERANCE, medians
     assert canary.settle(max_wait_s=0.5) >= 1.0
