@@ -56,7 +56,7 @@ def is_sticky(exc: BaseException) -> bool:
     return any(s.lower() in text for s in STICKY_CUDA_ERRORS)
 
 
-def _alive(device: Device) -> bool:
+def device_alive(device: Device) -> bool:
     """Whether the device still runs a trivial kernel (devices without the probe: yes)."""
     alive = getattr(device, "alive", None)
     return alive is None or bool(alive())
@@ -127,7 +127,7 @@ def measure_point(suite, point: Point, seq: int, device: Device, *, flush_l2: bo
                 lost = device.kind == "cuda"
                 row["error"] = f"{row.get('error', '')}; then {error_text(exc)}"
     if failed and not lost and device.kind == "cuda":  # probed with the point's memory freed
-        lost = sticky or not _alive(device)
+        lost = sticky or not device_alive(device)
     row["wall_s"] = time.perf_counter() - start
     for key, value in list(row.items()):
         if isinstance(value, float) and math.isnan(value):

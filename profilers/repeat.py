@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from profilers.device import Device
-from profilers.measure import DeviceLost, _alive, error_text, is_sticky
+from profilers.measure import DeviceLost, device_alive, error_text, is_sticky
 from profilers.points import Point
 from profilers.canary import timed
 from profilers.timer import Timer
@@ -59,7 +59,7 @@ def measure_repeat(suite, point: Point, device: Device, *, flush_l2: bool = Fals
         failed = sticky = False
     finally:
         del workload
-    lost = failed and device.kind == "cuda" and (sticky or not _alive(device))
+    lost = failed and device.kind == "cuda" and (sticky or not device_alive(device))
     rec["wall_s"] = time.perf_counter() - start
     if lost:
         raise DeviceLost(rec)

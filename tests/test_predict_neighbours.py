@@ -182,17 +182,15 @@ def test_a_cnn_block_is_corrected_for_inference_not_training(amd):
         assert stem(with_nb) == pytest.approx(stem(without))
 
 
-def _leave_one_out(table, family, se=None):
+def _leave_one_out(table, family):
     """(blocks, median |log error| uncorrected, corrected by their neighbours) of a family's
-    forward blocks, each block's own entry left out; `se`: only blocks with (True) or
-    without (False) squeeze-excitation."""
+    forward blocks, each block's own entry left out."""
     import numpy as np
 
     from perfmodel.predict.neighbours import NeighbourIndex
 
     index = NeighbourIndex(table)
-    rows = [e for e in table if key_family(e[2]) == family and e[1] == "fwd"
-            and (se is None or (float(e[2][6]) > 0) == se)]
+    rows = [e for e in table if key_family(e[2]) == family and e[1] == "fwd"]
     none = [abs(r) for _, _, _, r in rows]
     fixed = [abs(r - math.log(index.scale(d, ph, exclude=k, dtype="float32", family=family)))
              for d, ph, k, r in rows]

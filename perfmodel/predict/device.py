@@ -529,7 +529,7 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
         if len(steady) >= MIN_BLOCK_ROWS:
             blocks = steady
     from perfmodel.predict.measured import _row_key
-    from perfmodel.predict.neighbours import kept, key_place
+    from perfmodel.predict.neighbours import corrected, key_place
 
     X, y, groups, power, dtypes, near = [], [], [], [], [], []
     for _, row in blocks.iterrows():
@@ -543,7 +543,7 @@ def calibrate_on_blocks(blocks: pd.DataFrame, optimes: OpTimes) -> Calibrations:
         p = json.loads(row["params"]) if isinstance(row.get("params"), str) else {}
         key = _row_key(str(row["op"]), p, str(row["dtype"]), str(row["phase"]))
         place = key_place(key)
-        near.append(None if place is None or not kept(place[0], str(row["phase"])) else
+        near.append(None if place is None or not corrected(place[0], str(row["phase"])) else
                     [list(place[1]), str(row["phase"]), list(key)])
         groups.append(json.dumps({k: v for k, v in sorted(p.items())}, default=str)
                       + str(row["op"]))

@@ -93,11 +93,6 @@ def key_place(key):
     return None
 
 
-def kept(family: str, phase: str) -> bool:
-    """Whether measured blocks of `family` in `phase` keep their residual in the table."""
-    return corrected(family, phase)
-
-
 def corrected(family: str, phase: str) -> bool:
     """Whether blocks of `family` in `phase` take their neighbours' residuals."""
     return family == "transformer" or phase in CNN_PHASES
