@@ -13,7 +13,8 @@ A point measured in several runs gets:
   the median of the runs' values (one run caught in a slow spell no longer moves it);
 - `repeats`: every measurement after the first, over all runs;
 - `time_noise_s`: the runs' mean (the band of one re-measurement does not shrink; at least
-  `time_iqr_s`); `energy_j`, `power_w`: the runs' mean where measured;
+  `time_iqr_s`); the energy columns: the windows of the runs that measured the point's
+  energy the way the first did (one `energy_source`) pooled as one window (`_pooled_energy`);
 - every other column (`time_s`, the first measurement, included) from the first run that
   measured it `ok`.
 A point only some runs measured is kept as that run measured it. The metadata is the first
@@ -106,10 +107,47 @@ def pool(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     out["repeats"] = (g["_w"].sum() - 1).reindex(out.index).round().astype("Int64")
     noise = mean("time_noise_s").reindex(out.index)
     out["time_noise_s"] = np.maximum(noise, pd.to_numeric(out["time_iqr_s"], errors="coerce"))
-    for col in ("energy_j", "power_w"):
-        out[col] = mean(col).reindex(out.index)
+    for col, v in _pooled_energy(rows).items():
+        out[col] = v.reindex(out.index)
     out = out.reset_index().drop(columns=["_run"])
     return out.sort_values(["suite", "seq"], kind="stable").reset_index(drop=True), runs
+
+
+ENERGY_WINDOW = ("energy_window_s", "energy_execs", "energy_tail_s", "energy_tail_j")
+
+
+def _pooled_energy(rows: pd.DataFrame) -> dict[str, pd.Series]:
+    """The energy columns of each point over the runs whose window measured it the way the
+    first such run did (one `energy_source`): the windows pooled as one. `energy_j` and
+    `energy_sampled_j` are the energy over all those executions (each run weighted by its
+    `energy_execs`), `power_w` the windows' energy over their time, and the window columns
+    (`ENERGY_WINDOW`) the runs' sums, so every column describes the same pooled window."""
+    num = {c: pd.to_numeric(rows[c], errors="coerce").astype(float) if c in rows.columns
+           else pd.Series(np.nan, index=rows.index) for c in
+           ("energy_j", "power_w", "energy_sampled_j") + ENERGY_WINDOW}
+    src = (rows["energy_source"].astype("string").fillna("") if "energy_source" in rows.columns
+           else pd.Series("", index=rows.index))
+    has = num["energy_j"].notna()
+    first = src.where(has).groupby(rows["point_id"]).transform("first")
+    use = has & (src == first)
+    execs = num["energy_execs"].where(num["energy_execs"] > 0).fillna(1.0).where(use)
+    secs = num["energy_window_s"].where(num["energy_window_s"] > 0)
+    by = rows["point_id"]
+
+    def weighted(v: pd.Series, w: pd.Series) -> pd.Series:
+        ok = use & v.notna() & w.notna()
+        return ((v * w).where(ok).groupby(by).sum(min_count=1)
+                / w.where(ok).groupby(by).sum(min_count=1))
+
+    out = {"energy_j": weighted(num["energy_j"], execs),
+           "energy_sampled_j": weighted(num["energy_sampled_j"], execs)}
+    # power: windows' energy over their seconds where every run gave its window; else the mean
+    timed = weighted(num["power_w"], secs)
+    out["power_w"] = timed.where(timed.notna(), num["power_w"].where(use).groupby(by).mean())
+    for c in ENERGY_WINDOW:
+        out[c] = num[c].where(use).groupby(by).sum(min_count=1)
+    out["energy_source"] = first.groupby(by).first().replace("", pd.NA)
+    return {c: v for c, v in out.items() if c in rows.columns}
 
 
 def _metadata(sources, metas: list[dict], merged: Merged) -> dict:

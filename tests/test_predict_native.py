@@ -39,6 +39,18 @@ def test_shape_mask_follows_the_dispatch_rule():
     assert n[0] == 4 and flops[0] == 2 * 8 * 384 * 384 * 4
 
 
+def test_shape_mask_reads_per_dimension_pairs_and_leaves_transposed_convs_out():
+    """The counter writes a tuple where height and width differ: a (1, 2) stride is strided
+    (oneDNN), a (1, 1) one is not, a (0, 1) padding widens the map; a transposed 1x1
+    convolution never takes the native forward path."""
+    rows = [conv(stride=(1, 2)), conv(stride=(1, 1)), conv(stride="(1, 2)"),
+            dict(conv(), padding=(0, 1)), dict(conv(), dilation=[2, 1]),
+            dict(conv(), transposed=True), dict(conv(), transposed=False)]
+    mask, n, _ = native_shape(pd.DataFrame(rows))
+    assert mask.tolist() == [False, True, False, True, False, False, True]
+    assert n[3] == 2 * 4  # (2 + 0) x (2 + 2)
+
+
 def test_fitted_lines_show_the_small_map_cliff(conv_rows):
     nc = fit_native(conv_rows)
     assert ("fwd", 4) in nc.lines and ("fwd", 196) in nc.lines
@@ -115,3 +127,17 @@ def test_the_line_beats_the_learned_model_on_held_out_small_maps(conv_rows):
     err_line = np.median(np.abs(line[ok] / y[ok] - 1))
     err_learned = np.median(np.abs(learned[ok] / y[ok] - 1))
     assert err_line < 0.1 and err_line < 0.5 * err_learned
+
+
+def test_the_profile_digest_follows_the_thread_count_the_native_rule_reads(tmp_path):
+    """Whether the native lines replace the learned times depends on the metadata's
+    `torch_threads`: a cached fit must not outlive a change of it."""
+    from perfmodel.predict.device import profile_digest
+
+    (tmp_path / "measurements.parquet").write_bytes(b"rows")
+    digests = []
+    for threads in (1, 2, 1):
+        (tmp_path / "metadata.json").write_text(json.dumps(
+            {"catalogue_key": "cpu", "torch_threads": threads, "created": str(threads)}))
+        digests.append(profile_digest(tmp_path))
+    assert digests[0] != digests[1] and digests[0] == digests[2]

@@ -177,3 +177,39 @@ def test_a_merge_is_written_in_the_current_schema(tmp_path):
     merge_profiles([tmp_path / "a", tmp_path / "b"], tmp_path / "c")
     assert read_metadata(tmp_path / "c")["schema_version"] == SCHEMA_VERSION > 3
     assert "numel" in read_profile(tmp_path / "c").columns
+
+
+def test_energy_windows_are_pooled_as_one_window_of_one_source(tmp_path):
+    """Two GPU runs' counter windows of a point: energy per execution over all their
+    executions, power over their seconds, the window and tail columns summed; a run whose
+    window fell back to sampled power is left out of the pooled counter window."""
+    def rows(run):
+        return {"x": (1.0, 1.0, 0, 0.1), "y": (2.0, 2.0, 0, 0.1)}
+
+    energy = {  # run -> point -> (energy_j, power_w, execs, window_s, tail_s, tail_j, source)
+        "a": {"x": (2.0, 400.0, 10, 0.05, 0.02, 3.0, "nvml_counter"),
+              "y": (5.0, 500.0, 4, 0.04, 0.01, 2.0, "nvml_counter")},
+        "b": {"x": (3.0, 600.0, 30, 0.15, 0.03, 5.0, "nvml_counter"),
+              "y": (9.0, 300.0, 4, 0.04, 0.01, 1.0, "nvml_sampled")},
+    }
+    for run, created in (("a", "2026-01-01"), ("b", "2026-02-01")):
+        fake(tmp_path / run, rows(run), created=created)
+        f = read_profile(tmp_path / run)
+        for pid, (e, p, n, w, ts, tj, src) in energy[run].items():
+            i = f.index[f["point_id"] == f"blocks/{pid}"][0]
+            f.loc[i, ["energy_j", "power_w", "energy_execs", "energy_window_s", "energy_tail_s",
+                      "energy_tail_j", "energy_source", "energy_sampled_j"]] = (
+                e, p, n, w, ts, tj, src, e * 1.1)
+        write_measurements(f, tmp_path / run)
+    merge_profiles([tmp_path / "a", tmp_path / "b"], tmp_path / "c")
+    f = read_profile(tmp_path / "c").set_index("point_id")
+    x, y = f.loc["blocks/x"], f.loc["blocks/y"]
+    assert x["energy_j"] == pytest.approx((2.0 * 10 + 3.0 * 30) / 40)
+    assert x["energy_sampled_j"] == pytest.approx(1.1 * (2.0 * 10 + 3.0 * 30) / 40)
+    assert x["power_w"] == pytest.approx((400 * 0.05 + 600 * 0.15) / 0.20)
+    assert (x["energy_execs"], x["energy_window_s"]) == (40, pytest.approx(0.20))
+    assert (x["energy_tail_s"], x["energy_tail_j"]) == (pytest.approx(0.05), pytest.approx(8.0))
+    assert x["energy_source"] == "nvml_counter"
+    # y: run b's sampled window is not pooled with run a's counter window
+    assert (y["energy_j"], y["power_w"], y["energy_tail_j"]) == (5.0, 500.0, 2.0)
+    assert y["energy_source"] == "nvml_counter" and y["energy_execs"] == 4

@@ -19,6 +19,8 @@ math mode, so two dtypes of the same throughput (float16, bfloat16) look alike.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -51,6 +53,40 @@ def _col(df: pd.DataFrame, name: str, default=np.nan) -> np.ndarray:
     if name in df.columns:
         return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
     return np.full(len(df), default, dtype=float)
+
+
+def _hw(value, default: float) -> tuple[float, float]:
+    """(height, width) of one stride/padding/dilation cell: a scalar stands for both, a
+    pair (tuple, list, array or its text "(1, 2)") gives each; NaN when unreadable."""
+    if np.ndim(value) == 0 and not isinstance(value, str) and pd.isna(value):
+        return default, default
+    if isinstance(value, str):
+        parts = re.findall(r"-?\d+(?:\.\d+)?", value)
+        value = [float(x) for x in parts] if parts else value
+    if np.ndim(value) == 0:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            return np.nan, np.nan
+        return v, v
+    v = [float(x) for x in np.ravel(value)]
+    return (v[0], v[0]) if len(v) == 1 else (v[-2], v[-1]) if len(v) >= 2 else (np.nan, np.nan)
+
+
+def hw_columns(df: pd.DataFrame, col: str, default: float) -> tuple[np.ndarray, np.ndarray]:
+    """(height, width) arrays of a stride/padding/dilation column whose cells are scalars
+    or per-dimension pairs (`_hw`); `default` where the column is absent or a cell empty."""
+    if col not in df.columns:
+        return np.full(len(df), default), np.full(len(df), default)
+    seen: dict[str, tuple[float, float]] = {}
+    hw = []
+    for c in df[col].tolist():
+        key = repr(c)
+        if key not in seen:
+            seen[key] = _hw(c, default)
+        hw.append(seen[key])
+    arr = np.array(hw, dtype=float).reshape(len(df), 2)
+    return arr[:, 0], arr[:, 1]
 
 
 def launch_overhead_s(device) -> float:
@@ -202,12 +238,13 @@ def _costs(df: pd.DataFrame, kind: str, size: np.ndarray) -> tuple[np.ndarray, n
 
 def conv_gemm_dims(df: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """Implicit-GEMM dims (m, n, k, groups) of a convolution: m = batch*out_h*out_w."""
-    batch, c_in, h, w, c_out, kh, kw, stride, pad, dil, groups = (
-        _col(df, c, d) for c, d in zip(CONV_PARAMS, (np.nan,) * 7 + (1.0, 0.0, 1.0, 1.0))
-    )
+    batch, c_in, h, w, c_out, kh, kw = (_col(df, c) for c in CONV_PARAMS[:7])
+    groups = _col(df, "groups", 1.0)
+    (sh, sw), (ph, pw), (dh, dw) = (hw_columns(df, c, d) for c, d in
+                                    (("stride", 1.0), ("padding", 0.0), ("dilation", 1.0)))
     kw = np.where(np.isnan(kw), kh, kw)
-    out_h = np.floor((h + 2 * pad - dil * (kh - 1) - 1) / stride + 1)
-    out_w = np.floor((w + 2 * pad - dil * (kw - 1) - 1) / stride + 1)
+    out_h = np.floor((h + 2 * ph - dh * (kh - 1) - 1) / sh + 1)
+    out_w = np.floor((w + 2 * pw - dw * (kw - 1) - 1) / sw + 1)
     m = batch * out_h * out_w
     n = c_out / groups
     k = c_in / groups * kh * kw
@@ -258,8 +295,9 @@ def build_features(df: pd.DataFrame, kind: str, device) -> tuple[Features, np.nd
         m, n, k, g = conv_gemm_dims(df)
         feats.update(tile_features(m, n, k, g, sms))
         feats["log_t_tiled"] = feats["log_t_compute"] - _log2(feats["best_tile_eff"])
-        for c in ("kernel_h", "stride", "groups"):
-            feats[f"conv_{c}"] = _col(df, c)
+        feats["conv_kernel_h"] = _col(df, "kernel_h")
+        feats["conv_stride"] = np.fmax(*hw_columns(df, "stride", 1.0))  # a (1, 2) stride: 2
+        feats["conv_groups"] = _col(df, "groups")
         feats["conv_depthwise"] = (_col(df, "groups", 1.0) == _col(df, "c_in")).astype(float)
         feats["op_code"] = _op_code(df, kind)
     elif kind == "attention":

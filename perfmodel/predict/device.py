@@ -40,6 +40,8 @@ from perfmodel.predict.optimes import OpTimes
 PER_OP_EXCLUDED = ("blocks", "validation")
 MIN_PER_OP_ROWS = 50
 CACHE_VERSION = 8  # bump when the cached files change format or meaning
+# metadata fields a fit depends on (part of `profile_digest`)
+DIGEST_METADATA = ("catalogue_key", "device_name", "torch_threads")
 MAX_REL_IQR = 0.25  # block rows whose IQR exceeds 25% of the median are not calibrated on
 
 
@@ -316,9 +318,14 @@ def profile_digest(path: Path) -> str:
     """SHA-256 (16 hex digits) of a profile's measurements and of the code that fits on them.
 
     The code part (`perfmodel.learn`, the calibration and per-op pricing sources) makes a
-    changed feature set or fit refit instead of loading a stale cached one.
+    changed feature set or fit refit instead of loading a stale cached one; so do the
+    metadata fields the fit reads (`DIGEST_METADATA`: the device it names, and the thread
+    count that decides whether the native 1x1 lines replace the learned times).
     """
     h = hashlib.sha256((Path(path) / "measurements.parquet").read_bytes())
+    meta_path = Path(path) / "metadata.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    h.update(json.dumps({k: meta.get(k) for k in DIGEST_METADATA}, sort_keys=True).encode())
     h.update(_code_digest().encode())
     return h.hexdigest()[:16]
 

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from perfmodel.learn.features import hw_columns
+
 MIN_ROWS = 2
 # on a single-threaded profile a well-supported line is the prediction up to this output
 # map size (16 x 16); above it the suite has few rows per size, the lines rest on two or
@@ -61,22 +63,28 @@ def _num(df: pd.DataFrame, col: str, default: float) -> np.ndarray:
 
 
 def native_shape(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mask of rows on the native 1x1 path, output map size n, forward FLOPs)."""
+    """(mask of rows on the native 1x1 path, output map size n, forward FLOPs).
+
+    Stride, padding and dilation may be per-dimension pairs (the counter writes a tuple
+    where height and width differ); a transposed convolution is never on this path."""
     if not len(df) or "op" not in df.columns:
         z = np.zeros(len(df))
         return z.astype(bool), z, z
     batch = _num(df, "batch", np.nan)
     kh = _num(df, "kernel_h", np.nan)
     kw = np.where(np.isnan(_num(df, "kernel_w", np.nan)), kh, _num(df, "kernel_w", np.nan))
-    stride, dil, pad = _num(df, "stride", 1.0), _num(df, "dilation", 1.0), _num(df, "padding", 0.0)
+    (sh, sw), (dh, dw) = hw_columns(df, "stride", 1.0), hw_columns(df, "dilation", 1.0)
+    ph, pw = hw_columns(df, "padding", 0.0)
+    transposed = (df["transposed"].fillna(False).astype(bool).to_numpy()
+                  if "transposed" in df.columns else np.zeros(len(df), dtype=bool))
     groups = _num(df, "groups", 1.0)
     dtype = df["dtype"].astype(str).to_numpy() if "dtype" in df.columns else np.full(len(df), "float32")
     h, w = _num(df, "h", np.nan), _num(df, "w", np.nan)
     w = np.where(np.isnan(w), h, w)
-    n = (h + 2 * pad) * (w + 2 * pad)
+    n = (h + 2 * ph) * (w + 2 * pw)
     mask = ((df["op"].astype(str).to_numpy() == "conv2d") & (kh == 1) & (kw == 1)
-            & (stride == 1) & (dil == 1) & (batch < 16) & (dtype == "float32")
-            & np.isfinite(n) & (n > 0))
+            & (sh == 1) & (sw == 1) & (dh == 1) & (dw == 1) & ~transposed
+            & (batch < 16) & (dtype == "float32") & np.isfinite(n) & (n > 0))
     flops = 2 * batch * _num(df, "c_out", np.nan) * _num(df, "c_in", np.nan) / groups * n
     return mask, np.where(mask, n, 0.0), np.where(mask, flops, 0.0)
 
