@@ -11,7 +11,8 @@ step only. In order:
 
 1. `check`: versions (Python, torch, CUDA, cuDNN, driver, NVML), the device, and whether
    its energy counter and power readings answer: a sustained GEMM is measured by both,
-   and they should agree (`check.energy_ratio`, counter / integrated power).
+   and they should agree (`check.energy_ratio`, counter / integrated power); the short
+   windows every point gets are checked against one long one (`check.tail_check`).
 2. `profile`: `python -m profilers` over every suite into `OUT/<slug>/` (slug: the
    catalogue key, e.g. `h200-sxm`), with the time left minus what the tests need; the
    validation suite measures one complete set of ranked candidates first. If it is cut
@@ -113,9 +114,42 @@ def check(device: str, seconds: float = 3.0) -> dict:
                              if win.energy_counter_j and win.energy_sampled_j else None),
             "sm_clock_hz": win.state.sm_clock_hz, "temp_c": win.state.temp_c,
             "throttle_reasons": win.state.throttle_reasons}
+        if dev.has_energy and n:
+            out["tail_check"] = tail_check(dev, work, win.duration_s / n)
     finally:
         dev.close()
     return out
+
+
+TAIL_CHECK_WINDOWS = 5
+TAIL_CHECK_LONG_S = 4.0
+
+
+def tail_check(dev, work, time_s: float, windows: int = TAIL_CHECK_WINDOWS,
+               long_s: float = TAIL_CHECK_LONG_S) -> dict:
+    """A self-check of the short energy windows every point gets: `work`'s energy per
+    execution in `windows` windows of a point's length (`measure_energy`, the tail from
+    the work's end to the counter's tick taken off) against one window of `long_s`, whose
+    tail and edges weigh a few percent at most. `short_over_long` near 1: the tail pricing
+    and the alignment hold; off by more than the run-to-run spread: re-price the tails
+    (the rows keep `energy_tail_s`, `energy_tail_j`)."""
+    import statistics
+
+    from profilers.timer import measure_energy
+
+    short_s = max(float(getattr(dev, "min_window_s", 0.5) or 0.5), 0.5)
+    long = measure_energy(dev, work, time_s, long_s)
+    short = [measure_energy(dev, work, time_s, short_s) for _ in range(windows)]
+    per = [e.energy_j for e in short if e.energy_j]
+    mid = statistics.median(per) if per else None
+    return {
+        "time_s": time_s, "long_window_s": long.window_s, "long_j": long.energy_j,
+        "long_execs": long.executions, "long_source": long.source, "long_tail_s": long.tail_s,
+        "short_window_s": [e.window_s for e in short], "short_j": [e.energy_j for e in short],
+        "short_sources": [e.source for e in short],
+        "short_tail_s": [e.tail_s for e in short], "short_tail_j": [e.tail_j for e in short],
+        "short_over_long": mid / long.energy_j if mid and long.energy_j else None,
+        "short_spread": (max(per) - min(per)) / mid if mid and len(per) > 1 else None}
 
 
 # -- the session (parent) -------------------------------------------------------------
@@ -217,6 +251,13 @@ class Session:
         if rc != 0:
             tail = text.strip().splitlines()
             step["error"] = tail[-1] if tail else "no output"
+        energy = (self.record.get("check") or {}).get("energy") or {}
+        tails = (self.record.get("check") or {}).get("tail_check") or {}
+        if energy.get("has_energy"):
+            ratio, short = energy.get("energy_ratio"), tails.get("short_over_long")
+            self.say(f"check: energy {energy.get('source')}, counter / sampled "
+                     f"{ratio if ratio is None else round(ratio, 3)}, short / long windows "
+                     f"{short if short is None else round(short, 3)}")
         slug = (self.record.get("check") or {}).get("slug") or self.device.replace(":", "")
         # 2. profile
         prof = self.out / slug

@@ -151,3 +151,41 @@ def test_cuda_device_windows_measure_the_work_energy():
     sampler = dev._windows["point"][1][2]
     dev.abort_window("point")
     assert "point" not in dev._windows and not sampler._thread.is_alive()
+
+
+def _sim_cuda(nvml, idle_w=None):
+    from profilers.device.cuda import CudaDevice
+
+    dev = object.__new__(CudaDevice)  # no GPU: the NVML side only
+    dev.notes, dev._windows = [], {}
+    dev.nvml, dev.counter_period_s, dev.idle_w = nvml, 0.02, idle_w
+    dev.min_window_s, dev.synchronize = 0.5, lambda: None
+    return dev
+
+
+def _busy_work(nvml, seconds):
+    def work():
+        nvml.busy = True
+        time.sleep(seconds)
+        nvml.busy = False
+    return work
+
+
+def test_the_check_steps_tail_check_passes_a_sound_tail_and_flags_a_mispriced_one():
+    """`profilers.session.tail_check`: short windows (a point's) against a long one on the
+    simulated counter; near 1 when the tail is priced right, far off when it is not (the
+    idle power it is priced at said 10x too high, no instant power)."""
+    from profilers.session import tail_check
+
+    nvml = _CounterNvml()
+    dev = _sim_cuda(nvml)
+    got = tail_check(dev, _busy_work(nvml, 0.005), 0.005, windows=3, long_s=1.5)
+    assert got["short_sources"] == ["nvml_counter"] * 3 and got["long_source"] == "nvml_counter"
+    assert got["short_over_long"] == pytest.approx(1.0, abs=0.03)
+    # the long window's energy is its busy time at 600 W (sleep overshoots: no fixed J)
+    assert got["long_j"] * got["long_execs"] == pytest.approx(600.0 * got["long_window_s"], rel=0.03)
+    assert all(0.015 < t < 0.1 for t in got["short_tail_s"])
+    nvml.instant_power = False  # the tail priced at the idle power, given wrong
+    dev = _sim_cuda(nvml, idle_w=3000.0)
+    got = tail_check(dev, _busy_work(nvml, 0.005), 0.005, windows=3, long_s=1.5)
+    assert got["short_over_long"] < 0.9
