@@ -1,6 +1,6 @@
 """Command line shared by `perfmodel profile` and `python -m profilers` (same arguments).
 
-    profile [run] --device cpu|cuda:N --suite gemm,conv,vector,blocks,validation --budget 10m --out DIR
+    profile [run] --device cpu|cuda:N --suite gemm,conv,vector,attention,blocks,validation --budget 10m --out DIR
                   [--stop-after 9m]
     profile export DIR [--csv] [--output FILE]
     profile compare DIR_A DIR_B

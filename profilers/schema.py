@@ -1,4 +1,4 @@
-"""The profile format (version 5): columns with units, reading, writing and CSV export.
+"""The profile format (version 7): columns with units, reading, writing and CSV export.
 
 A profile is a directory holding `measurements.parquet` (one row per point) and
 `metadata.json`. `datasets/README.md` documents the same columns; a test keeps them equal.
@@ -14,11 +14,11 @@ import pandas as pd
 
 from perfmodel.errors import PerfmodelError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # version 1 lacks the repeat-pass columns, version 2 `repeats` and `time_center_s`, version 3
 # the vector-op columns `numel` ... `training`, version 4 `inplace`, version 5
-# `energy_tail_s` and `energy_tail_j` (all read as empty)
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+# `energy_tail_s` and `energy_tail_j`, version 6 `kv_heads` (all read as empty)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 MEASUREMENTS = "measurements.parquet"
 METADATA = "metadata.json"
 JOURNAL = "journal.jsonl"
@@ -35,7 +35,7 @@ class Column:
 _C = Column
 COLUMNS: tuple[Column, ...] = (
     _C("point_id", "string", "", "deterministic id of the point: suite/op/phase/dtype/params"),
-    _C("suite", "string", "", "suite that measured it: gemm, conv, vector, blocks, validation"),
+    _C("suite", "string", "", "suite that measured it: gemm, conv, vector, attention, blocks, validation"),
     _C("op", "string", "", "op kind (gemm, bmm, conv2d, ...), block name or model name"),
     _C("phase", "string", "", "fwd (forward, no autograd), fwd_bwd (forward+backward), "
        "train_step (fwd+bwd+optimizer step) or inference"),
@@ -57,6 +57,7 @@ COLUMNS: tuple[Column, ...] = (
     _C("dilation", "Int64", "px", "dilation"),
     _C("groups", "Int64", "", "convolution groups (c_in = depthwise)"),
     _C("heads", "Int64", "", "attention heads"),
+    _C("kv_heads", "Int64", "", "key/value heads (grouped-query attention: fewer than heads)"),
     _C("seq_q", "Int64", "tokens", "query sequence length"),
     _C("seq_k", "Int64", "tokens", "key/value sequence length"),
     _C("head_dim", "Int64", "", "attention head dimension"),

@@ -101,3 +101,35 @@ def test_every_vector_op_measures_on_the_gpu(brief):
         if row["status"] != "ok" or not row["time_s"] > 0 or not row["peak_bytes"] > 0:
             failed.append((point.id, row["status"], row["error"]))
     assert not failed, failed
+
+
+def test_attention_points_measure_on_the_gpu(brief):
+    """The largest attention point of each phase, dtype, causal mask and grouped-query
+    ratio runs on the GPU (flash, memory-efficient or cuDNN kernels; float32 and tf32
+    with `enable_gqa`), timed briefly; its peak memory stays near the fused kernel's
+    (no seq x seq score matrix per head: that is SDPA's math fallback)."""
+    from profilers.device import open_device
+    from profilers.measure import measure_point
+    from profilers.suites import get_suite
+
+    dev = open_device("cuda:0")
+    suite = get_suite("attention")
+    largest = {}
+    for p in suite.points(dev):
+        key = (p.phase, p.dtype, p.p["causal"], p.p["heads"] // p.p["kv_heads"])
+        size = p.p["batch"] * p.p["heads"] * p.p["seq_q"] ** 2 * p.p["head_dim"]
+        if key not in largest or size > largest[key][0]:
+            largest[key] = (size, p)
+    failed, math_path = [], []
+    for _, point in largest.values():
+        row = measure_point(brief(suite), point, 0, dev)
+        if row["status"] != "ok" or not row["time_s"] > 0 or not row["peak_bytes"] > 0:
+            failed.append((point.id, row["status"], row["error"]))
+            continue
+        p = point.p
+        scores = 4.0 * p["batch"] * p["heads"] * p["seq_q"] * p["seq_k"]  # float32 scores
+        if row["peak_bytes"] > scores and scores > 2 ** 30:
+            math_path.append((point.id, row["peak_bytes"]))
+    assert not failed, failed
+    # reported, not failed: which shapes fell back to the math kernel on this torch
+    print("math-path attention points:", math_path or "none")

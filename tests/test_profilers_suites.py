@@ -14,14 +14,14 @@ from profilers.suites import get_suite, suite_names
 CPU = open_device("cpu")
 
 
-def test_registry_lists_the_five_suites():
+def test_registry_lists_the_six_suites():
     from profilers.suites import DEFAULT_SUITES
 
-    assert suite_names()[:5] == ["gemm", "conv", "vector", "blocks", "validation"]
-    assert DEFAULT_SUITES == "gemm,conv,vector,blocks,validation"
+    assert suite_names()[:6] == ["gemm", "conv", "vector", "attention", "blocks", "validation"]
+    assert DEFAULT_SUITES == "gemm,conv,vector,attention,blocks,validation"
 
 
-@pytest.mark.parametrize("name", ["gemm", "conv", "vector", "blocks", "validation"])
+@pytest.mark.parametrize("name", ["gemm", "conv", "vector", "attention", "blocks", "validation"])
 def test_points_are_deterministic_unique_and_finite(name):
     suite = get_suite(name)
     a, b = suite.points(CPU), suite.points(CPU)
@@ -227,6 +227,70 @@ def test_vector_points_carry_the_columns_the_counter_records(variant):
     for col in VECTOR_COLUMNS:
         have = row.get(col) if col in counted.columns and pd.notna(row.get(col)) else None
         assert have == point.p.get(col), (col, have, point.p.get(col))
+
+
+ATTENTION_COLUMNS = ("batch", "heads", "kv_heads", "seq_q", "seq_k", "head_dim", "causal")
+
+
+def test_attention_space_on_cpu():
+    """Grouped-query and plain heads, causal and not, both phases and dtypes, within the
+    FLOP cap; the GPU grid reaches long sequences and every math mode."""
+    from profilers.suites.attention import CPU as G
+    from profilers.suites.attention import attention_points
+
+    pts = get_suite("attention").points(CPU)
+    assert {(x.phase, x.dtype) for x in pts} == {(ph, dt) for ph in ("fwd", "fwd_bwd")
+                                                  for dt in ("float32", "bfloat16")}
+    assert {x.p["heads"] // x.p["kv_heads"] for x in pts} == {1, 2, 4}
+    assert {x.p["causal"] for x in pts} == {True, False}
+    assert all(4 * x.p["batch"] * x.p["heads"] * x.p["seq_q"] ** 2 * x.p["head_dim"]
+               <= G["max_flops"] for x in pts)
+
+    class Gpu:
+        kind = "cuda"
+
+        def supports(self, dtype):
+            return True, ""
+
+    gpu = attention_points(Gpu())
+    assert max(x.p["seq_q"] for x in gpu) == 8192
+    assert {x.dtype for x in gpu} == {"float32", "tf32", "float16", "bfloat16"}
+    assert {x.p["heads"] // x.p["kv_heads"] for x in gpu} == {1, 4, 8}
+
+
+@pytest.mark.parametrize("phase", ["fwd", "fwd_bwd"])
+def test_attention_points_measure_on_cpu_with_the_counters_columns(phase, brief):
+    """The smallest grouped-query point of each phase runs and is priced, and the op the
+    counter records for its SDPA call has the point's columns: what the learned model is
+    fitted on and what it is asked about are the same."""
+    import torch
+
+    from perfmodel.counting.counter import count_model
+
+    class Run(torch.nn.Module):
+        def __init__(self, f):
+            super().__init__()
+            self.f = f
+
+        def forward(self, _):
+            return self.f()
+
+    suite = get_suite("attention")
+    point = min((x for x in suite.points(CPU) if x.phase == phase
+                 and x.p["kv_heads"] < x.p["heads"]),
+                key=lambda x: x.p["batch"] * x.p["heads"] * x.p["seq_q"])
+    row = measure_point(brief(suite), point, 0, CPU)
+    assert row["status"] == "ok", row["error"]
+    assert row["time_s"] > 0 and row["flops"] > 0 and row["bytes"] > 0
+    assert row["kv_heads"] == point.p["kv_heads"] < row["heads"]
+    if phase == "fwd_bwd":
+        assert row["act_bytes"] > 0
+    counted = count_model(Run(suite.build(point, CPU).forward), inputs=(torch.zeros(1),),
+                          dtype=point.dtype).to_frame()
+    counted = counted[counted["op"] == "attention"]
+    assert len(counted) == 1, counted
+    for col in ATTENTION_COLUMNS:
+        assert counted.iloc[0][col] == point.p[col], col
 
 
 def test_every_block_kind_measures_on_cpu(brief):

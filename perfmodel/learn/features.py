@@ -306,6 +306,9 @@ def build_features(df: pd.DataFrame, kind: str, device) -> tuple[Features, np.nd
         feats.update({
             "attn_log_seq_q": _log2(sq), "attn_log_seq_k": _log2(sk), "attn_head_dim": hd,
             "attn_log_bh": _log2(batch * heads), "attn_causal": causal,
+            # grouped-query attention: query heads per key/value head (1 without kv_heads)
+            "attn_log_group": _log2(heads / np.where(np.isnan(_col(df, "kv_heads")), heads,
+                                                     _col(df, "kv_heads"))),
             "attn_log_waves": _log2(tiles / sms),
             "attn_wave_fill": tiles / (np.ceil(tiles / sms) * sms),
             "op_code": _op_code(df, kind),

@@ -1,4 +1,5 @@
-"""The registry of measurement suites: `gemm`, `conv`, `vector`, `blocks`, `validation`.
+"""The registry of measurement suites: `gemm`, `conv`, `vector`, `attention`, `blocks`,
+`validation`.
 
 A suite lists its points for a device (deterministic and spread-ordered) and builds the
 workload of each; adding a suite is one module with a class decorated `@register_suite`.
@@ -12,7 +13,7 @@ from profilers.suites.base import SUITES, Suite, register_suite
 
 __all__ = ["DEFAULT_SUITES", "SUITES", "Suite", "register_suite", "get_suite", "suite_names"]
 
-_MODULES = ("gemm", "conv", "vector", "blocks", "validation")
+_MODULES = ("gemm", "conv", "vector", "attention", "blocks", "validation")
 DEFAULT_SUITES = ",".join(_MODULES)  # what a profile run measures unless told
 
 
