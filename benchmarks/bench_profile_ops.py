@@ -2,7 +2,7 @@
 roofline, on shapes the fit never saw.
 
 For every shipped profile (`datasets/*`), the per-op suites' rows (what `perfmodel`
-fits its per-op predictor on: gemm, conv, vector) are split into 5 folds of whole shapes
+fits its per-op predictor on: gemm, conv, vector, attention) are split into 5 folds of whole shapes
 (a shape's dtypes and phases stay together, as `perfmodel.predict.device.from_profile`
 groups them); each fold is predicted by a predictor fitted on the other four, and by the
 device's roofline. As perfmodel prices them, 1x1 convolutions on PyTorch's native CPU path

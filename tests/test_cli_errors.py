@@ -65,6 +65,7 @@ def bad_dir(tmp_path_factory) -> Path:
         pred.save(d / name)
         f = d / name / "time_gemm.json"
         f.write_text(damage(f.read_text()))
+    (d / "folder.png").mkdir()
     pred.save(d / "nometa")
     (d / "nometa" / "predictor.json").unlink()
     pred.save(d / "badmeta")
@@ -155,6 +156,10 @@ MFU = cases(
     ("mfu --model Llama-2-7B --batch 8 --recompute bogus --step-time 1", "recompute"),
     ("mfu --model Llama-2-7B --batch 8 --recompute 1.5 --step-time 1", "1.5"),
     ("mfu --model Llama-2-7B --batch 8 --micro-batch 0 --step-time 1", "micro-batch"),
+    ("mfu --model gpt2 --batch 8 --micro-batch 3 --device h100", "does not divide"),
+    ("mfu --model gpt2 --batch 8 --micro-batch 16 --device h100", "does not divide"),
+    ("mfu --model PaLM-540B --batch 2048 --gpus 6144 --device tpu-v4 --tokens-per-s 38.8",
+     "give the model-parallel sizes"),
     ("mfu --model Llama-2-7B --batch 8 --tp 0 --step-time 1", "tp"),
     ("mfu --model Llama-2-7B --batch 8 --cp 0 --step-time 1", "cp"),
     ("mfu --model Llama-2-7B --batch 8 --tp 3 --step-time 1", "multiple"),
@@ -241,6 +246,8 @@ READ_ONLY = cases(  # commands of helpers still at work: checked, not fixed here
 PLOT = cases(
     ("rank RegNetX-200MF --factor 2 --plot {d}/plot.txt", "txt"),
     ("rank RegNetX-200MF --factor 2 --plot {d}/plot", "unsupported image format"),
+    ("rank RegNetX-200MF --factor 2 --plot {d}/no/such/folder/x.png", "no folder"),
+    ("rank RegNetX-200MF --factor 2 --plot {d}/folder.png", "is a folder"),
 )
 
 

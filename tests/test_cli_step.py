@@ -51,6 +51,9 @@ def test_step_json_is_strict(capsys):
     (["step", "gpt2", "--factor", "4"], "--factor and --strategy go together"),
     (["step", "gpt2", "--batch", "0"], "--batch must be >= 1"),
     (["step", "no-such-model"], "unknown model"),
+    (["step", "gpt2", "--dtype", "float16"], "cpu has no dense float16 math mode"),
+    (["step", "gpt2", "--dtype", "tf32"], "cpu has no dense tf32 math mode"),
+    (["rank", "gpt2", "--factor", "2", "--dtype", "tf32"], "cpu has no dense tf32 math mode"),
 ])
 def test_step_bad_input_is_one_line(capsys, argv, message):
     assert main(argv) == 2
@@ -64,3 +67,20 @@ def test_step_says_when_the_step_does_not_fit(capsys):
     assert d["fits_in_memory"] is False and d["pred_peak_bytes"] > 16e9
     assert main(["step", "gpt2", "--batch", "1", "--device", "t4", "--set", "seq_len=128"]) == 0
     assert "fits         yes" in capsys.readouterr().out
+
+
+def test_a_dtype_the_profile_never_measured_is_refused():
+    """A profile's per-op suites that never ran a dtype cannot price it: a one-line error
+    naming what it has, not a number extrapolated from other dtypes."""
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.predict.device import resolve_backend
+
+    backend = resolve_backend("h100")
+    backend.measured_dtypes = frozenset({"float32", "bfloat16"})
+    try:
+        with pytest.raises(PerfmodelError, match="measured no float16 ops .it has bfloat16, float32"):
+            predict_model("gpt2", 1, dtype="float16", device=backend,
+                          overrides={"seq_len": 64})
+        predict_model("gpt2", 1, dtype="bfloat16", device=backend, overrides={"seq_len": 64})
+    finally:
+        backend.measured_dtypes = None

@@ -40,6 +40,15 @@ def check_plot_path(path: str) -> None:
     if suffix not in supported:
         raise PerfmodelError(f"--plot {path!r}: unsupported image format {suffix or '(none)'!r}; "
                              f"use one of .{', .'.join(supported)}")
+    import os
+
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise PerfmodelError(f"--plot {path!r}: no folder {str(folder)!r} to write it in")
+    if not os.access(folder, os.W_OK):
+        raise PerfmodelError(f"--plot {path!r}: folder {str(folder)!r} is not writable")
+    if Path(path).is_dir():
+        raise PerfmodelError(f"--plot {path!r} is a folder")
 
 
 def run(args) -> int:
@@ -71,12 +80,17 @@ def run(args) -> int:
     print(f"predicted with: {r.backend}")
     print(f"ties: {r.ties}" + ("; 'could be' gives the places a candidate can take"
                                if r.tie_gap is not None else ""))
+    axis = ("energy" if r.pareto_axis == "pred_energy_j"
+            else "peak memory (no energy figure for this device)")
+    print(f"pareto: * where no other candidate is both faster and lower in {axis}; x base: "
+          "the candidate's FLOPs over the base's (strategies round widths, depths and "
+          "resolutions)")
     gpu = df["fits_in_memory"].notna().any()
     if gpu and not df["fits_in_memory"].astype(bool).all():
         print(f"fits: NO marks a candidate whose predicted peak memory exceeds the "
               f"{r.predictions[0].device}'s memory (activation checkpointing, a smaller "
               f"micro-batch or sharding would be needed)")
-    head = (f"{'rank':>4} {'could be':>8}  {'strategy':<12} {'params':>9} {'GFLOPs':>8} {'acts(M)':>8} "
+    head = (f"{'rank':>4} {'could be':>8}  {'strategy':<12} {'params':>9} {'GFLOPs':>8} {'x base':>6} {'acts(M)':>8} "
             f"{'time s [interval]':>28} {unit:>12} {'energy J':>9} {'peak MiB':>9}"
             + ("  fits" if gpu else "") + "  pareto"
             + ("  factor" if len({f for _, f in r.candidates}) > 1 else ""))
@@ -86,7 +100,7 @@ def run(args) -> int:
         t = f"{_g(row.pred_time_s)} {iv}"
         could = f"{row.rank_lo}-{row.rank_hi}" if row.rank_lo != row.rank_hi else ""
         print(f"{row.rank:>4} {could:>8}  {row.strategy:<12} {row.params / 1e6:>8.2f}M "
-              f"{row.flops / 1e9:>8.3f} {row.acts / 1e6:>8.2f} {t:>28} {_g(row.throughput):>12} "
+              f"{row.flops / 1e9:>8.3f} {_x(row.achieved_factor):>6} {row.acts / 1e6:>8.2f} {t:>28} {_g(row.throughput):>12} "
               f"{_g(row.pred_energy_j):>9} {row.pred_peak_bytes / 2**20:>9.1f}"
               + (f"  {'yes' if row.fits_in_memory else 'NO':<4}" if gpu else "")
               + f"  {'*' if row.pareto else ' ':<6}"
@@ -94,6 +108,11 @@ def run(args) -> int:
     if args.plot:
         print(f"wrote {args.plot} (time vs {r.pareto_axis.replace('pred_', '')})")
     return 0
+
+
+def _x(v) -> str:
+    """A candidate's FLOPs over the base's, as 3.37x; '-' when unknown."""
+    return "-" if v is None or v != v else f"{v:.2f}x"
 
 
 def _g(v) -> str:

@@ -222,14 +222,26 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
     par = Parallelism.for_gpus(gpus, tp=tp, pp=pp, cp=cp,
                                sequence_parallel=sequence_parallel, zero=zero,
                                tp_comm_overlap=tp_comm_overlap)
+    measured = tokens_per_s is not None or step_time is not None
     if micro_batch is None:
         if batch < par.dp:
-            raise PerfmodelError(f"global batch {batch} is smaller than the {par.dp} "
-                                 f"data-parallel replicas; give a micro-batch")
+            raise PerfmodelError(
+                f"global batch {batch} is smaller than the {par.dp} data-parallel replicas "
+                f"({gpus} GPUs / tp {par.tp} / pp {par.pp} / cp {par.cp}): give the model-"
+                "parallel sizes (--tp, --pp) or a --micro-batch")
         if batch % par.dp:
             raise PerfmodelError(f"global batch {batch} is not a multiple of the {par.dp} "
                                  f"data-parallel replicas")
         micro_batch = batch // par.dp
+    else:
+        micro_batch = _whole(micro_batch, "micro-batch")
+        per_replica = batch // par.dp
+        if not measured and (batch % par.dp or micro_batch > per_replica
+                             or per_replica % micro_batch):
+            raise PerfmodelError(
+                f"micro-batch {micro_batch} does not divide the {batch} / {par.dp} = "
+                f"{batch / par.dp:g} sequences per data-parallel replica (gradient "
+                "accumulation runs whole micro-batches)")
     micro_batch = int(micro_batch)
     mem = training_memory(cfg, micro_batch, s, precision=prec, optimizer=optimizer,
                           recompute=recompute, flash=flash_attention, parallel=par)

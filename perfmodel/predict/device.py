@@ -76,6 +76,22 @@ class Backend:
     assembly: object = None  # assembly.AssemblyScale: whole model vs its parts
     resolution: object = None  # resolution.RankResolution: how close is a tie
     interval: object = None  # interval.ModelInterval: how far a whole model can be off
+    # a profile: the dtypes its per-op suites measured (None: not known, not checked)
+    measured_dtypes: frozenset | None = None
+
+    def check_dtype(self, dtype: str) -> None:
+        """Refuse a math mode the device has no peak for (float16 or tf32 on a CPU), or one
+        the profile never measured an op in: its prediction would be an extrapolation
+        from other dtypes, not a measurement of this one."""
+        from perfmodel.dtypes import canonical_dtype
+
+        name = canonical_dtype(dtype)
+        self.device.peak(name)  # "<device> has no dense <mode> math mode (has: ...)"
+        if self.measured_dtypes is not None and name not in self.measured_dtypes:
+            raise PerfmodelError(
+                f"{self.profile_dir or self.device.key}: the profile measured no {name} ops "
+                f"(it has {', '.join(sorted(self.measured_dtypes))}): profile {name} on this "
+                "device first (`perfmodel profile`), or choose one of those")
 
     def assembly_scale(self, train: bool, dtype: str, mix: str = "*") -> float:
         """Measured / predicted whole-model time on this device for a model of op mix `mix`
@@ -414,6 +430,9 @@ def from_profile(path: Path, spec=None) -> Backend:
         cal += f"; {len(measured)} measured blocks used as they are"
     backend = Backend(spec, optimes, calibration, "profile", f"profile {path}: {how}; {cal}",
                       path, measured)
+    if len(per_op):
+        backend.measured_dtypes = frozenset(
+            d for d in per_op["dtype"].astype(str).unique() if spec.supports(d))
     validation = rows[rows["suite"].astype(str) == "validation"]
     if len(validation):
         from perfmodel.predict.resolution import fit_resolution

@@ -172,6 +172,7 @@ def predict_model(model, batch: int = 1, *, dtype: str = "float32", train: bool 
     ops between matrix ops fused, `perfmodel.predict.fusion`; measured eager blocks unused).
     """
     backend = device if isinstance(device, Backend) else resolve_backend(device)
+    backend.check_dtype(dtype)
     prep = prepare(model, batch, dtype=dtype, train=train, factor=factor, strategy=strategy,
                    overrides=overrides, optimizer=optimizer, input_shape=input_shape,
                    fused_kernels=fuses_kernels(backend.device), compiled=compiled,

@@ -29,7 +29,7 @@ from perfmodel.predict.resolution import rank_bounds
 CNN_DEFAULT = ("d", "w", "r", "dw", "dr", "wr", "dwr", "d1_w8_g8_r1")
 VIT_DEFAULT = ("d", "w", "r", "dw", "dr", "wr", "dwr", "d1_w8_r1")  # no group widths
 TRANSFORMER_DEFAULT = ("d", "w", "s", "dw", "ds", "ws", "dws")
-JSON_KEYS = ("rank", "rank_lo", "rank_hi", "strategy", "factor", "params", "flops", "acts", "pred_time_s",
+JSON_KEYS = ("rank", "rank_lo", "rank_hi", "strategy", "factor", "achieved_factor", "params", "flops", "acts", "pred_time_s",
              "pred_time_s_lo", "pred_time_s_hi", "throughput", "pred_energy_j",
              "pred_energy_j_lo", "pred_energy_j_hi", "pred_peak_bytes", "fits_in_memory", "pareto")
 
@@ -75,6 +75,10 @@ class Ranking:
     candidates: list = None  # (strategy, factor) per prediction
     tie_gap: float | None = None  # log ratio under which two candidates are tied
     ties: str = "no measured candidates to size ties on"  # how tie_gap was found
+    # forward FLOPs per sample of the unscaled base: a candidate's `achieved_factor` is its
+    # FLOPs over these (strategies round widths, depths and resolutions, so a "x4"
+    # candidate may hold 3.4x or 4.4x the base's FLOPs)
+    base_flops: float | None = None
 
     def __post_init__(self):
         if self.candidates is None:
@@ -89,6 +93,8 @@ class Ranking:
             d["factor"] = factor if strategy else 1.0
             rows.append(d)
         df = pd.DataFrame(rows)
+        df["achieved_factor"] = (df["flops"] / self.base_flops if self.base_flops
+                                 else np.nan)
         from perfmodel.predict.memory import device_capacity
 
         # a GPU's memory against each candidate's predicted peak (None on a CPU)
@@ -185,6 +191,7 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
     if len(set(strategies)) != len(strategies):
         raise PerfmodelError("a strategy is listed twice")
     backend = device if isinstance(device, Backend) else resolve_backend(device)
+    backend.check_dtype(dtype)
     cands = ([("", 1.0)] if include_base else []) + [(s, f) for f in factors for s in strategies]
     fused = fuses_kernels(backend.device)
     preps = [prepare(base, batch, dtype=dtype, train=train, factor=f if s else 1.0,
@@ -193,6 +200,13 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
              for s, f in cands]
     price_all(preps, backend)
     preds = [p.assemble(backend) for p in preps]
+    if include_base:
+        base_flops = preds[0].flops
+    else:  # counted only (the base's parts, not priced)
+        b = prepare(base, batch, dtype=dtype, train=train, factor=1.0, strategy=None,
+                    overrides=overrides, optimizer=optimizer, fused_kernels=fused,
+                    compiled=compiled)
+        base_flops = 2.0 * sum(float(c.fwd_macs) for c in b.counts) / batch
     energy = [p.energy.value for p in preds]
     axis = "pred_energy_j" if all(np.isfinite(energy)) else "pred_peak_bytes"
     res = backend.resolution
@@ -204,4 +218,4 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
                                  "fused, measured eager blocks not used (the whole-model "
                                  "scale and the ties come from eager runs)" if compiled else "")
     return Ranking(base, factors[0], batch, train, preds, [s for s, _ in cands],
-                   how, axis, cands, gap, ties)
+                   how, axis, cands, gap, ties, base_flops)
