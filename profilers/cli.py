@@ -44,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--after", action="append", default=[], metavar="DIR",
                         help="an earlier profile of this device: skip the points it measured "
                              "(a second short run covers new ones; pool them with merge)")
-    parser.add_argument("--progress", choices=("auto", "plain", "none"), default="auto")
+    parser.add_argument("--progress", choices=("auto", "plain", "none"), default="auto",
+                        help="progress display: a live table on a terminal (auto), one line "
+                             "every few seconds (plain), or none")
 
 
 def run(args) -> int:
@@ -90,6 +92,8 @@ def run(args) -> int:
     suites = tuple(s.strip() for s in args.suite.split(",") if s.strip())
     if not suites:
         raise PerfmodelError("--suite names no suite")
+    if args.flush_l2 and not str(args.device).startswith("cuda"):
+        raise PerfmodelError("--flush-l2 flushes a GPU's L2 cache: it is for --device cuda[:N]")
     config = ProfileConfig(out=Path(args.out), device=args.device, suites=suites,
                            budget_s=parse_duration(args.budget), flush_l2=args.flush_l2,
                            threads=args.threads, canary=args.canary,

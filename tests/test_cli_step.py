@@ -84,3 +84,14 @@ def test_a_dtype_the_profile_never_measured_is_refused():
         predict_model("gpt2", 1, dtype="bfloat16", device=backend, overrides={"seq_len": 64})
     finally:
         backend.measured_dtypes = None
+
+
+def test_the_energy_says_what_it_rests_on(capsys):
+    """Without a profile a GPU's energy is its TDP times the roofline time: the output says
+    so (JSON `energy_basis`, text), so it is not read as a measured figure."""
+    assert main(["step", "gpt2", "--device", "h100", "--set", "seq_len=128", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["energy_basis"] == "TDP"
+    assert d["pred_energy_j"] == pytest.approx(700.0 * d["pred_time_s"], rel=1e-6)
+    assert main(["step", "gpt2", "--device", "h100", "--set", "seq_len=128"]) == 0
+    assert "at the device's TDP: no power measured" in capsys.readouterr().out

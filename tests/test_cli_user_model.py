@@ -80,6 +80,8 @@ def test_a_huge_model_is_never_materialised(capsys):
     (["no_such_package_xyz:Net", "--input-shape", "8"], "ModuleNotFoundError"),
     ([f"{FILE}:SmallCNN"], "give --input-shape"),
     ([f"{FILE}:SmallCNN", "--input-shape", "3,0,32"], "positive integers"),
+    ([f"{FILE}:SmallCNN", "--input-shape", "3,x,32"], "positive integers"),
+    ([f"{FILE}:SmallCNN", "--input-shape", "3,,32,32"], "positive integers"),
     ([f"{FILE}:SmallCNN", "--input-shape", "3,32,32", "--factor", "2", "--strategy", "w"],
      "scale your own model in its code"),
     ([f"{FILE}:SmallCNN", "--input-shape", "3,32,32", "--set", "resolution=64"],

@@ -337,3 +337,14 @@ def test_in_place_ops_are_learned_apart_and_guarded(tmp_path):
     (path / "predictor.json").write_text(json.dumps(meta))
     t = perfmodel.load(path).predict(ops)["pred_time_s"].to_numpy()
     assert t[1] == pytest.approx(t[0], rel=1e-9)
+
+
+def test_fitting_another_devices_measurements_names_the_device_they_are_from():
+    """Measurements of one device fitted as another: the error says which device they are
+    from (not that two devices are mixed)."""
+    df = synthetic_gemms(40).assign(device="h100-sxm")
+    with pytest.raises(PerfmodelError, match="the measurements are from h100-sxm, not a100"):
+        perfmodel.fit(df, device="a100")
+    mixed = pd.concat([df, df.assign(device="a100")])
+    with pytest.raises(PerfmodelError, match="mixed with"):
+        perfmodel.fit(mixed, device="a100")

@@ -157,3 +157,17 @@ def test_transformer_with_explicit_head_width():
     assert cfg.head_dim == base.head_dim == 256
     assert cfg.n_heads == 96 and cfg.d_model == 2 * base.d_model
     assert _dense_flops(cfg) / _dense_flops(base) == pytest.approx(4.0, rel=0.02)
+
+
+def test_a_factor_that_would_grow_one_dimension_past_100x_is_refused():
+    """A 1e9x deeper network would take minutes and gigabytes to count: refused at once,
+    while the same factor spread over depth, width and resolution may stay in bounds."""
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(PerfmodelError, match="multiplies the depth by 1e\\+09"):
+        scale("RegNetX-400MF", 1e9, "d")
+    assert time.perf_counter() - t0 < 5
+    with pytest.raises(PerfmodelError, match="width"):
+        scaling_factors("w", 1e5)
+    assert scaling_factors("dwr", 1e5).d < 100

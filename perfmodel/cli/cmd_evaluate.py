@@ -8,7 +8,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="grouped cross-validation: learned model vs roofline, linear, random forest",
         description="Hold out whole groups (--group-by columns) in turn, fit every method on the rest "
-                    "and score the held-out rows: MAPE, median/p90 APE, share within +-10%%, R2 (log "
+                    "and score the held-out rows: MAPE, median/p90 APE, share within +-10%, R2 (log "
                     "time; linear power/energy), Spearman, interval coverage.")
     add_measurement_options(p, "comma-separated columns defining the groups")
     p.add_argument("--folds", type=int, default=5, help="folds (leave-one-group-out with fewer groups)")

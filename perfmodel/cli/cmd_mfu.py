@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     g.add_argument("--step-time", type=float, default=None,
                    help="measured seconds per optimizer step (global batch)")
     p.add_argument("--attention-flops", choices=["causal", "full"], default="causal",
-                   help="causal: count the unmasked half of attention (NVIDIA); full: PaLM")
+                   help="causal (default): count the unmasked half of attention (NVIDIA); full: PaLM")
     p.add_argument("--recompute", default="none",
                    help="none | selective | full | fraction of the forward recomputed (HFU)")
     p.add_argument("--hfu-convention", choices=["physical", "megatron"], default="physical",

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from perfmodel.cli.options import add_prediction_options, parse_overrides
+from perfmodel.cli.options import (add_prediction_options, check_prediction_options,
+                                   parse_overrides)
 from perfmodel.errors import PerfmodelError
 
 
@@ -52,6 +53,7 @@ def check_plot_path(path: str) -> None:
 
 
 def run(args) -> int:
+    check_prediction_options(args)
     from perfmodel.predict.rank import rank_candidates
 
     if args.plot:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from perfmodel.cli.options import add_prediction_options, parse_overrides
+from perfmodel.cli.options import (add_prediction_options, check_prediction_options,
+                                   parse_overrides)
 from perfmodel.errors import PerfmodelError
 
 
@@ -58,6 +59,7 @@ def _model(text: str):
 
 
 def run(args) -> int:
+    check_prediction_options(args)
     from perfmodel.predict import predict_model
     from perfmodel.predict.memory import device_capacity
 
@@ -129,7 +131,11 @@ def run(args) -> int:
                           f"optimizer ({p.optimizer}) {p.optimizer_time.value:.4g} s"))
     lines.append(("throughput", f"{p.throughput:.4g} {unit}"
                   + (f", {p.tokens / p.time.value:,.0f} tokens/s" if p.tokens else "")))
-    lines.append(("energy", f"{p.energy} J" if p.energy.value == p.energy.value
+    basis = {"TDP": "at the device's TDP: no power measured, an upper bound on its draw",
+             "measured average power": "at the profile's measured average power",
+             "per-op power model": "from the profile's measured energy per op"}
+    lines.append(("energy", f"{p.energy} J ({basis.get(p.energy_basis, p.energy_basis)})"
+                  if p.energy.value == p.energy.value
                   else "- (no power figure for this device)"))
     m = p.memory
     gib = 2.0 ** 30

@@ -22,6 +22,12 @@ def add_prediction_options(p, set_help: str) -> None:
                         "fused into one kernel each)")
 
 
+def check_prediction_options(args) -> None:
+    """One-line errors for option combinations that would be silently ignored."""
+    if not args.train and args.optimizer is not None:
+        raise PerfmodelError("--optimizer applies to a training step, not to --infer")
+
+
 def parse_overrides(items) -> dict:
     """KEY=VALUE strings as a dict (values as JSON when they parse, else strings)."""
     out = {}

@@ -113,9 +113,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """`3,224,224` -> (3, 224, 224): one sample's input shape, positive integers."""
+    """`3,224,224` (or `3x224x224`) -> (3, 224, 224): one sample's input shape, positive
+    integers; an empty or non-integer field is an error, not skipped."""
+    import re
+
+    fields = [v.strip() for v in re.split(r"[,x]", text.strip())]
     try:
-        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+        shape = tuple(int(v) for v in fields) if all(fields) else ()
     except ValueError:
         shape = ()
     if not shape or any(v < 1 for v in shape):

@@ -371,6 +371,10 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
     if "device" in df.columns:
         others = {str(d) for d in pd.unique(df["device"].dropna())} - {spec.key}
         others = {d for d in others if get_device(d).key != spec.key}
+        if others and len(others) == len({str(d) for d in pd.unique(df["device"].dropna())}):
+            raise PerfmodelError(f"the measurements are from {', '.join(sorted(others))}, "
+                                 f"not {spec.key}: give --device {sorted(others)[0]} (or "
+                                 "leave it out)")
         if others:
             raise PerfmodelError(f"measurements from {', '.join(sorted(others))} mixed with {spec.key}; fit one device at a time")
     groups = group_ids(df, group_by)

@@ -71,6 +71,10 @@ def strategy_weights(strategy: str, letters: str = CNN_LETTERS) -> dict[str, flo
     return weights
 
 
+# most one dimension may grow: a 1000x deeper model takes minutes and gigabytes to count
+MAX_DIMENSION_FACTOR = 100.0
+
+
 def scaling_factors(strategy: str, factor: float, letters: str = CNN_LETTERS,
                     r_exponent: float = 2.0) -> ScalingFactors:
     """Per-dimension multipliers whose product d * w^2 * r^r_exponent equals `factor`.
@@ -85,12 +89,20 @@ def scaling_factors(strategy: str, factor: float, letters: str = CNN_LETTERS,
         raise PerfmodelError(f"scaling strategy {strategy!r} gives every dimension weight 0")
     res = letters[-1]
     total = wts["d"] + wts["w"] + wts[res] or wts.get("g", 0.0) / 2 or 1.0
-    return ScalingFactors(
+    f = ScalingFactors(
         d=factor ** (wts["d"] / total),
         w=factor ** (wts["w"] / total / 2),
         g=factor ** (wts.get("g", 0.0) / total / 2),
         r=factor ** (wts[res] / total / r_exponent),
     )
+    for dim, value in (("depth", f.d), ("width", f.w), ("resolution" if res == "r" else
+                                                         "sequence length", f.r)):
+        if value > MAX_DIMENSION_FACTOR:
+            raise PerfmodelError(
+                f"scaling factor {factor:g} with strategy {strategy!r} multiplies the "
+                f"{dim} by {value:.3g}: at most {MAX_DIMENSION_FACTOR:g}x per dimension "
+                "(a smaller factor, or a strategy that spreads it over more dimensions)")
+    return f
 
 
 def _round_widths(ws, f):

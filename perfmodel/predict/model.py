@@ -88,6 +88,10 @@ class ModelPrediction:
     measured_share: float = 0.0  # share of the step's time that measured blocks give
     interval_kind: str = "parts"  # "whole-model" (interval.py) | "parts" (per-part/per-op)
     op_mix: str = "matmul"  # "conv" | "matmul": which ops dominate (`assembly.op_mix`)
+    # what the energy rests on: "per-op power model" (the profile's measured energy per op),
+    # "measured average power" (the profile's blocks), "TDP" (no power measured: the
+    # device's board power, an upper bound on its draw), or "" (no energy figure)
+    energy_basis: str = ""
 
     @property
     def throughput(self) -> float:
@@ -111,7 +115,8 @@ class ModelPrediction:
         d.update(device=self.device, backend=self.backend, source=self.source,
                  measured_parts=self.measured_parts, assembly_scale=self.assembly_scale,
                  compiled=self.compiled, measured_share=self.measured_share,
-                 interval_kind=self.interval_kind, op_mix=self.op_mix)
+                 interval_kind=self.interval_kind, op_mix=self.op_mix,
+                 energy_basis=self.energy_basis)
         return d
 
 
@@ -328,6 +333,7 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
             ratio, kind = whole, "whole-model"
     est = lambda v: Estimate(v, v * ratio[0], v * ratio[1])  # noqa: E731
     power = _power(backend, e_raw, t_raw)
+    basis = _energy_basis(backend, e_raw, t_raw, power)
     energy = Estimate(total * power, total * power * ratio[0], total * power * ratio[1])
     for r in rows:  # scaled in place: one frame built, no column arithmetic per prediction
         r["time_s"] *= scale
@@ -349,7 +355,8 @@ def assemble(name: str, parts: list[Part], counts: list[PartCount], batch: int, 
         backend=backend.description, source=backend.source, samples=batch,
         measured_parts=n_measured, tokens=batch * seq if is_seq else 0, assembly_scale=scale,
         ops=pd.concat(op_frames, ignore_index=True) if op_frames else None,
-        compiled=compiled, measured_share=share, interval_kind=kind, op_mix=mix)
+        compiled=compiled, measured_share=share, interval_kind=kind, op_mix=mix,
+        energy_basis=basis)
 
 
 def optimizer_seconds(x_opt: np.ndarray) -> float:
@@ -411,6 +418,19 @@ def _fwd_macs(c: PartCount) -> float:
 
 def _fwd_acts(c: PartCount) -> float:
     return float(c.fwd_acts)
+
+
+def _energy_basis(backend: Backend, e_raw: float, t_raw: float, power: float) -> str:
+    """Which of `_power`'s sources gave `power` (`ModelPrediction.energy_basis`)."""
+    if not math.isfinite(power):
+        return ""
+    pred = backend.optimes.predictor
+    if pred is not None and any(getattr(m, "power", None) is not None
+                                for m in getattr(pred, "models", {}).values()):
+        return "per-op power model"
+    if np.isfinite(backend.calibration.power_w):
+        return "measured average power"
+    return "TDP"
 
 
 def _power(backend: Backend, e_raw: float, t_raw: float) -> float:
