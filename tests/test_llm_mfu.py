@@ -144,3 +144,44 @@ def test_parallel_layout_errors():
         estimate_mfu("Llama-3-70B", 128, gpus=64, tp=3, step_time=1)
     with pytest.raises(PerfmodelError, match="ZeRO"):
         estimate_mfu("Llama-3-70B", 128, gpus=64, zero=4, step_time=1)
+
+
+def test_mfu_against_the_profiles_measured_peak(monkeypatch):
+    """Beside the catalogue peak, MFU against the fastest GEMM the device's profile
+    measured (`gemm_peaks`); a CPU profile measured on one thread sets a predicted step
+    against one core's share of the catalogue peak."""
+    from types import SimpleNamespace
+
+    from perfmodel.hardware.catalogue import get_device
+
+    backend = SimpleNamespace(threads=1, gemm_peaks={"float32": 1.0e11})
+    monkeypatch.setattr(mfu_mod, "_profile_of", lambda dev: backend)
+    register_step_time_predictor(lambda cfg, **kw: 10.0)
+    try:
+        r = estimate_mfu("gpt2", 8, 128, device="cpu", precision="fp32")
+    finally:
+        register_step_time_predictor(None)
+    cpu = get_device("cpu")
+    assert r.peak_flops == pytest.approx(cpu.peak("float32") / max(cpu.sm_count, 1))
+    assert r.mfu_measured_peak == pytest.approx(r.model_flops_per_s_per_gpu / 1.0e11)
+    d = r.to_dict()
+    assert d["measured_peak_tflops"] == pytest.approx(0.1) and d["mfu_measured_peak"] > 0
+    # a measured throughput on a GPU without a profile: no measured peak, the full peak
+    monkeypatch.setattr(mfu_mod, "_profile_of", lambda dev: None)
+    g = estimate_mfu("gpt2", 8, 128, device="h100", step_time=1.0)
+    assert g.mfu_measured_peak is None and g.to_dict()["measured_peak_tflops"] is None
+    assert g.peak_flops == get_device("h100").peak("bfloat16")
+
+
+def test_gemm_peaks_of_a_real_profile():
+    """The AMD profile's fastest GEMMs (one thread): float32 near 100 GFLOP/s, bfloat16
+    faster; the float16 rows (no fast CPU kernel) are slower still."""
+    from perfmodel.predict.device import datasets_dir, gemm_peaks, read_profile_rows
+
+    prof = datasets_dir() / "cpu-amd-epyc"
+    if not prof.is_dir():
+        pytest.skip("no AMD profile")
+    peaks = gemm_peaks(read_profile_rows(prof))
+    assert set(peaks) >= {"float32", "bfloat16"}
+    assert 5e10 < peaks["float32"] < peaks["bfloat16"] < 1e12
+    assert peaks.get("float16", 0) < peaks["float32"]

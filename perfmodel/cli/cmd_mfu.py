@@ -68,6 +68,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from perfmodel.llm.mfu import PEAK_DTYPE
+
     r = estimate_mfu(args.model, args.batch, args.seq, gpus=args.gpus,
                      precision=args.precision, device=args.device,
                      tokens_per_s=args.tokens_per_s, step_time=args.step_time,
@@ -95,7 +97,11 @@ def run(args) -> int:
     rows = [
         ("model", f"{r.model} ({r.params / 1e9:.3f} B params)"),
         ("device", f"{r.gpus} x {r.device.name} ({r.device.key}), {r.precision} peak "
-                   f"{r.peak_flops / 1e12:.1f} TFLOP/s dense"),
+                   f"{r.peak_flops / 1e12:.3g} TFLOP/s dense"
+                   + (f" ({r.peak_flops / r.device.peak(PEAK_DTYPE[r.precision]):.0%} of "
+                      "its cores: the threads its profile was measured with)"
+                      if r.device.kind == "cpu" and r.peak_flops
+                      < r.device.peak(PEAK_DTYPE[r.precision]) else "")),
         ("step", f"{r.batch} x {r.seq_len} tokens, {r.step_time_s:.4g} s ({r.mode})"),
         *([("predicted with", backend)] if backend else []),
         ("throughput", f"{r.tokens_per_s:,.0f} tokens/s, {r.tokens_per_s_per_gpu:,.1f} per GPU"),
@@ -103,7 +109,10 @@ def run(args) -> int:
         ("hardware FLOPs/token", f"{r.hardware_flops_per_token:.4e} "
                                  f"(recompute {r.flops.recompute})"),
         ("model TFLOP/s/GPU", f"{r.model_tflops_per_gpu:.1f}"),
-        ("MFU", f"{100 * r.mfu:.1f} %"),
+        ("MFU", f"{100 * r.mfu:.1f} %" + (
+            f" of the catalogue peak; {100 * r.mfu_measured_peak:.1f} % of the profile's "
+            f"measured peak ({r.measured_peak_flops / 1e12:.3g} TFLOP/s, its fastest GEMM)"
+            if r.measured_peak_flops else "")),
         ("HFU", f"{100 * r.hfu:.1f} %"),
         ("memory/GPU", f"{m.total / 2**30:.1f} GiB = weights {m.weights / 2**30:.1f} + grads "
                        f"{m.gradients / 2**30:.1f} + optimizer {m.optimizer_states / 2**30:.1f}"

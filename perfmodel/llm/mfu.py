@@ -106,6 +106,9 @@ class MfuReport:
     memory: TrainingMemory
     hfu_convention: str = "physical"
     fit_suggestion: FitSuggestion | None = None  # when it does not fit: what would
+    # the device's profile: its fastest measured GEMM in the precision (FLOP/s), None
+    # without a profile; MFU against it is what the device delivers, not its datasheet
+    measured_peak_flops: float | None = None
 
     @property
     def tokens_per_step(self) -> int:
@@ -144,6 +147,13 @@ class MfuReport:
         return self.model_flops_per_s_per_gpu / self.peak_flops
 
     @property
+    def mfu_measured_peak(self) -> float | None:
+        """MFU against the profile's measured peak (None without one)."""
+        if not self.measured_peak_flops:
+            return None
+        return self.model_flops_per_s_per_gpu / self.measured_peak_flops
+
+    @property
     def hfu(self) -> float:
         return self.hardware_tflops_per_gpu * 1e12 / self.peak_flops
 
@@ -168,6 +178,9 @@ class MfuReport:
             "model_tflops_per_gpu": self.model_tflops_per_gpu,
             "hardware_tflops_per_gpu": self.hardware_tflops_per_gpu,
             "mfu": self.mfu, "hfu": self.hfu,
+            "measured_peak_tflops": (self.measured_peak_flops / 1e12
+                                     if self.measured_peak_flops else None),
+            "mfu_measured_peak": self.mfu_measured_peak,
             "fits_in_memory": self.fits_in_memory,
             "device_memory_bytes": self.device.memory_bytes,
             "memory": self.memory.to_dict(),
@@ -195,6 +208,30 @@ def _whole(value, what: str) -> int:
     if not ok:
         raise PerfmodelError(f"{what} must be a whole number >= 1, got {value!r}")
     return int(value)
+
+
+def _profile_of(dev: DeviceSpec):
+    """The backend `perfmodel` predicts `dev` with (its shipped profile), None if none."""
+    try:
+        from perfmodel.predict.device import resolve_backend
+
+        return resolve_backend(dev.key)
+    except Exception:  # noqa: BLE001  (no predict layer or no profile)
+        return None
+
+
+def _cpu_share(dev: DeviceSpec) -> float:
+    """Share of a CPU's cores (its catalogue peak counts them all) that the predicting
+    profile's threads use: a time predicted for one thread is set against one core."""
+    threads = getattr(_profile_of(dev), "threads", None)
+    cores = max(int(dev.sm_count or 1), 1)
+    return min(threads, cores) / cores if threads else 1.0
+
+
+def _measured_peak(dev: DeviceSpec, dtype: str) -> float | None:
+    """The fastest GEMM of `dev`'s profile in `dtype` (FLOP/s), None without one."""
+    peaks = getattr(_profile_of(dev), "gemm_peaks", None) or {}
+    return peaks.get(dtype)
 
 
 def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1,
@@ -271,11 +308,14 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
                 f"{exc} (memory {mem.total / 2**30:.1f} GiB per GPU {fit} in "
                 f"{dev.key}'s {dev.memory_bytes / 2**30:.0f} GiB)") from None
         mode = "predicted"
+        if dev.kind == "cpu":
+            peak = peak * _cpu_share(dev)
     report = MfuReport(model=cfg.name, params=param_count(cfg).total, device=dev,
                        precision=prec, peak_flops=peak, gpus=gpus, batch=batch,
                        micro_batch=micro_batch, seq_len=s, step_time_s=step, mode=mode,
                        flops=fl, memory=mem, hfu_convention=hfu_convention,
-                       fit_suggestion=suggestion)
+                       fit_suggestion=suggestion,
+                       measured_peak_flops=_measured_peak(dev, PEAK_DTYPE[prec]))
     if report.hfu > 1:
         raise PerfmodelError(
             f"{report.hardware_tflops_per_gpu:.4g} TFLOP/s per GPU is above {dev.key}'s dense "

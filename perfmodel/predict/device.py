@@ -78,6 +78,10 @@ class Backend:
     interval: object = None  # interval.ModelInterval: how far a whole model can be off
     # a profile: the dtypes its per-op suites measured (None: not known, not checked)
     measured_dtypes: frozenset | None = None
+    threads: int | None = None  # a CPU profile: the torch threads it was measured with
+    # a profile: per dtype, the fastest sustained GEMM it measured (FLOP/s: the gemm
+    # suite's FLOPs over a point's median time), its "measured peak"
+    gemm_peaks: dict = field(default_factory=dict)
 
     def check_dtype(self, dtype: str) -> None:
         """Refuse a math mode the device has no peak for (float16 or tf32 on a CPU), or one
@@ -430,6 +434,13 @@ def from_profile(path: Path, spec=None) -> Backend:
         cal += f"; {len(measured)} measured blocks used as they are"
     backend = Backend(spec, optimes, calibration, "profile", f"profile {path}: {how}; {cal}",
                       path, measured)
+    backend.gemm_peaks = gemm_peaks(rows)
+    threads = meta.get("torch_threads")
+    if spec.kind == "cpu" and isinstance(threads, int) and threads > 0:
+        backend.threads = threads
+        backend.description += (f"; measured with {threads} torch thread"
+                                f"{'s' if threads > 1 else ''}: predictions are for "
+                                f"torch.set_num_threads({threads})")
     if len(per_op):
         backend.measured_dtypes = frozenset(
             d for d in per_op["dtype"].astype(str).unique() if spec.supports(d))
@@ -444,6 +455,23 @@ def from_profile(path: Path, spec=None) -> Backend:
         backend.description += ("; " + backend.assembly.describe() + "; "
                                 + backend.interval.describe())
     return backend
+
+
+def gemm_peaks(rows: pd.DataFrame) -> dict[str, float]:
+    """Per dtype, the fastest FLOP/s among a profile's gemm-suite points (their FLOPs over
+    their median time, `time_center_s` where repeated): the profile's measured peak, what
+    MFU is set against beside the catalogue's."""
+    if not len(rows) or "suite" not in rows.columns or "flops" not in rows.columns:
+        return {}
+    g = rows[(rows["suite"].astype(str) == "gemm") & (rows["status"].astype(str) == "ok")
+             if "status" in rows.columns else rows["suite"].astype(str) == "gemm"]
+    if not len(g):
+        return {}
+    t = pd.to_numeric(g.get("time_center_s", g["time_s"]), errors="coerce")
+    t = t.where(t > 0, pd.to_numeric(g["time_s"], errors="coerce"))
+    rate = pd.to_numeric(g["flops"], errors="coerce") / t
+    rate = rate[np.isfinite(rate) & (rate > 0)]
+    return {str(k): float(v) for k, v in rate.groupby(g.loc[rate.index, "dtype"].astype(str)).max().items()}
 
 
 def cached_fold_predictions(backend: Backend, validation: pd.DataFrame, digest: str,
