@@ -116,6 +116,7 @@ def run(args) -> int:
         ("HFU", f"{100 * r.hfu:.1f} %"),
         ("memory/GPU", f"{m.total / 2**30:.1f} GiB = weights {m.weights / 2**30:.1f} + grads "
                        f"{m.gradients / 2**30:.1f} + optimizer {m.optimizer_states / 2**30:.1f}"
+                       f"{' (float32 master weights and moments)' if r.precision != 'fp32' else ''}"
                        f" + activations {m.activations / 2**30:.1f} (micro-batch "
                        f"{r.micro_batch}; dp {m.parallel.dp} tp {m.parallel.tp} pp "
                        f"{m.parallel.pp} cp {m.parallel.cp} ZeRO {m.parallel.zero})"),

@@ -142,6 +142,10 @@ def run(args) -> int:
     lines.append(("peak memory", f"{m.peak / gib:.3g} GiB = weights {m.weights / gib:.3g} + "
                   f"gradients {m.gradients / gib:.3g} + optimizer {m.optimizer_states / gib:.3g} "
                   f"+ activations {m.activations / gib:.3g} + workspace {m.workspace / gib:.3g}"))
+    if p.train and m.optimizer_states > 0 and p.dtype in ("bfloat16", "float16"):
+        lines.append(("", f"optimizer states in {p.dtype}, as torch keeps them for {p.dtype} "
+                          "parameters (mixed precision with float32 master weights: "
+                          "`perfmodel mfu`)"))
     if fits is not None:
         lines.append(("fits", f"{'yes' if fits else 'NO'}: {p.memory.peak / gib:.3g} of "
                               f"{capacity / gib:.3g} GiB on {p.device}"))
