@@ -249,3 +249,27 @@ def test_first_use_of_a_profile_says_it_is_fitting(tmp_path, monkeypatch, capsys
     assert "80 + 20 measurements" in err
     from_profile(small)
     assert capsys.readouterr().err == ""
+
+
+def test_the_text_report_has_one_section_per_profile():
+    """Two profiles' rows are printed apart, each with its own summary lines and the base
+    parameters its suite changed, not interleaved and pooled."""
+    from perfmodel.predict.validate import ValidationReport, summarize
+
+    def row(prof, model, err, over=""):
+        return dict(profile=prof, model=model, phase="train_step", dtype="float32", batch=8,
+                    factor=4.0, strategy="w", overrides=over, measured_s=1.0,
+                    measured_noise_s=0.01, pred_s=1.0 + err, pred_lo_s=0.9, pred_hi_s=1.2,
+                    error=err, in_interval=True, measured_energy_j=float("nan"),
+                    pred_energy_j=float("nan"), measured_act_bytes=float("nan"),
+                    pred_act_bytes=float("nan"), source="learned", measured_parts=1,
+                    block_parts=1, assembly_scale=1.0, op_mix="conv", measured_share=1.0)
+
+    t = pd.DataFrame([row("a", "RegNetX-400MF", 0.02, '{"resolution": 64}'),
+                      row("a", "RegNetX-400MF", -0.04, '{"resolution": 64}'),
+                      row("b", "RegNetX-400MF", 0.10)])
+    text = ValidationReport(t, summarize(t), {"/x/a": "desc a", "/x/b": "desc b"}).format()
+    a, b = text.split("\nprofile b: desc b\n")
+    assert a.startswith("profile a: desc a") and "RegNetX-400MF as measured: resolution=64" in a
+    assert "all: 2 measurements, median |error| 3.0%" in a
+    assert "all: 1 measurements, median |error| 10.0%" in b and "as measured" not in b

@@ -103,13 +103,36 @@ class ValidationReport:
         return pd.DataFrame(out)
 
     def format(self) -> str:
-        """The error table and the summary as text."""
+        """The error table and the summary as text, one section per profile."""
         if self.table.empty:
             return "no validation measurements found"
-        lines = []
-        for prof, desc in self.backends.items():
-            lines.append(f"profile {prof}: {desc}")
         t = self.table
+        profiles = list(dict.fromkeys(t["profile"].astype(str)))
+        descs = {Path(str(k)).name: v for k, v in self.backends.items()}
+        ties = self.ties()
+        lines = []
+        for prof in profiles:
+            if lines:
+                lines.append("")
+            desc = descs.get(prof) or (next(iter(descs.values())) if len(descs) == 1 else "")
+            lines.append(f"profile {prof}: {desc}".rstrip(": "))
+            lines += self._format_one(t[t["profile"].astype(str) == prof],
+                                      self.summary[self.summary["profile"].astype(str) == prof]
+                                      if "profile" in self.summary.columns else self.summary,
+                                      ties[ties["profile"] == prof] if len(ties) else ties)
+        return "\n".join(lines)
+
+    @staticmethod
+    def _format_one(t: pd.DataFrame, summary: pd.DataFrame, ties: pd.DataFrame) -> list[str]:
+        lines = []
+        if "overrides" in t.columns:  # the base parameters the suite changed, per model
+            given = t[t["overrides"].astype(str) != ""].drop_duplicates("model")
+            for r in given.itertuples(index=False):
+                kv = ", ".join(f"{k}={v}" for k, v in json.loads(r.overrides).items())
+                lines.append(f"  {r.model} as measured: {kv}")
+            if len(given):
+                lines.insert(0, "the suite's models, where it changed their base parameters "
+                                "(`params.overrides`):")
         head = (f"{'model':<14} {'phase':<10} {'batch':>5} {'factor':>6} {'strategy':<12} "
                 f"{'measured s':>11} {'predicted s [interval]':>32} {'error':>8} {'in':>3} "
                 f"{'blocks measured':>15}")
@@ -124,12 +147,11 @@ class ValidationReport:
         lines.append("")
         lines.append(f"{'model':<14} {'phase':<10} {'batch':>5} {'dtype':<9} {'n':>3} "
                      f"{'median |err|':>12} {'Spearman':>9} {'top-1':>6} {'coverage':>9}")
-        for r in self.summary.itertuples(index=False):
+        for r in summary.itertuples(index=False):
             lines.append(f"{r.model:<14} {r.phase:<10} {r.batch:>5} {r.dtype:<9} "
                          f"{r.candidates:>3} {100 * r.median_abs_error:>11.1f}% "
                          f"{r.spearman:>9.3f} {'yes' if r.top1 else 'no':>6} "
                          f"{100 * r.coverage:>8.0f}%")
-        ties = self.ties()
         if len(ties):
             lines.append("ties on the x4 candidates (the rank resolution fitted on the base fold, "
                          "as `perfmodel rank` uses it):")
@@ -157,7 +179,7 @@ class ValidationReport:
         if len(e):
             ee = np.abs(e["pred_energy_j"] / e["measured_energy_j"] - 1)
             lines.append(f"energy: median |error| {100 * np.median(ee):.1f}% over {len(e)} rows")
-        return "\n".join(lines)
+        return lines
 
     def to_records(self) -> dict:
         clean = lambda df: json.loads(df.to_json(orient="records"))  # noqa: E731
@@ -302,7 +324,9 @@ def _compare(prof: Path, r, backend) -> dict:
     return {
         "profile": prof.name, "model": str(r["op"]), "phase": str(r["phase"]),
         "dtype": str(r["dtype"]), "batch": pred.batch, "factor": factor,
-        "strategy": strategy or "", "measured_s": measured, "measured_noise_s": noise, "pred_s": pred.time.value,
+        "strategy": strategy or "",
+        "overrides": json.dumps(overrides, sort_keys=True) if overrides else "",
+        "measured_s": measured, "measured_noise_s": noise, "pred_s": pred.time.value,
         "pred_lo_s": lo, "pred_hi_s": hi, "error": pred.time.value / measured - 1.0,
         "in_interval": inside, "measured_energy_j": e_meas,
         "pred_energy_j": pred.energy.value,
