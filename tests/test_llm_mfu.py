@@ -185,3 +185,18 @@ def test_gemm_peaks_of_a_real_profile():
     assert set(peaks) >= {"float32", "bfloat16"}
     assert 5e10 < peaks["float32"] < peaks["bfloat16"] < 1e12
     assert peaks.get("float16", 0) < peaks["float32"]
+
+
+def test_cli_warns_past_the_published_context(capsys):
+    """A sequence past the model's context is answered, with a warning that says what it
+    means for the model (learned positions grow; rotary ones run untrained)."""
+    assert main(["mfu", "--model", "gpt2", "--batch", "8", "--seq", "4096", "--device",
+                 "h100", "--step-time", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "beyond gpt2's 1024-token context: its learned position table grows" in err
+    assert main(["mfu", "--model", "Llama-3.1-8B", "--batch", "1", "--seq", "16384",
+                 "--device", "h100", "--step-time", "1"]) == 0
+    assert "context" not in capsys.readouterr().err  # 128k context
+    assert main(["mfu", "--model", "gpt2", "--batch", "8", "--device", "h100",
+                 "--step-time", "1"]) == 0
+    assert "context" not in capsys.readouterr().err

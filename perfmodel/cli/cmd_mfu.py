@@ -79,6 +79,9 @@ def run(args) -> int:
                      tp=args.tp, pp=args.pp, cp=args.cp,
                      sequence_parallel=args.sequence_parallel, zero=args.zero,
                      compiled=args.compiled, tp_comm_overlap=args.tp_comm_overlap)
+    context = _context_note(args.model, r.seq_len)
+    if context:
+        print(f"perfmodel mfu: warning: {context}", file=sys.stderr)
     if not r.fits_in_memory:
         p = r.memory.parallel
         print(f"perfmodel mfu: warning: {r.memory.total / 2**30:.1f} GiB per GPU does not fit "
@@ -128,6 +131,22 @@ def run(args) -> int:
     for k, v in rows:
         print(f"{k.ljust(w)}  {v}")
     return 0
+
+
+def _context_note(model, seq: int) -> str | None:
+    """A warning when `seq` is past the model's published context (its `max_context`, else
+    its `seq_len`): learned positions then grow with it (more parameters than published),
+    and rotary positions run where the model was never trained."""
+    from perfmodel.llm.mfu import resolve_model
+
+    cfg = resolve_model(model)
+    limit = cfg.max_context or cfg.seq_len
+    if seq <= limit:
+        return None
+    how = ("its learned position table grows with it (parameters beyond the published "
+           "model's)" if cfg.position == "learned" else
+           "its positions run past what it was trained on")
+    return f"--seq {seq} is beyond {cfg.name}'s {limit}-token context: {how}"
 
 
 def _backend(r) -> str | None:
