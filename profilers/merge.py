@@ -141,9 +141,12 @@ def _pooled_energy(rows: pd.DataFrame) -> dict[str, pd.Series]:
 
     out = {"energy_j": weighted(num["energy_j"], execs),
            "energy_sampled_j": weighted(num["energy_sampled_j"], execs)}
-    # power: windows' energy over their seconds where every run gave its window; else the mean
+    # power: the windows' energy over their seconds where every pooled run gave its window's
+    # length, else the runs' mean
+    has_secs = (secs.notna() | ~use).groupby(by).all()
     timed = weighted(num["power_w"], secs)
-    out["power_w"] = timed.where(timed.notna(), num["power_w"].where(use).groupby(by).mean())
+    mean_w = num["power_w"].where(use).groupby(by).mean()
+    out["power_w"] = timed.where(has_secs & timed.notna(), mean_w)
     for c in ENERGY_WINDOW:
         out[c] = num[c].where(use).groupby(by).sum(min_count=1)
     out["energy_source"] = first.groupby(by).first().replace("", pd.NA)

@@ -115,7 +115,10 @@ def check(device: str, seconds: float = 3.0) -> dict:
             "sm_clock_hz": win.state.sm_clock_hz, "temp_c": win.state.temp_c,
             "throttle_reasons": win.state.throttle_reasons}
         if dev.has_energy and n:
-            out["tail_check"] = tail_check(dev, work, win.duration_s / n)
+            try:  # a self-check: its failure must not cost the check step's versions
+                out["tail_check"] = tail_check(dev, work, win.duration_s / n)
+            except Exception as exc:  # noqa: BLE001
+                out["tail_check"] = {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         dev.close()
     return out

@@ -148,26 +148,25 @@ def test_parallel_layout_errors():
 
 def test_mfu_against_the_profiles_measured_peak(monkeypatch):
     """Beside the catalogue peak, MFU against the fastest GEMM the device's profile
-    measured (`gemm_peaks`); a CPU profile measured on one thread sets a predicted step
-    against one core's share of the catalogue peak."""
-    from types import SimpleNamespace
-
+    measured (`gemm_peaks`). A CPU profile measured on one thread sets a predicted step
+    against one core's share of the catalogue peak; a measured run's throughput (every
+    core) against the one-thread GEMM peak times the cores."""
     from perfmodel.hardware.catalogue import get_device
 
-    backend = SimpleNamespace(threads=1, gemm_peaks={"float32": 1.0e11})
-    monkeypatch.setattr(mfu_mod, "_profile_of", lambda dev: backend)
-    register_step_time_predictor(lambda cfg, **kw: 10.0)
-    try:
-        r = estimate_mfu("gpt2", 8, 128, device="cpu", precision="fp32")
-    finally:
-        register_step_time_predictor(None)
+    monkeypatch.setattr(mfu_mod, "_profile_facts", lambda dev: (1, {"float32": 1.0e11}))
+    monkeypatch.setattr(mfu_mod, "_STEP_TIME_PREDICTOR", lambda cfg, **kw: 10.0)
+    r = estimate_mfu("gpt2", 8, 128, device="cpu", precision="fp32")
     cpu = get_device("cpu")
-    assert r.peak_flops == pytest.approx(cpu.peak("float32") / max(cpu.sm_count, 1))
+    cores = max(cpu.sm_count, 1)
+    assert r.peak_flops == pytest.approx(cpu.peak("float32") / cores)
     assert r.mfu_measured_peak == pytest.approx(r.model_flops_per_s_per_gpu / 1.0e11)
     d = r.to_dict()
     assert d["measured_peak_tflops"] == pytest.approx(0.1) and d["mfu_measured_peak"] > 0
-    # a measured throughput on a GPU without a profile: no measured peak, the full peak
-    monkeypatch.setattr(mfu_mod, "_profile_of", lambda dev: None)
+    m = estimate_mfu("gpt2", 8, 128, device="cpu", precision="fp32", step_time=10.0)
+    assert m.peak_flops == pytest.approx(cpu.peak("float32"))
+    assert m.measured_peak_flops == pytest.approx(1.0e11 * cores)
+    # a GPU without a profile: no measured peak, the full catalogue peak
+    monkeypatch.setattr(mfu_mod, "_profile_facts", lambda dev: (None, {}))
     g = estimate_mfu("gpt2", 8, 128, device="h100", step_time=1.0)
     assert g.mfu_measured_peak is None and g.to_dict()["measured_peak_tflops"] is None
     assert g.peak_flops == get_device("h100").peak("bfloat16")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from perfmodel.cli import main
+from perfmodel.errors import PerfmodelError
 from perfmodel.predict.rank import pareto_front, rank_candidates
 
 JSON_REQUIRED = {"strategy", "params", "flops", "acts", "pred_time_s", "pred_energy_j",
@@ -122,3 +123,18 @@ def test_rank_says_which_candidates_fit_in_the_gpus_memory(capsys):
                  "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert all(isinstance(r["fits_in_memory"], bool) for r in rec)
+
+
+def test_a_candidate_past_the_scaling_bound_is_skipped_not_fatal(capsys):
+    """x128 by depth alone is past the 100x per-dimension bound: that candidate is skipped
+    and named, the others are ranked."""
+    r = rank_candidates("RegNetX-200MF", 128, ["d", "dw", "dwr"], device="h100",
+                        overrides={"resolution": 32})
+    assert [c[0] for c in r.candidates] == ["dw", "dwr"] and len(r.skipped) == 1
+    assert r.skipped[0].startswith("d x128: scaling factor 128 with strategy 'd' multiplies "
+                                   "the depth by 128")
+    assert main(["rank", "RegNetX-200MF", "--factor", "128", "--strategies", "d,dw",
+                 "--device", "h100", "--set", "resolution=32"]) == 0
+    assert "perfmodel rank: skipped d x128" in capsys.readouterr().err
+    with pytest.raises(PerfmodelError, match="no candidate in range"):
+        rank_candidates("RegNetX-200MF", 1e6, ["d", "w"], device="h100")

@@ -213,3 +213,18 @@ def test_energy_windows_are_pooled_as_one_window_of_one_source(tmp_path):
     # y: run b's sampled window is not pooled with run a's counter window
     assert (y["energy_j"], y["power_w"], y["energy_tail_j"]) == (5.0, 500.0, 2.0)
     assert y["energy_source"] == "nvml_counter" and y["energy_execs"] == 4
+
+
+def test_power_is_the_runs_mean_when_a_run_lacks_its_window_length(tmp_path):
+    """Time-weighted power needs every pooled run's window length; without one it is the
+    runs' mean, not run A's power alone."""
+    for run, (p, w, n) in (("a", (400.0, 0.5, 10)), ("b", (600.0, None, 30))):
+        fake(tmp_path / run, {"x": (1.0, 1.0, 0, 0.1)}, created=f"2026-0{1 + (run == 'b')}-01")
+        f = read_profile(tmp_path / run)
+        f.loc[0, ["energy_j", "power_w", "energy_execs", "energy_source"]] = (
+            1.0, p, n, "nvml_counter")
+        f.loc[0, "energy_window_s"] = w
+        write_measurements(f, tmp_path / run)
+    merge_profiles([tmp_path / "a", tmp_path / "b"], tmp_path / "c")
+    x = read_profile(tmp_path / "c").iloc[0]
+    assert x["power_w"] == pytest.approx(500.0) and x["energy_execs"] == 40

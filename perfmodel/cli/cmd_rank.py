@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from perfmodel.cli.options import (add_prediction_options, check_prediction_options,
                                    parse_overrides)
@@ -71,6 +72,8 @@ def run(args) -> int:
                         optimizer=args.optimizer, compiled=args.compiled)
     if args.plot:
         r.plot(args.plot)
+    for note in r.skipped or []:
+        print(f"perfmodel rank: skipped {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(r.to_records(), indent=1))
         return 0

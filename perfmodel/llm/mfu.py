@@ -210,28 +210,30 @@ def _whole(value, what: str) -> int:
     return int(value)
 
 
-def _profile_of(dev: DeviceSpec):
-    """The backend `perfmodel` predicts `dev` with (its shipped profile), None if none."""
+def _profile_facts(dev: DeviceSpec) -> tuple[int | None, dict]:
+    """(torch threads, per-dtype fastest GEMM FLOP/s) of the profile perfmodel predicts
+    `dev` with (its shipped profile), read from its files without fitting anything;
+    (None, {}) without one."""
     try:
-        from perfmodel.predict.device import resolve_backend
+        import json
 
-        return resolve_backend(dev.key)
-    except Exception:  # noqa: BLE001  (no predict layer or no profile)
-        return None
+        from perfmodel.predict.device import find_shipped_profile, gemm_peaks, read_profile_rows
+
+        path, _ = find_shipped_profile(dev)
+        if path is None:
+            return None, {}
+        threads = json.loads((path / "metadata.json").read_text()).get("torch_threads")
+        return (threads if isinstance(threads, int) and threads > 0 else None,
+                gemm_peaks(read_profile_rows(path)))
+    except (ImportError, OSError, ValueError, PerfmodelError):
+        return None, {}
 
 
-def _cpu_share(dev: DeviceSpec) -> float:
-    """Share of a CPU's cores (its catalogue peak counts them all) that the predicting
-    profile's threads use: a time predicted for one thread is set against one core."""
-    threads = getattr(_profile_of(dev), "threads", None)
+def _cpu_share(threads: int | None, dev: DeviceSpec) -> float:
+    """Share of a CPU's cores (its catalogue peak counts them all) that `threads` use: a
+    time predicted from a one-thread profile is set against one core."""
     cores = max(int(dev.sm_count or 1), 1)
     return min(threads, cores) / cores if threads else 1.0
-
-
-def _measured_peak(dev: DeviceSpec, dtype: str) -> float | None:
-    """The fastest GEMM of `dev`'s profile in `dtype` (FLOP/s), None without one."""
-    peaks = getattr(_profile_of(dev), "gemm_peaks", None) or {}
-    return peaks.get(dtype)
 
 
 def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1,
@@ -265,7 +267,9 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
             raise PerfmodelError(
                 f"global batch {batch} is smaller than the {par.dp} data-parallel replicas "
                 f"({gpus} GPUs / tp {par.tp} / pp {par.pp} / cp {par.cp}): give the model-"
-                "parallel sizes (--tp, --pp) or a --micro-batch")
+                "parallel sizes (--tp, --pp)"
+                + (" or a --micro-batch" if tokens_per_s is not None or step_time is not None
+                   else ""))
         if batch % par.dp:
             raise PerfmodelError(f"global batch {batch} is not a multiple of the {par.dp} "
                                  f"data-parallel replicas")
@@ -308,14 +312,19 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
                 f"{exc} (memory {mem.total / 2**30:.1f} GiB per GPU {fit} in "
                 f"{dev.key}'s {dev.memory_bytes / 2**30:.0f} GiB)") from None
         mode = "predicted"
-        if dev.kind == "cpu":
-            peak = peak * _cpu_share(dev)
+    threads, peaks = _profile_facts(dev)
+    measured_peak = peaks.get(PEAK_DTYPE[prec])
+    if dev.kind == "cpu":
+        if mode == "predicted":  # a step predicted on the profile's threads
+            peak = peak * _cpu_share(threads, dev)
+        elif measured_peak and threads:  # a measured run's throughput uses every core
+            measured_peak = measured_peak / _cpu_share(threads, dev)
     report = MfuReport(model=cfg.name, params=param_count(cfg).total, device=dev,
                        precision=prec, peak_flops=peak, gpus=gpus, batch=batch,
                        micro_batch=micro_batch, seq_len=s, step_time_s=step, mode=mode,
                        flops=fl, memory=mem, hfu_convention=hfu_convention,
                        fit_suggestion=suggestion,
-                       measured_peak_flops=_measured_peak(dev, PEAK_DTYPE[prec]))
+                       measured_peak_flops=measured_peak)
     if report.hfu > 1:
         raise PerfmodelError(
             f"{report.hardware_tflops_per_gpu:.4g} TFLOP/s per GPU is above {dev.key}'s dense "

@@ -75,6 +75,11 @@ def strategy_weights(strategy: str, letters: str = CNN_LETTERS) -> dict[str, flo
 MAX_DIMENSION_FACTOR = 100.0
 
 
+class ScalingRangeError(PerfmodelError):
+    """A strategy would grow one dimension past `MAX_DIMENSION_FACTOR` (`rank` skips such a
+    candidate and says so; a single model is refused)."""
+
+
 def scaling_factors(strategy: str, factor: float, letters: str = CNN_LETTERS,
                     r_exponent: float = 2.0) -> ScalingFactors:
     """Per-dimension multipliers whose product d * w^2 * r^r_exponent equals `factor`.
@@ -95,10 +100,10 @@ def scaling_factors(strategy: str, factor: float, letters: str = CNN_LETTERS,
         g=factor ** (wts.get("g", 0.0) / total / 2),
         r=factor ** (wts[res] / total / r_exponent),
     )
-    for dim, value in (("depth", f.d), ("width", f.w), ("resolution" if res == "r" else
-                                                         "sequence length", f.r)):
+    for dim, value in (("depth", f.d), ("width", f.w), ("group width", f.g),
+                       ("resolution" if res == "r" else "sequence length", f.r)):
         if value > MAX_DIMENSION_FACTOR:
-            raise PerfmodelError(
+            raise ScalingRangeError(
                 f"scaling factor {factor:g} with strategy {strategy!r} multiplies the "
                 f"{dim} by {value:.3g}: at most {MAX_DIMENSION_FACTOR:g}x per dimension "
                 "(a smaller factor, or a strategy that spreads it over more dimensions)")

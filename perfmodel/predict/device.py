@@ -40,6 +40,8 @@ from perfmodel.predict.optimes import OpTimes
 PER_OP_EXCLUDED = ("blocks", "validation")
 MIN_PER_OP_ROWS = 50
 CACHE_VERSION = 8  # bump when the cached files change format or meaning
+# math modes a CPU has no whole-model path for (`Backend.check_dtype`)
+CPU_NO_MATH_MODE = frozenset({"tf32", "float16", "float8_e4m3fn", "float8_e5m2"})
 # metadata fields a fit depends on (part of `profile_digest`)
 DIGEST_METADATA = ("catalogue_key", "device_name", "torch_threads")
 MAX_REL_IQR = 0.25  # block rows whose IQR exceeds 25% of the median are not calibrated on
@@ -90,12 +92,20 @@ class Backend:
         from perfmodel.dtypes import canonical_dtype
 
         name = canonical_dtype(dtype)
-        self.device.peak(name)  # "<device> has no dense <mode> math mode (has: ...)"
-        if self.measured_dtypes is not None and name not in self.measured_dtypes:
+        cpu = self.device.kind == "cpu"
+        if cpu and name in CPU_NO_MATH_MODE:
+            raise PerfmodelError(f"{self.device.key} has no {name} math mode for whole models "
+                                 "(tf32 is a GPU tensor-core mode; CPU float16 matmuls have no "
+                                 "fast kernel): use float32 or bfloat16")
+        if self.measured_dtypes is None:  # the catalogue's peaks price it: it needs one
+            self.device.peak(name)  # "<device> has no dense <mode> math mode (has: ...)"
+            return
+        have = sorted(d for d in self.measured_dtypes if not (cpu and d in CPU_NO_MATH_MODE))
+        if name not in have:
             raise PerfmodelError(
                 f"{self.profile_dir or self.device.key}: the profile measured no {name} ops "
-                f"(it has {', '.join(sorted(self.measured_dtypes))}): profile {name} on this "
-                "device first (`perfmodel profile`), or choose one of those")
+                f"(it has {', '.join(have)}): profile {name} on this device first "
+                "(`perfmodel profile`), or choose one of those")
 
     def assembly_scale(self, train: bool, dtype: str, mix: str = "*") -> float:
         """Measured / predicted whole-model time on this device for a model of op mix `mix`
@@ -442,8 +452,9 @@ def from_profile(path: Path, spec=None) -> Backend:
                                 f"{'s' if threads > 1 else ''}: predictions are for "
                                 f"torch.set_num_threads({threads})")
     if len(per_op):
-        backend.measured_dtypes = frozenset(
-            d for d in per_op["dtype"].astype(str).unique() if spec.supports(d))
+        # every dtype its per-op suites measured (a CPU's catalogue may lack a bfloat16
+        # peak the profile's own measurements price without)
+        backend.measured_dtypes = frozenset(per_op["dtype"].astype(str).unique())
     validation = rows[rows["suite"].astype(str) == "validation"]
     if len(validation):
         from perfmodel.predict.resolution import fit_resolution

@@ -425,8 +425,9 @@ def _energy_basis(backend: Backend, e_raw: float, t_raw: float, power: float) ->
     if not math.isfinite(power):
         return ""
     pred = backend.optimes.predictor
-    if pred is not None and any(getattr(m, "power", None) is not None
-                                for m in getattr(pred, "models", {}).values()):
+    if (t_raw > 0 and e_raw > 0 and pred is not None
+            and any(getattr(m, "power", None) is not None
+                    for m in getattr(pred, "models", {}).values())):
         return "per-op power model"
     if np.isfinite(backend.calibration.power_w):
         return "measured average power"

@@ -79,6 +79,7 @@ class Ranking:
     # FLOPs over these (strategies round widths, depths and resolutions, so a "x4"
     # candidate may hold 3.4x or 4.4x the base's FLOPs)
     base_flops: float | None = None
+    skipped: list = None  # candidates not ranked: a dimension past the scaling bound
 
     def __post_init__(self):
         if self.candidates is None:
@@ -192,12 +193,21 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
         raise PerfmodelError("a strategy is listed twice")
     backend = device if isinstance(device, Backend) else resolve_backend(device)
     backend.check_dtype(dtype)
-    cands = ([("", 1.0)] if include_base else []) + [(s, f) for f in factors for s in strategies]
+    from perfmodel.models.scaling import ScalingRangeError
+
+    wanted = ([("", 1.0)] if include_base else []) + [(s, f) for f in factors for s in strategies]
     fused = fuses_kernels(backend.device)
-    preps = [prepare(base, batch, dtype=dtype, train=train, factor=f if s else 1.0,
-                     strategy=s or None, overrides=overrides, optimizer=optimizer,
-                     fused_kernels=fused, compiled=compiled)
-             for s, f in cands]
+    cands, preps, skipped = [], [], []
+    for s, f in wanted:
+        try:
+            preps.append(prepare(base, batch, dtype=dtype, train=train, factor=f if s else 1.0,
+                                 strategy=s or None, overrides=overrides, optimizer=optimizer,
+                                 fused_kernels=fused, compiled=compiled))
+            cands.append((s, f))
+        except ScalingRangeError as exc:  # the other candidates are still ranked
+            skipped.append(f"{s} x{f:g}: {str(exc).split(': ', 1)[0]}")
+    if not preps:
+        raise PerfmodelError("no candidate in range: " + "; ".join(skipped))
     price_all(preps, backend)
     preds = [p.assemble(backend) for p in preps]
     if include_base:
@@ -218,4 +228,4 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
                                  "fused, measured eager blocks not used (the whole-model "
                                  "scale and the ties come from eager runs)" if compiled else "")
     return Ranking(base, factors[0], batch, train, preds, [s for s, _ in cands],
-                   how, axis, cands, gap, ties, base_flops)
+                   how, axis, cands, gap, ties, base_flops, skipped)

@@ -34,6 +34,11 @@ CPU = dict(dtypes=("float32", "bfloat16"), batch=(1, 2, 4, 8), heads=(2, 4, 8, 1
            group=(1, 2, 4), seq=(32, 64, 128, 256, 512), head_dim=(32, 64),
            max_flops=1e9, pool=700, seed=31)
 ALL_DTYPES = ("float32", "tf32", "float16", "bfloat16")
+# float32 / tf32 with grouped-query heads: torch versions whose memory-efficient kernel does
+# not take `enable_gqa` fall back to the math kernel, which keeps the float32 score matrix
+# (b x heads x seq^2, three or four of them in the backward); its bytes are capped here so
+# such a point stays in memory
+MATH_SCORE_BYTES = 2.0 ** 32
 
 
 def attention_points(device, name: str = "attention") -> list[Point]:
@@ -53,6 +58,9 @@ def attention_points(device, name: str = "attention") -> list[Point]:
         if dtype is None or heads % group:
             continue
         if 4.0 * batch * heads * seq * seq * hd > g["max_flops"]:
+            continue
+        if (group > 1 and dtype in ("float32", "tf32")
+                and 4.0 * batch * heads * seq * seq > MATH_SCORE_BYTES):
             continue
         p = dict(batch=batch, heads=heads, kv_heads=heads // group, seq_q=seq, seq_k=seq,
                  head_dim=hd, causal=causal)
@@ -83,10 +91,16 @@ class AttentionSuite(Suite):
 
         p, dt, dev = point.p, point.dtype, device.torch_device
         b, h, kvh, s, d = p["batch"], p["heads"], p["kv_heads"], p["seq_q"], p["head_dim"]
+        extra = {"enable_gqa": True} if kvh != h else {}
+        version = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]
+                        if x.isdigit())
+        if extra and version < (2, 5):
+            raise RuntimeError(f"torch {torch.__version__} has no enable_gqa in "
+                               "scaled_dot_product_attention (torch >= 2.5): grouped-query "
+                               "points cannot run")
         q = randn((b, h, s, d), dt, dev, requires_grad=True)
         k = randn((b, kvh, p["seq_k"], d), dt, dev, requires_grad=True)
         v = randn((b, kvh, p["seq_k"], d), dt, dev, requires_grad=True)
-        extra = {"enable_gqa": True} if kvh != h else {}
 
         def forward():
             return F.scaled_dot_product_attention(q, k, v, is_causal=p["causal"], **extra)
