@@ -138,3 +138,17 @@ def test_a_candidate_past_the_scaling_bound_is_skipped_not_fatal(capsys):
     assert "perfmodel rank: skipped d x128" in capsys.readouterr().err
     with pytest.raises(PerfmodelError, match="no candidate in range"):
         rank_candidates("RegNetX-200MF", 1e6, ["d", "w"], device="h100")
+
+
+def test_the_pareto_front_is_per_factor_and_leaves_the_base_out():
+    """The unscaled base (a fraction of the compute) would dominate every candidate, and a
+    x2 candidate is not an alternative to a x4 one: each factor has its own front."""
+    r = rank_candidates("RegNetX-200MF", [2, 4], ["d", "w", "r"], device="cpu",
+                        overrides={"resolution": 32}, include_base=True)
+    df = r.to_frame()
+    assert not df.loc[df["strategy"] == "base", "pareto"].any()
+    for f in (2.0, 4.0):
+        g = df[(df["factor"] == f) & (df["strategy"] != "base")]
+        assert g["pareto"].any()
+        fastest = g.loc[g["pred_time_s"].idxmin()]
+        assert fastest["pareto"]

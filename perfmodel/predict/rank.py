@@ -8,7 +8,8 @@ factor), and, with `include_base`, the unscaled base. Candidates share
 the backend (per-op predictions cached per distinct op) and the part counts (cached per
 distinct part), so a strategy that reuses blocks costs little. Rank 1 = fastest step.
 The Pareto front is over (predicted time, predicted energy), or (time, peak memory) when
-the backend has no energy figure (a CPU without power measurements).
+the backend has no energy figure (a CPU without power measurements), among the candidates
+of one factor (the unscaled base is never on it).
 `rank_lo`..`rank_hi` are the places a candidate can take when candidates predicted closer
 than the profile's rank resolution (`perfmodel.predict.resolution`) are tied.
 """
@@ -105,8 +106,12 @@ class Ranking:
                                  for v in df["pred_peak_bytes"]])
         df["rank"] = df["pred_time_s"].rank(method="min").astype(int)
         df["rank_lo"], df["rank_hi"] = rank_bounds(df["pred_time_s"], self.tie_gap)
-        y = df[self.pareto_axis].astype(float).to_numpy()
-        df["pareto"] = pareto_front(df["pred_time_s"].astype(float).to_numpy(), y)
+        # the front among the candidates of one factor (the unscaled base, a fraction of
+        # their compute, would dominate them all; other factors are other budgets)
+        df["pareto"] = False
+        for f, g in df[df["strategy"] != "base"].groupby("factor", sort=False):
+            df.loc[g.index, "pareto"] = pareto_front(g["pred_time_s"].astype(float).to_numpy(),
+                                                     g[self.pareto_axis].astype(float).to_numpy())
         first = [c for c in JSON_KEYS if c in df.columns]
         return df[first + [c for c in df.columns if c not in first]].sort_values(
             ["rank", "strategy"], ignore_index=True)
