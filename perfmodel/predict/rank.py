@@ -147,8 +147,10 @@ class Ranking:
         front = df["pareto"].to_numpy()
         ax.scatter(x[~front], y[~front], c="tab:blue", zorder=2, label="candidate")
         ax.scatter(x[front], y[front], c="tab:red", zorder=3, label="Pareto front")
-        order = np.argsort(x[front])
-        ax.plot(x[front][order], y[front][order], c="tab:red", lw=1, zorder=2)
+        for f in pd.unique(df["factor"]):  # one front per factor
+            sel = front & (df["factor"] == f).to_numpy()
+            order = np.argsort(x[sel])
+            ax.plot(x[sel][order], y[sel][order], c="tab:red", lw=1, zorder=2)
         factors = sorted({f for s, f in self.candidates if s})
         many = len(factors) > 1
         for xi, yi, s, f in zip(x, y, df["strategy"], df["factor"]):
