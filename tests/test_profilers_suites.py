@@ -192,17 +192,8 @@ def test_every_vector_op_measures_on_cpu(variant, brief):
             assert row["act_bytes"] > 0
 
 
-VECTOR_COLUMNS = ("numel", "channels", "batch", "features", "out_numel", "read_numel",
-                  "inputs", "training", "inplace")
-
-
-@pytest.mark.parametrize("variant", ["relu/unary", "gelu/unary", "elementwise/add",
-                                     "elementwise/scale", "batch_norm/train", "batch_norm/eval",
-                                     "layer_norm/rows", "softmax/rows", "reduction/spatial",
-                                     "reduction/rows", "relu/inplace", "elementwise/add_inplace"])
-def test_vector_points_carry_the_columns_the_counter_records(variant):
-    """What the learned model is fitted on (a suite row) and what it is asked about (a
-    counted op of a model) have the same columns, or its features differ between the two."""
+def _counted(forward, dtype: str) -> pd.DataFrame:
+    """The op table `perfmodel.counting` records for a workload's forward closure."""
     import torch
 
     from perfmodel.counting.counter import count_model
@@ -215,12 +206,25 @@ def test_vector_points_carry_the_columns_the_counter_records(variant):
         def forward(self, _):
             return self.f()
 
+    return count_model(Run(forward), inputs=(torch.zeros(1),), dtype=dtype).to_frame()
+
+
+VECTOR_COLUMNS = ("numel", "channels", "batch", "features", "out_numel", "read_numel",
+                  "inputs", "training", "inplace")
+
+
+@pytest.mark.parametrize("variant", ["relu/unary", "gelu/unary", "elementwise/add",
+                                     "elementwise/scale", "batch_norm/train", "batch_norm/eval",
+                                     "layer_norm/rows", "softmax/rows", "reduction/spatial",
+                                     "reduction/rows", "relu/inplace", "elementwise/add_inplace"])
+def test_vector_points_carry_the_columns_the_counter_records(variant):
+    """What the learned model is fitted on (a suite row) and what it is asked about (a
+    counted op of a model) have the same columns, or its features differ between the two."""
     suite = get_suite("vector")
     op, v = variant.split("/")
     point = min((x for x in suite.points(CPU) if x.op == op and x.p["variant"] == v
                  and x.phase == "fwd"), key=lambda x: x.p["numel"])
-    counted = count_model(Run(suite.build(point, CPU).forward), inputs=(torch.zeros(1),),
-                          dtype=point.dtype).to_frame()
+    counted = _counted(suite.build(point, CPU).forward, point.dtype)
     counted = counted[counted["op"] == op]
     assert len(counted) == 1, counted
     row = counted.iloc[0]
@@ -263,18 +267,6 @@ def test_attention_points_measure_on_cpu_with_the_counters_columns(phase, brief)
     """The smallest grouped-query point of each phase runs and is priced, and the op the
     counter records for its SDPA call has the point's columns: what the learned model is
     fitted on and what it is asked about are the same."""
-    import torch
-
-    from perfmodel.counting.counter import count_model
-
-    class Run(torch.nn.Module):
-        def __init__(self, f):
-            super().__init__()
-            self.f = f
-
-        def forward(self, _):
-            return self.f()
-
     suite = get_suite("attention")
     point = min((x for x in suite.points(CPU) if x.phase == phase
                  and x.p["kv_heads"] < x.p["heads"]),
@@ -285,8 +277,7 @@ def test_attention_points_measure_on_cpu_with_the_counters_columns(phase, brief)
     assert row["kv_heads"] == point.p["kv_heads"] < row["heads"]
     if phase == "fwd_bwd":
         assert row["act_bytes"] > 0
-    counted = count_model(Run(suite.build(point, CPU).forward), inputs=(torch.zeros(1),),
-                          dtype=point.dtype).to_frame()
+    counted = _counted(suite.build(point, CPU).forward, point.dtype)
     counted = counted[counted["op"] == "attention"]
     assert len(counted) == 1, counted
     for col in ATTENTION_COLUMNS:
