@@ -268,8 +268,7 @@ def estimate_mfu(model, batch: int, seq_len: int | None = None, *, gpus: int = 1
                 f"global batch {batch} is smaller than the {par.dp} data-parallel replicas "
                 f"({gpus} GPUs / tp {par.tp} / pp {par.pp} / cp {par.cp}): give the model-"
                 "parallel sizes (--tp, --pp)"
-                + (" or a --micro-batch" if tokens_per_s is not None or step_time is not None
-                   else ""))
+                + (" or a --micro-batch" if measured else ""))
         if batch % par.dp:
             raise PerfmodelError(f"global batch {batch} is not a multiple of the {par.dp} "
                                  f"data-parallel replicas")

@@ -80,15 +80,11 @@ class Backend:
     interval: object = None  # interval.ModelInterval: how far a whole model can be off
     # a profile: the dtypes its per-op suites measured (None: not known, not checked)
     measured_dtypes: frozenset | None = None
-    threads: int | None = None  # a CPU profile: the torch threads it was measured with
-    # a profile: per dtype, the fastest sustained GEMM it measured (FLOP/s: the gemm
-    # suite's FLOPs over a point's median time), its "measured peak"
-    gemm_peaks: dict = field(default_factory=dict)
 
     def check_dtype(self, dtype: str) -> None:
-        """Refuse a math mode the device has no peak for (float16 or tf32 on a CPU), or one
-        the profile never measured an op in: its prediction would be an extrapolation
-        from other dtypes, not a measurement of this one."""
+        """Refuse a math mode a CPU has no whole-model path for (tf32, float16, fp8), one a
+        profile never measured an op in (its prediction would be an extrapolation from
+        other dtypes), or, without a profile, one the catalogue has no peak for."""
         from perfmodel.dtypes import canonical_dtype
 
         name = canonical_dtype(dtype)
@@ -444,10 +440,8 @@ def from_profile(path: Path, spec=None) -> Backend:
         cal += f"; {len(measured)} measured blocks used as they are"
     backend = Backend(spec, optimes, calibration, "profile", f"profile {path}: {how}; {cal}",
                       path, measured)
-    backend.gemm_peaks = gemm_peaks(rows)
     threads = meta.get("torch_threads")
     if spec.kind == "cpu" and isinstance(threads, int) and threads > 0:
-        backend.threads = threads
         backend.description += (f"; measured with {threads} torch thread"
                                 f"{'s' if threads > 1 else ''}: predictions are for "
                                 f"torch.set_num_threads({threads})")
