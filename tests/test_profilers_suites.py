@@ -294,7 +294,7 @@ def test_every_block_kind_measures_on_cpu(brief):
                 p.op not in smallest or size < smallest[p.op][0]):
             smallest[p.op] = (size, p)
     assert set(smallest) == {"resnet_bottleneck", "regnet_x_block", "regnet_y_block", "mbconv",
-                             "attention", "transformer_mlp", "transformer_block"}
+                             "attention", "transformer_mlp", "transformer_block", "llama_block"}
     for _, point in smallest.values():
         row = measure_point(brief(suite), point, 0, CPU)
         assert row["status"] == "ok", row["error"]

@@ -141,7 +141,10 @@ class Backend:
                 index = cached[1]
                 # never its own measurement, whether or not its input needs a gradient
                 own = part_block_key(part, batch, dtype, train, require_grad=False)
-                hit = index.scale(place[1], phase, exclude=own, dtype=dtype, family=place[0])
+                family = place[0]
+                if family == "llama" and not index.has(family, phase, dtype):
+                    family = "transformer"  # a profile without Llama-style blocks
+                hit = index.scale(place[1], phase, exclude=own, dtype=dtype, family=family)
             self._parts[key] = hit
         return hit
 

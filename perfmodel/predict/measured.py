@@ -1,7 +1,8 @@
 """Measured blocks: where the profile timed exactly a part of the model, use that time.
 
 The `blocks` suite times perfmodel's own block classes (`profilers.suites.blocks`):
-residual bottleneck blocks (ResNet, RegNetX/Y) and GPT-style transformer blocks, forward
+residual bottleneck blocks (ResNet, RegNetX/Y), GPT-style and Llama-style transformer
+blocks (`llama`: the suite's `llama_cfg` of its width), forward
 (`fwd`, eval mode, no autograd) and forward + backward with input and weight gradients
 (`fwd_bwd`, train mode); and MBConv blocks (EfficientNet, SiLU), keyed the same way. A
 part of a model with the same constructor arguments, input
@@ -95,6 +96,8 @@ def _row_key(op: str, p: dict, dtype: str, phase: str):
                 float(p["se_r"]), int(p["c_out"]), int(p["h"]), int(p["batch"]), dtype, phase)
     if op == "transformer_block":
         return ("transformer", int(p["d_model"]), int(p["seq_q"]), int(p["batch"]), dtype, phase)
+    if op == "llama_block":
+        return ("llama", int(p["d_model"]), int(p["seq_q"]), int(p["batch"]), dtype, phase)
     return None
 
 
@@ -120,18 +123,24 @@ def part_block_key(part, batch: int, dtype: str, train: bool, require_grad: bool
                 int(h), batch, dtype, phase)
     if kind == "transformer_block":
         cfg, seq = part.key[1], part.key[2]
-        if not suite_compatible(cfg):
-            return None
-        return ("transformer", cfg.d_model, seq, batch, dtype, phase)
+        if suite_compatible(cfg):
+            return ("transformer", cfg.d_model, seq, batch, dtype, phase)
+        if suite_compatible(cfg, llama=True):
+            return ("llama", cfg.d_model, seq, batch, dtype, phase)
     return None
 
 
-def suite_compatible(cfg) -> bool:
-    """Whether a block config is the blocks suite's GPT-style block of its width."""
+BLOCK_FIELDS = ("n_heads", "d_ff", "kv_heads", "mlp", "norm", "bias", "causal", "head_dim")
+
+
+def suite_compatible(cfg, llama: bool = False) -> bool:
+    """Whether a block config is the blocks suite's GPT-style block of its width
+    (`llama=True`: its Llama-style block). Learned or no positions are outside a block;
+    rotary ones are inside its attention."""
     try:
-        from profilers.suites.blocks import transformer_cfg
+        from profilers.suites.blocks import llama_cfg, transformer_cfg
     except ImportError:
         return False
-    ref = transformer_cfg(cfg.d_model, cfg.seq_len)
-    fields = ("n_heads", "d_ff", "kv_heads", "mlp", "norm", "bias", "causal", "head_dim")
-    return all(getattr(cfg, f) == getattr(ref, f) for f in fields) and cfg.position != "rope"
+    ref = (llama_cfg if llama else transformer_cfg)(cfg.d_model, cfg.seq_len)
+    return (all(getattr(cfg, f) == getattr(ref, f) for f in BLOCK_FIELDS)
+            and (cfg.position == "rope") == llama)

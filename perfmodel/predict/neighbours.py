@@ -61,6 +61,7 @@ K = 4
 K_CNN = 8
 CNN_PHASES = ("fwd",)  # the phases whose CNN blocks are corrected (module doc)
 RADIUS = 1.0  # octaves: a neighbour within 2x in every dimension
+TRANSFORMER_FAMILIES = ("transformer", "llama")
 
 
 def transformer_dims(d_model: int, seq: int, batch: int) -> tuple[float, float, float]:
@@ -71,12 +72,19 @@ def cnn_dims(width: float, side: int, batch: int) -> tuple[float, float, float]:
     return (math.log2(width), math.log2(side), math.log2(batch))
 
 
+def transformer_family(cfg) -> str:
+    """`llama` for a block with any of Llama's parts (RMSNorm, SwiGLU, rotary positions),
+    else `transformer` (GPT-style)."""
+    llama = cfg.norm == "rmsnorm" or cfg.mlp == "swiglu" or cfg.position == "rope"
+    return "llama" if llama else "transformer"
+
+
 def key_family(key) -> str:
     """The neighbour family of a measured-block key (`measured._row_key`)."""
     kind = key[0]
     if kind == "cnn":  # ("cnn", c_in, c_out, stride, bot_mul, group_w, se_r, h, ...)
         return "bottleneck" if float(key[4]) < 1 else "regnet"
-    return str(kind)  # "transformer", "mbconv"
+    return str(kind)  # "transformer", "llama", "mbconv"
 
 
 def key_place(key):
@@ -84,8 +92,8 @@ def key_place(key):
     if key is None:
         return None
     kind = key[0]
-    if kind == "transformer":  # ("transformer", d_model, seq, batch, dtype, phase)
-        return "transformer", transformer_dims(key[1], key[2], key[3])
+    if kind in ("transformer", "llama"):  # (kind, d_model, seq, batch, dtype, phase)
+        return kind, transformer_dims(key[1], key[2], key[3])
     if kind == "cnn":
         return key_family(key), cnn_dims(key[2], key[7], key[8])
     if kind == "mbconv":  # ("mbconv", c_in, exp_r, k, stride, se_r, c_out, h, batch, ...)
@@ -95,7 +103,7 @@ def key_place(key):
 
 def corrected(family: str, phase: str) -> bool:
     """Whether blocks of `family` in `phase` take their neighbours' residuals."""
-    return family == "transformer" or phase in CNN_PHASES
+    return family in TRANSFORMER_FAMILIES or phase in CNN_PHASES
 
 
 def part_place(part, batch: int):
@@ -103,9 +111,9 @@ def part_place(part, batch: int):
     from perfmodel.predict.measured import part_block_key
 
     kind = part.key[0] if part.key else None
-    if kind == "transformer_block":  # any transformer block (Llama-style ones too)
+    if kind == "transformer_block":
         cfg, seq = part.key[1], part.key[2]
-        return "transformer", transformer_dims(int(cfg.d_model), int(seq), int(batch))
+        return transformer_family(cfg), transformer_dims(int(cfg.d_model), int(seq), int(batch))
     # a CNN block like the suite's (its key, whatever dtype and phase)
     return key_place(part_block_key(part, batch, "-", True, require_grad=False))
 
@@ -123,6 +131,11 @@ class NeighbourIndex:
                 np.array([str(e[1][-2]) for e in rows]),  # keys end with (dtype, phase)
                 np.array([e[2] for e in rows], float))
             for g, rows in groups.items()}
+
+    def has(self, family: str, phase: str, dtype: str | None = None) -> bool:
+        """Whether the table holds any entry of `family` in `phase` (and `dtype`)."""
+        group = self._groups.get((family, phase))
+        return group is not None and (dtype is None or bool((group[2] == dtype).any()))
 
     def scale(self, dims, phase: str, exclude=None, dtype: str | None = None,
               family: str = "transformer") -> float:
@@ -145,7 +158,7 @@ class NeighbourIndex:
         dist, r = np.sqrt((delta[ok] ** 2).sum(axis=1)), res[ok]
         # nearest first; equal distances (a grid's are often equal) by residual, so the
         # choice never depends on the order of the profile's rows
-        near = np.lexsort((r, dist))[:K if family == "transformer" else K_CNN]
+        near = np.lexsort((r, dist))[:K if family in TRANSFORMER_FAMILIES else K_CNN]
         w = 1.0 / (1.0 + dist[near])
         return float(np.exp((w * r[near]).sum() / w.sum()))
 

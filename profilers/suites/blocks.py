@@ -1,6 +1,12 @@
 """Network blocks, forward and forward+backward: ResNet bottleneck, RegNet X/Y, MBConv,
-attention, transformer MLP and a full transformer block, over width, resolution or
-sequence length, and batch. The block classes are perfmodel.models' own.
+attention, transformer MLP, a full GPT-style transformer block and a Llama-style one, over
+width, resolution or sequence length, and batch. The block classes are perfmodel.models' own.
+
+The Llama-style block (`llama_block`: RMSNorm, rotary positions, SwiGLU, grouped-query
+attention, no biases) runs many more small ops than the GPT-style one (a composite RMSNorm,
+the rotary slices and products, three MLP matrices and their gate); calibrating sums of ops
+on GPT-style blocks alone priced those ops by another block's mix. Its grid is sampled
+apart from the other transformer blocks', so adding it left their sample as it was.
 
 Two sources of points, measured alternately: a random sample of the grid below, and the
 distinct residual and transformer blocks of the models the `validation` suite measures
@@ -18,7 +24,9 @@ from profilers.suites.base import (Suite, log2, math_mode, model_cost, one_hot, 
                                    register_suite, sample_grid, torch_dtype)
 
 CNN_BLOCKS = ("resnet_bottleneck", "regnet_x_block", "regnet_y_block", "mbconv")
-TRANSFORMER_BLOCKS = ("attention", "transformer_mlp", "transformer_block")
+GPT_BLOCKS = ("attention", "transformer_mlp", "transformer_block")
+LLAMA_BLOCKS = ("llama_block",)
+TRANSFORMER_BLOCKS = GPT_BLOCKS + LLAMA_BLOCKS
 BLOCKS = CNN_BLOCKS + TRANSFORMER_BLOCKS
 PHASES = ("fwd", "fwd_bwd")
 ALL_DTYPES = ("float32", "tf32", "float16", "bfloat16")
@@ -51,11 +59,40 @@ def transformer_cfg(d_model: int, seq: int):
                              d_ff=4 * d_model, vocab_size=1, seq_len=seq)
 
 
+def llama_cfg(d_model: int, seq: int):
+    """A Llama-style one-layer config (pre-norm RMSNorm, rotary positions, SwiGLU, no
+    biases, causal): heads of 64, a quarter as many key/value heads (grouped-query
+    attention, as Llama 3's 32/8), and Llama 2's MLP width rule, 8/3 d_model rounded up
+    to a multiple of 64 (Llama 2 rounds to 256: too coarse for a 64-wide block)."""
+    from perfmodel.models.transformer_config import TransformerConfig
+
+    heads = max(1, d_model // 64)
+    d_ff = -(-8 * d_model // (3 * 64)) * 64
+    return TransformerConfig(name=f"llama-block-d{d_model}", d_model=d_model, n_layers=1,
+                             n_heads=heads, n_kv_heads=max(1, heads // 4), d_ff=d_ff,
+                             vocab_size=1, seq_len=seq, mlp="swiglu", norm="rmsnorm",
+                             position="rope", bias=False, tied_embeddings=False)
+
+
+def transformer_point_args(op: str, batch: int, d_model: int, seq: int) -> dict:
+    """The parameters of a transformer block point. GPT-style points keep the fields they
+    always had (their ids are what a resumed run or `--after` matches); Llama-style points
+    record their config's heads, key/value heads and widths."""
+    if op in LLAMA_BLOCKS:
+        cfg = llama_cfg(d_model, seq)
+        return dict(batch=batch, seq_q=seq, seq_k=seq, d_model=d_model, heads=cfg.n_heads,
+                    kv_heads=cfg.kv_heads, head_dim=cfg.head_dim, d_ff=cfg.d_ff, causal=True)
+    return dict(batch=batch, seq_q=seq, seq_k=seq, d_model=d_model, heads=max(1, d_model // 64),
+                head_dim=64 if d_model >= 64 else d_model, d_ff=4 * d_model, causal=True)
+
+
 def build_block(op: str, p: dict):
     """The nn.Module of a block point (perfmodel.models classes)."""
     if op in TRANSFORMER_BLOCKS:
         from perfmodel.models.transformer import MLP, Attention, TransformerBlock
 
+        if op in LLAMA_BLOCKS:
+            return TransformerBlock(llama_cfg(p["d_model"], p["seq_q"]))
         cls = {"attention": Attention, "transformer_mlp": MLP, "transformer_block": TransformerBlock}[op]
         return cls(transformer_cfg(p["d_model"], p["seq_q"]))
     if op == "mbconv":
@@ -112,8 +149,7 @@ def _candidate_blocks(device) -> tuple[list[Point], set[str]]:
             elif kind == "transformer_block" and suite_compatible(part.key[1]):
                 d, seq = part.key[1].d_model, part.key[2]
                 op = "transformer_block"
-                args = dict(batch=batch, seq_q=seq, seq_k=seq, d_model=d, heads=max(1, d // 64),
-                            head_dim=64 if d >= 64 else d, d_ff=4 * d, causal=True)
+                args = transformer_point_args(op, batch, d, seq)
             else:
                 continue
             for dtype in dtypes:
@@ -176,14 +212,16 @@ class BlocksSuite(Suite):
             points.append(Point.make(self.name, c["op"], c["phase"], c["dtype"], batch=c["batch"],
                                      c_in=w_in, c_out=c["width"], h=c["res"], w=c["res"],
                                      stride=c["stride"], kernel_h=c["k"], kernel_w=c["k"], **extra))
-        tr = sample_grid(dict(op=TRANSFORMER_BLOCKS, batch=g["t_batch"], d_model=g["d_model"],
+        tr = sample_grid(dict(op=GPT_BLOCKS, batch=g["t_batch"], d_model=g["d_model"],
                               seq=g["seq"], dtype=dtypes, phase=PHASES), g["pool"], 12,
                          lambda c: c["batch"] * c["seq"] * c["d_model"] <= g["max_tokens_width"])
-        for c in tr:
-            d = c["d_model"]
-            points.append(Point.make(self.name, c["op"], c["phase"], c["dtype"], batch=c["batch"],
-                                     seq_q=c["seq"], seq_k=c["seq"], d_model=d, heads=max(1, d // 64),
-                                     head_dim=64 if d >= 64 else d, d_ff=4 * d, causal=True))
+        llama = sample_grid(dict(op=LLAMA_BLOCKS, batch=g["t_batch"], d_model=g["d_model"],
+                                 seq=g["seq"], dtype=dtypes, phase=PHASES), g["pool"] // 3, 13,
+                            lambda c: c["batch"] * c["seq"] * c["d_model"] <= g["max_tokens_width"])
+        for c in tr + llama:
+            points.append(Point.make(self.name, c["op"], c["phase"], c["dtype"],
+                                     **transformer_point_args(c["op"], c["batch"], c["d_model"],
+                                                              c["seq"])))
         return points
 
     def points(self, device) -> list[Point]:
