@@ -141,3 +141,29 @@ def test_the_profile_digest_follows_the_thread_count_the_native_rule_reads(tmp_p
             {"catalogue_key": "cpu", "torch_threads": threads, "created": str(threads)}))
         digests.append(profile_digest(tmp_path))
     assert digests[0] != digests[1] and digests[0] == digests[2]
+
+
+def test_the_profile_digest_follows_the_device_spec_the_fit_prices_with(tmp_path):
+    """A CPU profile is fitted with the local CPU's spec: a cache shared between machines
+    (a cluster's home directory) must not hand one machine's fit to another."""
+    import dataclasses
+
+    from perfmodel.hardware.catalogue import get_device
+    from perfmodel.predict.device import profile_digest
+
+    (tmp_path / "measurements.parquet").write_bytes(b"rows")
+    (tmp_path / "metadata.json").write_text(json.dumps({"catalogue_key": "cpu"}))
+    spec = get_device("cpu")
+    other = dataclasses.replace(spec, sm_count=spec.sm_count * 2,
+                                peak_flops={k: 2 * v for k, v in spec.peak_flops.items()})
+    assert profile_digest(tmp_path, spec) == profile_digest(tmp_path, get_device("cpu"))
+    assert profile_digest(tmp_path, spec) != profile_digest(tmp_path, other)
+    assert profile_digest(tmp_path, spec) != profile_digest(tmp_path)
+    # a clock read from "cpu MHz" moves between calls: the peaks enter per hertz
+    moving = dict(spec.extra, frequency_source="/proc/cpuinfo cpu MHz")
+    a = dataclasses.replace(spec, extra=moving, boost_clock_hz=2.0e9,
+                            peak_flops={k: v / spec.boost_clock_hz * 2.0e9
+                                        for k, v in spec.peak_flops.items()})
+    b = dataclasses.replace(a, boost_clock_hz=3.1e9, peak_flops={
+        k: v / spec.boost_clock_hz * 3.1e9 for k, v in spec.peak_flops.items()})
+    assert profile_digest(tmp_path, a) == profile_digest(tmp_path, b)

@@ -82,7 +82,7 @@ def test_ties_fitted_on_x1_x2_hold_on_the_x4_candidates(prof):
     rows = read_profile_rows(prof)
     val = rows[rows["suite"].astype(str) == "validation"]
     x4 = cached_fold_predictions(dataclasses.replace(backend, assembly=None), val,
-                                 profile_digest(prof), "x4")
+                                 profile_digest(prof, backend.device), "x4")
     x4 = x4[(x4["strategy"] != "") & (x4["phase"] == "train_step")]
     s = score_ties(x4, gap)
     assert s.pairs >= 30 and s.resolved >= 10

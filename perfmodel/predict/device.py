@@ -343,20 +343,43 @@ def read_profile_rows(path: Path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def profile_digest(path: Path) -> str:
+def profile_digest(path: Path, spec=None) -> str:
     """SHA-256 (16 hex digits) of a profile's measurements and of the code that fits on them.
 
-    The code part (`perfmodel.learn`, the calibration and per-op pricing sources) makes a
-    changed feature set or fit refit instead of loading a stale cached one; so do the
-    metadata fields the fit reads (`DIGEST_METADATA`: the device it names, and the thread
-    count that decides whether the native 1x1 lines replace the learned times).
+    The code part (`perfmodel.learn`, the calibration and per-op pricing sources, and the
+    blocks suite's block classes the calibration rebuilds) makes a changed feature set or
+    fit refit instead of loading a stale cached one; so do the metadata fields the fit reads
+    (`DIGEST_METADATA`: the device it names, and the thread count that decides whether the
+    native 1x1 lines replace the learned times), and the device spec the fit prices with
+    (`spec`: a CPU profile's is the local CPU's, whose cores, clock and ISA set the
+    roofline features: a cache shared between machines, such as a home directory on a
+    cluster, must not hand one machine's fit to another).
     """
     h = hashlib.sha256((Path(path) / "measurements.parquet").read_bytes())
     meta_path = Path(path) / "metadata.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     h.update(json.dumps({k: meta.get(k) for k in DIGEST_METADATA}, sort_keys=True).encode())
+    if spec is not None:
+        h.update(json.dumps(spec_fingerprint(spec), sort_keys=True, default=str).encode())
     h.update(_code_digest().encode())
     return h.hexdigest()[:16]
+
+
+def spec_fingerprint(spec) -> dict:
+    """The fields of a device spec that a fit's features and roofline read. A clock read
+    from `/proc/cpuinfo`'s "cpu MHz" is the current one, which moves from call to call on
+    some machines: then the peaks enter per hertz (the core count and ISA), so the cache
+    is not refitted on every call."""
+    extra = getattr(spec, "extra", None) or {}
+    out = dict(key=spec.key, name=spec.name, kind=spec.kind, units=spec.sm_count,
+               bandwidth=spec.memory_bandwidth, l2=spec.l2_bytes,
+               architecture=getattr(spec, "architecture", None), flags=extra.get("flags"))
+    if "cpu MHz" in str(extra.get("frequency_source", "")) and spec.boost_clock_hz > 0:
+        out["peaks_per_hz"] = sorted((k, round(v / spec.boost_clock_hz, 3))
+                                     for k, v in dict(spec.peak_flops).items())
+    else:
+        out.update(clock_hz=spec.boost_clock_hz, peaks=sorted(dict(spec.peak_flops).items()))
+    return out
 
 
 _CODE_DIGEST: list[str] = []
@@ -372,6 +395,11 @@ def _code_digest() -> str:
             here / "native.py", here / "measured.py", here / "device.py",
             here / "neighbours.py", here / "analytic.py"] + sorted(
             (here.parent / "counting").glob("*.py")) + sorted((here.parent / "ops").glob("*.py"))
+        # the block classes and configs the calibration rebuilds its rows with (the blocks
+        # suite is installed beside perfmodel; absent, block rows cannot be rebuilt at all)
+        files += [here.parent / "models" / f for f in (
+            "anynet.py", "effnet.py", "layers.py", "transformer.py", "transformer_config.py")]
+        files += [f for f in [here.parents[1] / "profilers" / "suites" / "blocks.py"] if f.is_file()]
         h = hashlib.sha256()
         for f in files:
             h.update(f.name.encode() + f.read_bytes())
@@ -401,7 +429,7 @@ def from_profile(path: Path, spec=None) -> Backend:
     if spec is None:
         spec = get_device(meta.get("catalogue_key") or meta.get("device_name") or "cpu")
     rows = read_profile_rows(path)
-    digest = profile_digest(path)
+    digest = profile_digest(path, spec)
     from perfmodel.predict.measured import with_center_times
 
     # per-op suites: learn each point's median over its measurements (`center_time`)

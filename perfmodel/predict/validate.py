@@ -228,7 +228,7 @@ def validate(profile=None, *, phases=("train_step", "inference"),
             backend = dataclasses.replace(backend, measured={}, _parts={})
         by_fold = {f: backend for f in FOLDS}
         if assembly:
-            digest = profile_digest(prof)
+            digest = profile_digest(prof, shipped.device)
             for f in FOLDS:  # a row's scale and interval come from the other fold
                 fit = cached_assembly(backend, all_val, digest, other_fold(f))
                 iv = cached_interval(backend, all_val, digest, other_fold(f))
