@@ -152,3 +152,25 @@ def test_the_pareto_front_is_per_factor_and_leaves_the_base_out():
         assert g["pareto"].any()
         fastest = g.loc[g["pred_time_s"].idxmin()]
         assert fastest["pareto"]
+
+
+def test_candidates_past_the_published_context_are_noted(capsys):
+    """gpt2 `s` x4 runs 4096 tokens, past its 1024-token context: its position table grows
+    with it, and the ranking says so (the published context is the limit, not an
+    override's shorter `seq_len`)."""
+    small = {"n_layers": 2, "d_model": 128, "n_heads": 2, "d_ff": 512, "vocab_size": 256}
+    r = rank_candidates("gpt2", 4, ["s", "w", "ds"], device="h100", batch=1, overrides=small)
+    assert r.notes == [
+        "s x4: sequence 4096 is beyond gpt2's 1024-token context: its learned position "
+        "table grows with it (parameters beyond the published model's)",
+        "ds x4: sequence 2048 is beyond gpt2's 1024-token context: its learned position "
+        "table grows with it (parameters beyond the published model's)"]
+    short = rank_candidates("gpt2", 4, ["s"], device="h100", batch=1,
+                            overrides=dict(small, seq_len=128))
+    assert short.notes == []  # 512 tokens: within the published 1024
+    assert rank_candidates("RegNetX-200MF", 4, ["r"], device="h100",
+                           overrides={"resolution": 32}).notes == []
+    assert main(["rank", "gpt2", "--factor", "4", "--strategies", "s", "--device", "h100",
+                 "--batch", "1", "--set", "n_layers=2", "--set", "d_model=128", "--set",
+                 "n_heads=2", "--set", "d_ff=512", "--json"]) == 0
+    assert "perfmodel rank: note: s x4: sequence 4096 is beyond" in capsys.readouterr().err

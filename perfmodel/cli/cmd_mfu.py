@@ -134,19 +134,11 @@ def run(args) -> int:
 
 
 def _context_note(model, seq: int) -> str | None:
-    """A warning when `seq` is past the model's published context (its `max_context`, else
-    its `seq_len`): learned positions then grow with it (more parameters than published),
-    and rotary positions run where the model was never trained."""
+    """A warning when `seq` is past the model's published context."""
     from perfmodel.llm.mfu import resolve_model
 
-    cfg = resolve_model(model)
-    limit = cfg.max_context or cfg.seq_len
-    if seq <= limit:
-        return None
-    how = ("its learned position table grows with it (parameters beyond the published "
-           "model's)" if cfg.position == "learned" else
-           "its positions run past what it was trained on")
-    return f"--seq {seq} is beyond {cfg.name}'s {limit}-token context: {how}"
+    note = resolve_model(model).context_note(seq)
+    return None if note is None else "--seq" + note.removeprefix("sequence")
 
 
 def _backend(r) -> str | None:

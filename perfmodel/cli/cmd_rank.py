@@ -74,6 +74,8 @@ def run(args) -> int:
         r.plot(args.plot)
     for note in r.skipped or []:
         print(f"perfmodel rank: skipped {note}", file=sys.stderr)
+    for note in r.notes or []:
+        print(f"perfmodel rank: note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(r.to_records(), indent=1))
         return 0

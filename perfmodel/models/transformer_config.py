@@ -65,6 +65,19 @@ class TransformerConfig:
     def head_dim(self) -> int:
         return self.d_head or self.d_model // self.n_heads
 
+    def context_note(self, seq: int) -> str | None:
+        """Why a sequence of `seq` tokens is past this model's published context (its
+        `max_context`, else its `seq_len`), or None when it is not: learned positions then
+        grow with it (more parameters than published), rotary ones run where the model was
+        never trained."""
+        limit = self.max_context or self.seq_len
+        if seq <= limit:
+            return None
+        how = ("its learned position table grows with it (parameters beyond the published "
+               "model's)" if self.position == "learned" else
+               "its positions run past what it was trained on")
+        return f"sequence {seq} is beyond {self.name}'s {limit}-token context: {how}"
+
     def scaled(self, **changes) -> "TransformerConfig":
         """A copy with some fields changed (used by width/depth/sequence scaling)."""
         return replace(self, **changes)

@@ -15,6 +15,8 @@ than the profile's rank resolution (`perfmodel.predict.resolution`) are tied.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass
 
@@ -81,6 +83,7 @@ class Ranking:
     # candidate may hold 3.4x or 4.4x the base's FLOPs)
     base_flops: float | None = None
     skipped: list = None  # candidates not ranked: a dimension past the scaling bound
+    notes: list = None  # ranked candidates past the base's published context (`s`)
 
     def __post_init__(self):
         if self.candidates is None:
@@ -235,4 +238,29 @@ def rank_candidates(base: str, factor, strategies=None, *, batch: int = 1,
                                  "fused, measured eager blocks not used (the whole-model "
                                  "scale and the ties come from eager runs)" if compiled else "")
     return Ranking(base, factors[0], batch, train, preds, [s for s, _ in cands],
-                   how, axis, cands, gap, ties, base_flops, skipped)
+                   how, axis, cands, gap, ties, base_flops, skipped,
+                   context_notes(base, cands, overrides))
+
+
+def context_notes(base, cands, overrides=None) -> list[str]:
+    """One line per transformer candidate whose sequence is past the base's published
+    context (a `s` candidate of gpt2 x4 runs 4096 tokens: its learned position table grows
+    with it); the published config's context, not an override's `seq_len`, is the limit."""
+    from perfmodel.models.registry import resolve
+    from perfmodel.models.transformer_config import TransformerConfig
+
+    if not isinstance(base, str):
+        return []
+    try:
+        published = resolve(base)
+    except PerfmodelError:
+        return []
+    if not isinstance(published, TransformerConfig):
+        return []
+    out = []
+    for s, f in cands:
+        cfg = resolve(base, f if s else 1.0, s or None, **(overrides or {}))
+        note = dataclasses.replace(published, position=cfg.position).context_note(cfg.seq_len)
+        if note:
+            out.append(f"{s or 'base'} x{f:g}: {note}")
+    return out
