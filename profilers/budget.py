@@ -1,6 +1,7 @@
 """Durations like `90s`, `8m`, `1h30m`, `2.5m` or a bare number of seconds."""
 from __future__ import annotations
 
+import math
 import re
 
 from perfmodel.errors import PerfmodelError
@@ -8,18 +9,21 @@ from perfmodel.errors import PerfmodelError
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(text) -> float:
-    """Seconds in a duration string; PerfmodelError when it is not one or not positive."""
+def parse_duration(text, what: str = "budget") -> float:
+    """Seconds in a duration string; PerfmodelError (naming the option `what`) when it is
+    not one, or not positive and finite."""
     s = str(text).strip().lower().replace(" ", "")
     try:
         value = float(s)
     except ValueError:
         parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", s)
         if not parts or "".join(a + b for a, b in parts) != s:
-            raise PerfmodelError(f"budget {text!r}: expected a duration like 90s, 8m, 1h30m") from None
+            raise PerfmodelError(f"{what} {text!r}: expected a duration like 90s, 8m, 1h30m") from None
         value = sum(float(num) * _UNITS[unit] for num, unit in parts)
+    if not math.isfinite(value):  # "nan", "inf": a run that never ends, a NaN in metadata
+        raise PerfmodelError(f"{what} {text!r}: expected a duration like 90s, 8m, 1h30m")
     if value <= 0:
-        raise PerfmodelError(f"budget {text!r}: must be positive")
+        raise PerfmodelError(f"{what} {text!r}: must be positive")
     return value
 
 

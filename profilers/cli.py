@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from pathlib import Path
 
@@ -89,16 +91,17 @@ def run(args) -> int:
     from profilers.budget import parse_duration
     from profilers.runner import ProfileConfig, run_profile
 
-    suites = tuple(s.strip() for s in args.suite.split(",") if s.strip())
+    suites = tuple(dict.fromkeys(s.strip() for s in args.suite.split(",") if s.strip()))
     if not suites:
         raise PerfmodelError("--suite names no suite")
-    if args.flush_l2 and not str(args.device).startswith("cuda"):
+    args.device = str(args.device).strip().lower()  # `CPU` and `cpu`: one profile's key
+    if args.flush_l2 and not args.device.startswith("cuda"):
         raise PerfmodelError("--flush-l2 flushes a GPU's L2 cache: it is for --device cuda[:N]")
     config = ProfileConfig(out=Path(args.out), device=args.device, suites=suites,
                            budget_s=parse_duration(args.budget), flush_l2=args.flush_l2,
                            threads=args.threads, canary=args.canary,
                            after=tuple(args.after))
-    stop = parse_duration(args.stop_after) if args.stop_after else None
+    stop = parse_duration(args.stop_after, "--stop-after") if args.stop_after else None
     result = run_profile(config, progress=args.progress, stop_after_s=stop)
     print(result.summary())
     if args.csv:
@@ -106,17 +109,52 @@ def run(args) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, `kill`, a batch scheduler), handled as an interrupt: the point
+    being measured is journalled as abandoned, not taken for one that crashed the process."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """Within: SIGTERM raises `Terminated` (a KeyboardInterrupt); the old handler after."""
+    try:
+        old = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def main(argv=None) -> int:
     """`python -m profilers`: the profile command without perfmodel's CLI."""
-    parser = argparse.ArgumentParser(prog="python -m profilers",
-                                     description="Measure runtime, memory, power and energy.")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
     try:
-        return run(args)
+        with sigterm_interrupts():
+            parser = argparse.ArgumentParser(prog="python -m profilers",
+                                             description="Measure runtime, memory, power and energy.")
+            add_arguments(parser)
+            args = parser.parse_args(argv)
+            return run(args)
     except PerfmodelError as exc:
         print(f"profilers: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an --out or --output that cannot be written, say
+        print(f"profilers: error: {os_error(exc)}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print("profilers: terminated (rerun the same command to resume)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("profilers: interrupted (rerun the same command to resume)", file=sys.stderr)
         return 130
+
+
+def os_error(exc: OSError) -> str:
+    """One line for a file-system error: the path and what is wrong with it."""
+    return f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)

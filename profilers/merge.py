@@ -36,6 +36,15 @@ from profilers.schema import (SCHEMA_VERSION, read_metadata, read_profile, write
 SAME_DEVICE = ("device_kind", "device_name", "catalogue_key", "torch_threads")
 
 
+def device_difference(theirs: dict, ours: dict) -> str | None:
+    """How a profile's metadata (`theirs`) and this run's (`ours`) say they are of different
+    devices (`SAME_DEVICE`: kind, name, catalogue entry, torch threads), or None."""
+    for key in SAME_DEVICE:
+        if theirs.get(key) != ours.get(key):
+            return f"{key} {theirs.get(key)!r} there, {ours.get(key)!r} here"
+    return None
+
+
 @dataclass
 class Merged:
     """The pooled rows, how many runs went in, and how many points more than one measured."""
@@ -62,6 +71,14 @@ def merge_profiles(sources: list, out) -> Merged:
                                      f"{sources[0]}'s {metas[0].get(key)!r}: not the same device")
         if Path(src).resolve() == out.resolve():
             raise PerfmodelError(f"--out {out} is one of the sources")
+        same = [s for s in sources[:len(metas)] if Path(s).resolve() == Path(src).resolve()]
+        if same:
+            raise PerfmodelError(f"{src} is given twice (as {same[0]})")
+        seen = {_run_key(run) for m in metas for run in _runs_of(m)}
+        twice = [r for r in _runs_of(meta) if _run_key(r) in seen]
+        if twice:
+            raise PerfmodelError(f"{src}: its run of {twice[0].get('created')} is already in "
+                                 "another source (a merge and one of its own sources)")
         f = read_profile(src)
         frames.append(f[f["status"] == "ok"].assign(_run=len(frames)))
         metas.append(meta)
@@ -69,10 +86,23 @@ def merge_profiles(sources: list, out) -> Merged:
         raise PerfmodelError(f"{out} exists and is not an empty directory")
     merged, runs = pool(pd.concat(frames, ignore_index=True))
     result = Merged(merged, len(sources), int((runs > 1).sum()))
+    meta = _metadata(sources, metas, result)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     write_measurements(merged, out)
-    write_metadata(_metadata(sources, metas, result), out)
+    write_metadata(meta, out)
     return result
+
+
+def _run_key(run: dict) -> tuple:
+    """What tells one run from another: its `run_id`, else (older profiles) its start and
+    end stamps."""
+    return (run["run_id"],) if run.get("run_id") else (run.get("created"), run.get("finished"))
+
+
+def _runs_of(meta: dict) -> list[dict]:
+    """The runs a profile holds: the ones it was merged from, else itself."""
+    merged = meta.get("merged_from")
+    return merged if isinstance(merged, list) and merged else [meta]
 
 
 def pool(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -153,6 +183,24 @@ def _pooled_energy(rows: pd.DataFrame) -> dict[str, pd.Series]:
     return {c: v for c, v in out.items() if c in rows.columns}
 
 
+def _pooled_band(bands: list[dict]) -> dict:
+    """One suite's repeat band over several runs: the runs' bands averaged, a source that is
+    itself a merge weighing as the runs it pooled; a run that repeated nothing (its band
+    is None: a grid-only run) adds no band."""
+    runs = [int(b.get("runs", 1)) for b in bands]
+    timed = [(b, w) for b, w in zip(bands, runs) if b.get("band") is not None]
+
+    def average(key: str):
+        vals = [(float(b[key]), w) for b, w in timed if b.get(key) is not None]
+        if not vals:
+            return None
+        return float(np.average([v for v, _ in vals], weights=[w for _, w in vals]))
+
+    return {"repeated": int(sum(b.get("repeated", 0) or 0 for b in bands)),
+            "band": average("band"), "median_rel_diff": average("median_rel_diff"),
+            "pooled": bool(any(b.get("pooled") for b in bands)), "runs": int(sum(runs))}
+
+
 def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
     meta = dict(metas[0])
     meta["schema_version"] = SCHEMA_VERSION  # the rows are written in this version's columns
@@ -162,7 +210,7 @@ def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
     # a source that is itself a merge contributes its own runs, so the history stays whole
     meta["merged_from"] = [
         run for src, m in zip(sources, metas) for run in (m.get("merged_from") or [
-            {"name": Path(src).name, "created": m.get("created"),
+            {"name": Path(src).name, "run_id": m.get("run_id"), "created": m.get("created"),
              "finished": m.get("finished"), "suites": m.get("suites"),
              "torch": m.get("torch"), "flush_denormal": m.get("flush_denormal"),
              "cpu_allocator": m.get("cpu_allocator")}])]
@@ -175,16 +223,7 @@ def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
     for m in metas:
         for suite, b in (m.get("repeat_bands") or {}).items():
             bands.setdefault(suite, []).append(b)
-    # a source that is itself a merge weighs as the runs it pooled
-    weights = {suite: [int(b.get("runs", 1)) for b in bs] for suite, bs in bands.items()}
-    meta["repeat_bands"] = {
-        suite: {"repeated": int(sum(b.get("repeated", 0) for b in bs)),
-                "band": float(np.average([b["band"] for b in bs], weights=weights[suite])),
-                "median_rel_diff": float(np.average(
-                    [b.get("median_rel_diff", np.nan) for b in bs], weights=weights[suite])),
-                "pooled": bool(any(b.get("pooled") for b in bs)),
-                "runs": int(sum(weights[suite]))}
-        for suite, bs in bands.items()}
+    meta["repeat_bands"] = {suite: _pooled_band(bs) for suite, bs in bands.items()}
     meta.pop("suite_state", None)
     meta["complete"] = True
     # a source's own merge note is replaced by one over every run. A merged source keeps

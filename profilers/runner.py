@@ -4,8 +4,10 @@ from __future__ import annotations
 from collections import Counter
 
 import datetime as _dt
+import os
 import platform
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from profilers.budget import split_budget
 from profilers.device import Device, open_device
 from profilers.journal import Journal
 from profilers.measure import DeviceLost, measure_point, point_columns
+from profilers.merge import device_difference
 from profilers.progress import fmt_seconds, make_progress
 from profilers.repeat import add_noise, measure_repeat, repeat_budget
 from profilers.schema import (JOURNAL, METADATA, SCHEMA_VERSION, dedupe, read_metadata,
@@ -140,7 +143,8 @@ def collect_metadata(device: Device, config: ProfileConfig) -> dict:
 
     import perfmodel
 
-    meta = {"schema_version": SCHEMA_VERSION, "created": _now(), "config": config.key(),
+    meta = {"schema_version": SCHEMA_VERSION, "created": _now(), "run_id": uuid.uuid4().hex,
+            "config": config.key(),
             "suites": list(config.suites), "budget_s": config.budget_s}
     meta.update(device.metadata())
     meta["catalogue_key"] = catalogue_key(device, meta)
@@ -176,16 +180,33 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
                                  f"rerun with those arguments to resume, or use another --out")
         if meta.get("complete"):
             frame = read_profile(out)
-            return ProfileResult(out, frame, meta, [SuiteState(**s) for s in meta["suite_state"]], True)
+            states = [SuiteState(**s) for s in meta.get("suite_state", [])]  # none: a merge
+            return ProfileResult(out, frame, meta, states, True)
+    elif out.is_dir() and any(p.name != JOURNAL for p in out.iterdir()):
+        raise PerfmodelError(f"--out {out} is a directory with other files in it and no "
+                             "profile: give a new or empty directory")
     if config.threads is not None:
         import torch
 
         if config.threads < 1:
             raise PerfmodelError(f"--threads must be at least 1, got {config.threads}")
+        cpus = os.cpu_count() or 1
+        if config.threads > cpus:
+            raise PerfmodelError(f"--threads {config.threads} is more than this machine's "
+                                 f"{cpus} logical CPUs: the timings would be of threads "
+                                 "waiting for a core")
         torch.set_num_threads(config.threads)
     device = open_device(config.device)
     try:
-        skip = measured_before(config.after, device.metadata())  # before anything is written
+        here = device.metadata()
+        here["catalogue_key"] = catalogue_key(device, here)
+        if resumed:  # a paused run is continued on the device it was begun on only
+            diff = device_difference(meta, here)
+            if diff:
+                raise PerfmodelError(f"{out} is an unfinished profile of another device "
+                                     f"({diff}): finish it with `profile finish {out}` or "
+                                     "measure this device into another --out")
+        skip = measured_before(config.after, here)  # before anything is written
         out.mkdir(parents=True, exist_ok=True)
         if not resumed:
             meta = collect_metadata(device, config)
@@ -216,9 +237,10 @@ def measured_before(profiles, meta: dict) -> set[str]:
     skip: set[str] = set()
     for prof in profiles:
         other = read_metadata(prof)
-        if other.get("device_name") != meta.get("device_name"):
-            raise PerfmodelError(f"--after {prof}: a profile of {other.get('device_name')!r}, "
-                                 f"not of this {meta.get('device_name')!r}")
+        diff = device_difference(other, meta)
+        if diff:  # the points it skips would never be measured on this device
+            raise PerfmodelError(f"--after {prof}: a profile of another device or thread "
+                                 f"count ({diff})")
         frame = read_profile(prof)
         skip |= set(frame.loc[frame["status"] == "ok", "point_id"].astype(str))
     return skip

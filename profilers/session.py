@@ -254,6 +254,7 @@ class Session:
         if rc != 0:
             tail = text.strip().splitlines()
             step["error"] = tail[-1] if tail else "no output"
+            self.say(f"check: failed: {step['error']}")  # the profile is tried all the same
         energy = (self.record.get("check") or {}).get("energy") or {}
         tails = (self.record.get("check") or {}).get("tail_check") or {}
         if energy.get("has_energy"):
@@ -286,8 +287,10 @@ class Session:
                 self.say(f"profile: exit {rc}; resuming, {stop:.0f} s left to measure")
             self.record["profile"] = self.finish_profile(prof)
         else:
-            self.say(f"profile: skipped, {stop:.0f} s left to measure")
-            self.record["profile"] = {"skipped": f"{stop:.0f} s left to measure"}
+            why = (f"{max(stop, 0.0):.0f} s left to measure, under the {MIN_PROFILE_S:.0f} s "
+                   "a profile needs")
+            self.say(f"profile: skipped: {why}")
+            self.record["profile"] = {"skipped": why}
         self.save()
         # 3. tests
         if self.tests:
@@ -363,10 +366,11 @@ def main(argv=None) -> int:
             return 0
         if out.exists() and not out.is_dir():
             raise PerfmodelError(f"--out {out} exists and is not a directory")
-        Session(out, args.device, parse_duration(args.deadline),
-                parse_duration(args.tests_time), tests=not args.no_tests,
-                suites=args.suite, after=args.after).run()
-        return 0
+        record = Session(out, args.device, parse_duration(args.deadline, "--deadline"),
+                         parse_duration(args.tests_time, "--tests-time"),
+                         tests=not args.no_tests, suites=args.suite, after=args.after).run()
+        # nothing measured (no device, no time, a profile that failed): not a success
+        return 0 if (record.get("profile") or {}).get("points") else 1
     except PerfmodelError as exc:
         print(f"profilers.session: error: {exc}", file=sys.stderr)
         return 2

@@ -86,3 +86,57 @@ def test_parquet_and_csv_read_the_same(tmp_path):
 def test_ops_without_time_validate():
     df = validate_ops(pd.DataFrame({"op": ["GEMM"], "m": [4], "n": [4], "k": [4], "dtype": ["half"]}))
     assert df["op"].iloc[0] == "gemm" and df["dtype"].iloc[0] == "float16"
+
+
+def _cpu_profile(path, name, threads, suites=("gemm",)):
+    path.mkdir()
+    rows = []
+    for suite in suites:
+        rows += [dict(suite=suite, op="gemm" if suite == "gemm" else "attention", phase="fwd",
+                      dtype="float32", m=8 * i, n=8, k=8, b=1, time_s=1e-5 * i, status="ok")
+                 for i in range(1, 31)]
+    pd.DataFrame(rows).to_parquet(path / "measurements.parquet")
+    (path / "metadata.json").write_text(json.dumps({
+        "schema_version": 7, "catalogue_key": "cpu", "device_name": name,
+        "torch_threads": threads}))
+    return path
+
+
+def test_profiles_of_two_cpus_or_thread_counts_are_not_read_as_one(tmp_path):
+    """Every CPU's catalogue key is `cpu`: its name and thread count tell them apart."""
+    amd = _cpu_profile(tmp_path / "amd", "AMD EPYC", 1)
+    assert len(read_measurements([amd, _cpu_profile(tmp_path / "amd2", "AMD EPYC", 1)])) == 60
+    intel = _cpu_profile(tmp_path / "intel", "Intel(R) Xeon(R) Processor", 1)
+    with pytest.raises(PerfmodelError, match="device_name 'Intel.*fit one device"):
+        read_measurements([amd, intel])
+    with pytest.raises(PerfmodelError, match="torch_threads 2, but .*: 1"):
+        read_measurements([amd, _cpu_profile(tmp_path / "two", "AMD EPYC", 2)])
+
+
+def test_fit_learns_ops_only_never_blocks_or_whole_models(tmp_path):
+    """A profile's blocks suite calls its attention module `attention` (projections and
+    glue included): learned as the per-op attention kind, it priced SDPA ops by blocks."""
+    from perfmodel.learn.predictor import fit
+
+    prof = _cpu_profile(tmp_path / "p", "AMD EPYC", 1, suites=("gemm", "blocks", "validation"))
+    pred = fit(prof)
+    assert pred.kinds == ["gemm"] and pred.info["whole_rows_left_out"] == 60
+    only = _cpu_profile(tmp_path / "q", "AMD EPYC", 1, suites=("blocks",))
+    with pytest.raises(PerfmodelError, match="no per-op rows: the 30 rows are blocks"):
+        fit(only)
+
+
+def test_a_profile_without_some_op_kinds_says_the_roofline_prices_them(tmp_path):
+    """A GEMM-only profile prices a CNN's convolutions by the bare roofline: the backend's
+    description says so, and a one-sided interval prints as one."""
+    from perfmodel.predict.device import from_profile
+    from perfmodel.predict.model import Estimate
+
+    prof = _cpu_profile(tmp_path / "p", "AMD EPYC", 1)
+    rows = pd.read_parquet(prof / "measurements.parquet")
+    pd.concat([rows, rows.assign(m=rows["m"] + 4, time_s=rows["time_s"] * 1.1)]).to_parquet(
+        prof / "measurements.parquet")
+    desc = from_profile(prof).description
+    assert "learned per-op predictor on 60 per-op rows (roofline for conv, attention, " \
+           "elementwise ops" in desc
+    assert str(Estimate(0.5, lo=0.5)) == "0.5 [0.5, -]" and str(Estimate(0.5)) == "0.5"

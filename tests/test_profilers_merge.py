@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from perfmodel.errors import PerfmodelError
-from profilers.merge import merge_profiles
+from profilers.merge import merge_profiles, pool
 from profilers.schema import (SCHEMA_VERSION, read_metadata, read_profile, to_frame,
                               write_measurements, write_metadata)
 
@@ -29,7 +29,7 @@ def fake(path: Path, points: dict, complete=True, created="2026-01-01", **meta):
             for i, (pid, (t, c, r, q)) in enumerate(points.items())]
     write_measurements(to_frame(rows), path)
     write_metadata({"schema_version": SCHEMA_VERSION, "complete": complete, "created": created,
-                    "finished": created, "suites": ["blocks"],
+                    "finished": created, "run_id": f"run-{path.name}", "suites": ["blocks"],
                     "repeat_bands": {"blocks": {"repeated": len(rows), "band": 0.2,
                                                 "median_rel_diff": 0.1, "pooled": False}},
                     **{**DEVICE, **meta}}, path)
@@ -134,10 +134,15 @@ def test_real_profiles_of_two_machines_are_not_pooled(tmp_path):
 
 
 def test_a_real_profile_pooled_with_itself_keeps_its_times(tmp_path):
+    """The pooling arithmetic on real rows (`merge` itself refuses one run twice)."""
     src = _shipped("cpu-amd-epyc")
-    merged = merge_profiles([src, src], tmp_path / "x").frame.set_index("point_id")
+    with pytest.raises(PerfmodelError, match="given twice"):
+        merge_profiles([src, src], tmp_path / "x")
     orig = read_profile(src)
-    orig = orig[orig["status"] == "ok"].set_index("point_id")
+    orig = orig[orig["status"] == "ok"]
+    merged = pool(pd.concat([orig.assign(_run=0), orig.assign(_run=1)],
+                            ignore_index=True))[0].set_index("point_id")
+    orig = orig.set_index("point_id")
     assert len(merged) == len(orig)
     both = pd.concat([orig["time_center_s"], merged["time_center_s"]], axis=1).dropna()
     assert ((both.iloc[:, 0] / both.iloc[:, 1] - 1).abs() < 1e-9).all()

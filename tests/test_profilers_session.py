@@ -63,3 +63,22 @@ def test_session_finishes_a_profile_cut_short(tmp_path):
     assert len(frame) == state["points"]["gemm"]
     assert session.finish_profile(tmp_path / "none") == {"dir": "none",
                                                          "error": "no profile written"}
+
+
+def test_a_session_that_measured_nothing_says_why_and_fails(tmp_path):
+    """No CUDA here: the check's error is printed (not only kept in session.json), and the
+    session exits non-zero, since no profile was written."""
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: the cuda:0 session would measure")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "profilers.session", "--out", str(out),
+                           "--deadline", "60s", "--no-tests"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "check: failed:" in said and "cuda" in said.lower()
+    assert json.loads((out / "session.json").read_text())["profile"].get("points") is None

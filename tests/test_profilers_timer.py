@@ -63,10 +63,13 @@ def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["", "ten", "5x", "-3", "0s", "m5"])
+@pytest.mark.parametrize("bad", ["", "ten", "5x", "-3", "0s", "m5", "nan", "inf", "-inf",
+                                 "Infinity"])
 def test_parse_duration_rejects_bad_input(bad):
-    with pytest.raises(PerfmodelError):
+    with pytest.raises(PerfmodelError, match="^budget "):
         parse_duration(bad)
+    with pytest.raises(PerfmodelError, match="^--stop-after "):
+        parse_duration(bad, "--stop-after")
 
 
 def test_split_budget_is_proportional():

@@ -39,6 +39,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sigterm_interrupts():
+    """SIGTERM handled as an interrupt (`profilers.cli.sigterm_interrupts`): a profile run
+    stopped by `timeout` or a scheduler journals its point as abandoned."""
+    try:
+        from profilers.cli import sigterm_interrupts
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return sigterm_interrupts()
+
+
+def _os_error(exc: OSError) -> str:
+    return f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `perfmodel` console script."""
     parser = build_parser()
@@ -48,15 +64,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_interrupts():
+            return int(args.func(args) or 0)
     except PerfmodelError as exc:
         print(f"perfmodel {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path that cannot be written or read
+        if isinstance(exc, BrokenPipeError):
+            return 0
+        print(f"perfmodel {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"perfmodel {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ def run(args) -> int:
     path = pred.save(args.out)
     kinds = ", ".join(f"{k} ({m.rows} rows)" for k, m in sorted(pred.models.items())) or "none"
     print(f"fitted on {pred.info['rows']} rows for {pred.device.key}: learned op kinds {kinds}")
+    if pred.info.get("whole_rows_left_out"):
+        print(f"left out {pred.info['whole_rows_left_out']} block and whole-model rows (suites "
+              "blocks, validation: they calibrate and check `perfmodel step`/`rank`, they are "
+              "not ops)")
     if pred.info.get("roofline_kinds"):
         print(f"too few rows, roofline fallback: {', '.join(pred.info['roofline_kinds'])}")
     for kind, why in pred.info.get("skipped_kinds", {}).items():

@@ -29,7 +29,8 @@ from perfmodel.learn.baselines import LinearBaseline
 from perfmodel.learn.conformal import Conformal, calibrate
 from perfmodel.learn.features import BASES, Features, base_time, build_features, kinds_of
 from perfmodel.learn.kinds import canonical_op
-from perfmodel.learn.schema import read_measurements, validate_measurements, validate_ops
+from perfmodel.learn.schema import (WHOLE_SUITES, read_measurements, validate_measurements,
+                                    validate_ops)
 
 FORMAT = "perfmodel-predictor"
 FORMAT_VERSION = 1
@@ -358,6 +359,14 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         df = validate_measurements(data, source="data")
     else:
         df = read_measurements(data)
+    left_out = 0
+    if "suite" in df.columns:  # a profile's blocks and whole models are no per-op rows
+        whole = df["suite"].astype(str).isin(WHOLE_SUITES).to_numpy()
+        left_out, df = int(whole.sum()), df[~whole].reset_index(drop=True)
+        if df.empty:
+            raise PerfmodelError(f"no per-op rows: the {left_out} rows are blocks and whole "
+                                 "models (suites blocks, validation), which calibrate "
+                                 "`perfmodel step`/`rank` but are not ops to learn")
     if not 0.0 < coverage < 1.0:
         raise PerfmodelError(f"coverage must be between 0 and 1, got {coverage}")
     if base not in BASES:
@@ -414,7 +423,7 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         "rows": int(len(df)), "group_by": group_by if group_by else "default",
         "xgb_params": {**XGB_PARAMS, **(params or {})}, "min_rows": min_rows,
         "roofline_kinds": sorted({str(k) for k in kinds[usable]} - set(models)),
-        "skipped_kinds": skipped,
+        "skipped_kinds": skipped, "whole_rows_left_out": left_out,
     }
     return Predictor(device=spec, models=models, linear=linear, coverage=coverage, info=info, base=base)
 

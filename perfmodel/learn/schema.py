@@ -35,10 +35,32 @@ def read_measurements(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    frames = [_read_one(Path(p)) for p in paths]
+    paths = [Path(p) for p in paths]
+    frames = [_read_one(p) for p in paths]
     if not frames:
         raise PerfmodelError("no measurement files given")
+    _same_device([(p, read_metadata(p)) for p in paths if p.is_dir()])
     return pd.concat(frames, ignore_index=True, sort=False)
+
+
+# suites whose rows are not ops: a block (projections and glue included) or a whole model,
+# timed to calibrate and check the sums of ops (`perfmodel.predict`), never learned per op
+WHOLE_SUITES = ("blocks", "validation")
+
+# what makes two profiles one device's: every CPU's catalogue key is `cpu`, so its name and
+# the torch thread count its timings were taken with say which CPU and how it was run
+DEVICE_FIELDS = ("device_name", "torch_threads")
+
+
+def _same_device(metas: list) -> None:
+    """PerfmodelError when profile directories were measured on different devices."""
+    for path, meta in metas[1:]:
+        first, ref = metas[0]
+        for key in DEVICE_FIELDS:
+            if meta.get(key) != ref.get(key):
+                raise PerfmodelError(
+                    f"{path}: {key} {meta.get(key)!r}, but {first}: {ref.get(key)!r}; fit one "
+                    "device (and one thread count) at a time")
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -64,8 +86,9 @@ def _read_one(path: Path) -> pd.DataFrame:
         meta = read_metadata(path)
         file = path / PROFILE_FILE
         if not file.exists() and (path / "journal.jsonl").exists():
-            raise PerfmodelError(f"{path}: profile not finished (no {PROFILE_FILE} yet); rerun "
-                                 f"`perfmodel profile --out {path}` to resume it")
+            raise PerfmodelError(f"{path}: profile not finished (no {PROFILE_FILE} yet): rerun "
+                                 "the command that made it to resume it, or end it with what "
+                                 f"it measured: `perfmodel profile finish {path}`")
         if not file.exists():
             raise PerfmodelError(f"{path}: not a profile directory (no {PROFILE_FILE})")
     else:

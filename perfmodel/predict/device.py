@@ -33,17 +33,19 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.predict.calibration import (FEATURES, MIN_BLOCK_ROWS, Calibration, Calibrations,
                                           feature_columns, features, fit_calibration,
                                           measured_classes)
+from perfmodel.learn.schema import WHOLE_SUITES
 from perfmodel.predict.measured import center_time
 from perfmodel.predict.assembly import scale_of
 from perfmodel.predict.optimes import OpTimes
 
-PER_OP_EXCLUDED = ("blocks", "validation")
+PER_OP_EXCLUDED = WHOLE_SUITES  # blocks and whole models: not per-op rows
 MIN_PER_OP_ROWS = 50
 CACHE_VERSION = 8  # bump when the cached files change format or meaning
 # math modes a CPU has no whole-model path for (`Backend.check_dtype`)
 CPU_NO_MATH_MODE = frozenset({"tf32", "float16", "float8_e4m3fn", "float8_e5m2"})
 # metadata fields a fit depends on (part of `profile_digest`)
 DIGEST_METADATA = ("catalogue_key", "device_name", "torch_threads")
+MAIN_KINDS = ("gemm", "conv", "attention", "elementwise")  # op kinds most models spend in
 MAX_REL_IQR = 0.25  # block rows whose IQR exceeds 25% of the median are not calibrated on
 
 
@@ -451,6 +453,10 @@ def from_profile(path: Path, spec=None) -> Backend:
         try:
             predictor = _cached_predictor(per_op, spec, digest)
             how = f"learned per-op predictor on {len(per_op)} per-op rows"
+            unlearned = [k for k in MAIN_KINDS if k not in predictor.kinds]
+            if unlearned:  # the profile measured none of them: a model's share is bare roofline
+                how += (f" (roofline for {', '.join(unlearned)} ops: none measured, or too "
+                        "few to learn from)")
         except Exception as exc:  # noqa: BLE001  (say so and use the roofline)
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             how = f"roofline per op (fitting a per-op predictor failed: {msg})"

@@ -48,6 +48,9 @@ class Estimate:
     def __str__(self) -> str:
         if math.isfinite(self.lo) and math.isfinite(self.hi):
             return f"{self.value:.4g} [{self.lo:.4g}, {self.hi:.4g}]"
+        if math.isfinite(self.lo) or math.isfinite(self.hi):  # one side: a roofline's bound
+            lo, hi = (f"{v:.4g}" if math.isfinite(v) else "-" for v in (self.lo, self.hi))
+            return f"{self.value:.4g} [{lo}, {hi}]"
         return f"{self.value:.4g}"
 
 
