@@ -86,18 +86,22 @@ class ProfileResult:
         lines = [f"profile {self.directory} ({self.metadata.get('device_name')}, "
                  f"{'complete' if self.metadata.get('complete') else 'incomplete'})"]
         bands = self.metadata.get("repeat_bands", {})
-        lines.append(f"{'suite':<12}{'points':>8}{'failed':>8}{'repeated':>10}{'band':>8}"
-                     f"{'spent':>10}{'budget':>10}  ended")
-        for s in self.suites:
-            band = (bands.get(s.name) or {}).get("band")
-            band_txt = f"{band:.1%}" if band is not None else "-"
-            lines.append(f"{s.name:<12}{s.points:>8}{s.failed:>8}{s.repeated:>10}{band_txt:>8}"
-                         f"{fmt_seconds(s.spent_s):>10}{fmt_seconds(s.budget_s):>10}  {s.reason}")
-        lines.append("band: a re-measurement lands within +-band of time_s 90% of the time "
-                     "(from the repeat pass)")
+        if self.suites:  # a paused run has no per-suite totals yet
+            lines.append(f"{'suite':<12}{'points':>8}{'failed':>8}{'repeated':>10}{'band':>8}"
+                         f"{'spent':>10}{'budget':>10}  ended")
+            for s in self.suites:
+                band = (bands.get(s.name) or {}).get("band")
+                band_txt = f"{band:.1%}" if band is not None else "-"
+                lines.append(f"{s.name:<12}{s.points:>8}{s.failed:>8}{s.repeated:>10}"
+                             f"{band_txt:>8}{fmt_seconds(s.spent_s):>10}"
+                             f"{fmt_seconds(s.budget_s):>10}  {s.reason}")
+            lines.append("band: a re-measurement lands within +-band of time_s 90% of the "
+                         "time (from the repeat pass)")
         if self.paused:
+            per_suite = self.frame.groupby("suite").size() if len(self.frame) else {}
+            got = ", ".join(f"{k} {int(v)}" for k, v in dict(per_suite).items())
             lines.append("paused (--stop-after): run the same command again to continue; "
-                         f"{len(self.frame)} points so far")
+                         f"{len(self.frame)} points so far" + (f" ({got})" if got else ""))
         ok = self.frame[self.frame["status"] == "ok"]
         if len(ok) and ok["energy_j"].notna().any():
             lines.append(f"energy measured for {int(ok['energy_j'].notna().sum())} of {len(ok)} points")

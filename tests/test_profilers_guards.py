@@ -59,7 +59,9 @@ def _config(out, **kw):
 
 def test_an_unfinished_profile_of_another_device_is_not_continued(tmp_path, tiny):
     out = tmp_path / "p"
-    assert run_profile(_config(out), stop_after_s=1e-6).paused
+    paused = run_profile(_config(out), stop_after_s=1e-6)
+    assert paused.paused and "run the same command again to continue" in paused.summary()
+    assert "band:" not in paused.summary()  # no empty per-suite table
     meta = read_metadata(out)
     meta["device_name"] = "Intel(R) Xeon(R) Processor"  # begun on another machine
     (out / METADATA).write_text(json.dumps(meta))
