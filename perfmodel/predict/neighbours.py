@@ -34,6 +34,14 @@ training steps from 2.4 % to 3.5 % median error. MBConv neighbours are rough: th
 times expansion 6 only (EfficientNet's first stage has none) and mixes 3x3 and 5x5
 depthwise kernels within the family.
 
+Llama-style transformer blocks (RMSNorm, SwiGLU or rotary positions) are a family of their
+own (`llama`) where the profile measured the blocks suite's `llama_block`; a profile without
+them (the shipped CPU ones) corrects them by the GPT-style blocks' residuals. Paired timing on
+the AMD CPU (2026-12-02, `transformer_block` rows the profile measured timed again beside the
+suite's Llama blocks of the same shapes, 16 shapes): against the shipped profile's predictions,
+the Llama blocks ran 0.96x as much above them as the GPT-style ones above their own
+measurements (fwd 0.97, fwd_bwd 0.91): the GPT-style correction stands in for a Llama one.
+
 RegNetY blocks were first their own family (`se`); now they share RegNetX's (`regnet`).
 The suite's squeeze-excitation blocks are few (31 steady rows against 109 RegNetX ones)
 and sit mostly on 7-56 px maps, so a RegNetY block of the x4 candidates (208-880 wide on
