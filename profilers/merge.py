@@ -189,6 +189,9 @@ def _pooled_band(bands: list[dict]) -> dict:
     is None: a grid-only run) adds no band."""
     runs = [int(b.get("runs", 1)) for b in bands]
     timed = [(b, w) for b, w in zip(bands, runs) if b.get("band") is not None]
+    # `runs`: the runs the band is the mean of (a grid-only run adds none), so a later merge
+    # weighs it the same whichever order the runs were merged in
+    weight = sum(w for _, w in timed) if timed else sum(runs)
 
     def average(key: str):
         vals = [(float(b[key]), w) for b, w in timed if b.get(key) is not None]
@@ -198,11 +201,12 @@ def _pooled_band(bands: list[dict]) -> dict:
 
     return {"repeated": int(sum(b.get("repeated", 0) or 0 for b in bands)),
             "band": average("band"), "median_rel_diff": average("median_rel_diff"),
-            "pooled": bool(any(b.get("pooled") for b in bands)), "runs": int(sum(runs))}
+            "pooled": bool(any(b.get("pooled") for b in bands)), "runs": int(weight)}
 
 
 def _metadata(sources, metas: list[dict], merged: Merged) -> dict:
     meta = dict(metas[0])
+    meta.pop("run_id", None)  # a merge is its runs (`merged_from`), not the first of them
     meta["schema_version"] = SCHEMA_VERSION  # the rows are written in this version's columns
     meta["created"] = min(str(m.get("created", "")) for m in metas)
     meta["finished"] = max(str(m.get("finished", "")) for m in metas)

@@ -186,7 +186,8 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
             frame = read_profile(out)
             states = [SuiteState(**s) for s in meta.get("suite_state", [])]  # none: a merge
             return ProfileResult(out, frame, meta, states, True)
-    elif out.is_dir() and any(p.name != JOURNAL for p in out.iterdir()):
+    elif out.is_dir() and any(p.name != JOURNAL and not p.name.endswith(".tmp")
+                              for p in out.iterdir()):  # .tmp: a write a kill cut short
         raise PerfmodelError(f"--out {out} is a directory with other files in it and no "
                              "profile: give a new or empty directory")
     if config.threads is not None:
@@ -194,10 +195,11 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
 
         if config.threads < 1:
             raise PerfmodelError(f"--threads must be at least 1, got {config.threads}")
-        cpus = os.cpu_count() or 1
+        cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                else os.cpu_count() or 1)  # the CPUs this process may run on (taskset, cgroups)
         if config.threads > cpus:
             raise PerfmodelError(f"--threads {config.threads} is more than this machine's "
-                                 f"{cpus} logical CPUs: the timings would be of threads "
+                                 f"{cpus} logical CPUs this process may use: the timings would be of threads "
                                  "waiting for a core")
         torch.set_num_threads(config.threads)
     device = open_device(config.device)

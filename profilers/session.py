@@ -44,6 +44,7 @@ LAST_POINT_S = 15.0  # a point begun just before the pause (a big whole model on
 BUDGET_SHARE = 0.92  # of the profile's time: the rest absorbs the budget's overrun
 PROFILE_ATTEMPTS = 3  # the profile run and up to two resuming reruns (a lost device, a crash)
 MIN_PROFILE_S = 5.0  # less measuring time left than this: skip the profile
+TERM_GRACE_S = 5.0  # a child past its time: SIGTERM, then SIGKILL after this long
 
 
 def device_slug(meta: dict) -> str:
@@ -205,16 +206,21 @@ class Session:
                    PYTHONUNBUFFERED="1")
         self.say(f"{name}: start (limit {timeout:.0f} s)")
         t0 = time.monotonic()
+        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, text=True,
+                                encoding="utf-8", errors="replace",  # a killed child may
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # cut a char
         try:
-            proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, text=True,
-                                  encoding="utf-8", errors="replace",
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  timeout=max(1.0, timeout))
-            rc, text = proc.returncode, proc.stdout
-        except subprocess.TimeoutExpired as exc:  # a killed child may leave half a character
+            text, _ = proc.communicate(timeout=max(1.0, timeout))
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
             rc = None
-            text = (exc.stdout.decode("utf-8", errors="replace") if isinstance(exc.stdout, bytes)
-                    else (exc.stdout or ""))
+            proc.terminate()  # SIGTERM first: a profile run journals its point as abandoned
+            try:
+                text, _ = proc.communicate(timeout=TERM_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                text, _ = proc.communicate()
+        text = text or ""
         with open(self.log, "a") as fh:
             fh.write(text)
         if capture is not None:
@@ -369,8 +375,10 @@ def main(argv=None) -> int:
         record = Session(out, args.device, parse_duration(args.deadline, "--deadline"),
                          parse_duration(args.tests_time, "--tests-time"),
                          tests=not args.no_tests, suites=args.suite, after=args.after).run()
-        # nothing measured (no device, no time, a profile that failed): not a success
-        return 0 if (record.get("profile") or {}).get("points") else 1
+        # nothing measured (no device, no time, every point failed): not a success
+        prof = record.get("profile") or {}
+        measured = sum((prof.get("points") or {}).values()) - int(prof.get("failed") or 0)
+        return 0 if measured > 0 else 1
     except PerfmodelError as exc:
         print(f"profilers.session: error: {exc}", file=sys.stderr)
         return 2

@@ -48,6 +48,12 @@ def test_llama_points_are_their_config(cpu_points):
         cfg = llama_cfg(p.p["d_model"], p.p["seq_q"])
         assert (p.p["heads"], p.p["kv_heads"], p.p["d_ff"], p.p["head_dim"]) == (
             cfg.n_heads, cfg.kv_heads, cfg.d_ff, cfg.head_dim)
+    # no grid block sits exactly at a block of the held-out Llama family
+    from profilers.suites.blocks import held_out_llama_dims
+
+    held = held_out_llama_dims(open_device("cpu"))
+    assert (256, 128, 4) in held and (512, 128, 4) in held  # the base and `w` x4
+    assert not {(p.p["d_model"], p.p["seq_q"], p.p["batch"]) for p in llama} & held
     cfg = llama_cfg(512, 128)
     assert (cfg.n_heads, cfg.kv_heads, cfg.d_ff) == (8, 2, 1408)  # 8/3 x 512, up to 64
     assert (cfg.mlp, cfg.norm, cfg.position, cfg.bias) == ("swiglu", "rmsnorm", "rope", False)
@@ -120,6 +126,13 @@ def test_llama_parts_take_llama_neighbours_and_else_the_gpt_blocks():
     # Llama entries of another dtype only: the GPT-style blocks of this dtype stand in
     mixed = gpt_only + [entry("llama", 0.8, "bfloat16")]
     assert scale(mixed, llama) == pytest.approx(1.3)
-    index = NeighbourIndex(both)
-    assert index.has("llama", "fwd_bwd") and not index.has("llama", "fwd")
-    assert not index.has("llama", "fwd_bwd", "bfloat16")
+    # Llama blocks measured, but none near this part (its own row excluded, another 3
+    # octaves away): the GPT-style neighbours, not no correction at all
+    own = ["llama", 256, 128, 4, "float32", "fwd_bwd"]
+    far = [list(transformer_dims(4096, 128, 4)), "fwd_bwd",
+           ["llama", 4096, 128, 4, "float32", "fwd_bwd"], math.log(0.5)]
+    mine = [list(dims), "fwd_bwd", own, math.log(0.7)]
+    index = NeighbourIndex(gpt_only + [far, mine])
+    assert index.scale(dims, "fwd_bwd", exclude=own, dtype="float32", family="llama",
+                       fallback="transformer") == pytest.approx(1.3)
+    assert index.scale(dims, "fwd_bwd", exclude=own, dtype="float32", family="llama") == 1.0

@@ -143,7 +143,11 @@ def test_a_run_that_repeated_nothing_merges_without_a_band():
     timed = {"repeated": 481, "band": 0.206, "median_rel_diff": 0.067, "pooled": False}
     grid = {"repeated": 0, "band": None, "median_rel_diff": None, "pooled": False}
     assert _pooled_band([timed, grid]) == {"repeated": 481, "band": 0.206,
-                                           "median_rel_diff": 0.067, "pooled": False, "runs": 2}
+                                           "median_rel_diff": 0.067, "pooled": False, "runs": 1}
     assert _pooled_band([grid, grid])["band"] is None
     merged = {"repeated": 10, "band": 0.1, "median_rel_diff": 0.05, "runs": 3}
     assert _pooled_band([timed, merged])["band"] == pytest.approx((0.206 + 3 * 0.1) / 4)
+    # merged in any order: the same band
+    other = {"repeated": 5, "band": 0.4, "median_rel_diff": 0.1, "pooled": False}
+    at_once = _pooled_band([timed, grid, other])["band"]
+    assert _pooled_band([_pooled_band([timed, grid]), other])["band"] == pytest.approx(at_once)

@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"perfmodel {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if type(exc).__name__ == "Terminated":  # SIGTERM (`profilers.cli.Terminated`)
+            print(f"perfmodel {args.command}: terminated", file=sys.stderr)
+            return 143
         print(f"perfmodel {args.command}: interrupted", file=sys.stderr)
         return 130
 

@@ -22,7 +22,7 @@ from perfmodel.learn.baselines import ForestBaseline, rf_matrix
 from perfmodel.learn.features import build_features, kinds_of
 from perfmodel.learn.metrics import score
 from perfmodel.learn.predictor import DEFAULT_COVERAGE, MIN_ROWS, _power, fit, group_folds, group_ids
-from perfmodel.learn.schema import read_measurements, validate_measurements
+from perfmodel.learn.schema import per_op_rows, read_measurements, validate_measurements
 
 METHODS = ("xgboost", "roofline", "linear", "random_forest")
 
@@ -108,6 +108,9 @@ def cross_validate(data, device=None, *, group_by=None, n_folds: int = 5,
     if device is not None:
         get_device(device)  # an unknown name fails before any fitting
     df = validate_measurements(data, source="data") if isinstance(data, pd.DataFrame) else read_measurements(data)
+    df = per_op_rows(df)[0]  # scored on what `fit` learns from: no blocks, no whole models
+    if df.empty:
+        raise PerfmodelError("no per-op rows to cross-validate (only blocks and whole models)")
     groups = group_ids(df, group_by)
     if len(np.unique(groups)) < 2:
         raise PerfmodelError("grouped cross-validation needs at least two groups; choose --group-by columns with several values")

@@ -29,7 +29,7 @@ from perfmodel.learn.baselines import LinearBaseline
 from perfmodel.learn.conformal import Conformal, calibrate
 from perfmodel.learn.features import BASES, Features, base_time, build_features, kinds_of
 from perfmodel.learn.kinds import canonical_op
-from perfmodel.learn.schema import (WHOLE_SUITES, read_measurements, validate_measurements,
+from perfmodel.learn.schema import (per_op_rows, read_measurements, validate_measurements,
                                     validate_ops)
 
 FORMAT = "perfmodel-predictor"
@@ -359,10 +359,8 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         df = validate_measurements(data, source="data")
     else:
         df = read_measurements(data)
-    left_out = 0
-    if "suite" in df.columns:  # a profile's blocks and whole models are no per-op rows
-        whole = df["suite"].astype(str).isin(WHOLE_SUITES).to_numpy()
-        left_out, df = int(whole.sum()), df[~whole].reset_index(drop=True)
+    df, left_out = per_op_rows(df)  # a profile's blocks and whole models are no per-op rows
+    if left_out:
         if df.empty:
             raise PerfmodelError(f"no per-op rows: the {left_out} rows are blocks and whole "
                                  "models (suites blocks, validation), which calibrate "

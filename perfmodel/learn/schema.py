@@ -47,6 +47,14 @@ def read_measurements(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
 # timed to calibrate and check the sums of ops (`perfmodel.predict`), never learned per op
 WHOLE_SUITES = ("blocks", "validation")
 
+def per_op_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The rows of per-op suites only (`WHOLE_SUITES` left out), and how many were left out."""
+    if "suite" not in df.columns:
+        return df, 0
+    whole = df["suite"].astype(str).isin(WHOLE_SUITES).to_numpy()
+    return df[~whole].reset_index(drop=True), int(whole.sum())
+
+
 # what makes two profiles one device's: every CPU's catalogue key is `cpu`, so its name and
 # the torch thread count its timings were taken with say which CPU and how it was run
 DEVICE_FIELDS = ("device_name", "torch_threads")

@@ -143,10 +143,11 @@ class Backend:
                 index = cached[1]
                 # never its own measurement, whether or not its input needs a gradient
                 own = part_block_key(part, batch, dtype, train, require_grad=False)
-                family = place[0]
-                if family == "llama" and not index.has(family, phase, dtype):
-                    family = "transformer"  # a profile without Llama-style blocks
-                hit = index.scale(place[1], phase, exclude=own, dtype=dtype, family=family)
+                # a Llama-style block without Llama-style neighbours (a profile that did not
+                # time them, or none near it): the GPT-style blocks' correction
+                fallback = "transformer" if place[0] == "llama" else None
+                hit = index.scale(place[1], phase, exclude=own, dtype=dtype, family=place[0],
+                                  fallback=fallback)
             self._parts[key] = hit
         return hit
 

@@ -140,19 +140,22 @@ class NeighbourIndex:
                 np.array([e[2] for e in rows], float))
             for g, rows in groups.items()}
 
-    def has(self, family: str, phase: str, dtype: str | None = None) -> bool:
-        """Whether the table holds any entry of `family` in `phase` (and `dtype`)."""
-        group = self._groups.get((family, phase))
-        return group is not None and (dtype is None or bool((group[2] == dtype).any()))
-
     def scale(self, dims, phase: str, exclude=None, dtype: str | None = None,
-              family: str = "transformer") -> float:
+              family: str = "transformer", fallback: str | None = None) -> float:
         """The correction for a block of `family` at `dims` (module doc): the `phase` and
         `dtype` entries of its family within `RADIUS`, never the entry keyed `exclude`;
-        1.0 without neighbours."""
+        where its family has none, those of the `fallback` family (a Llama-style block:
+        the GPT-style ones); 1.0 without neighbours."""
+        for fam in (family, fallback):
+            hit = self._lookup(dims, phase, exclude, dtype, fam) if fam else None
+            if hit is not None:
+                return hit
+        return 1.0
+
+    def _lookup(self, dims, phase, exclude, dtype, family) -> float | None:
         group = self._groups.get((family, phase)) if dims is not None else None
         if group is None:
-            return 1.0
+            return None
         D, keys, dtypes, res = group
         delta = np.abs(D - np.asarray(dims, float))
         ok = delta.max(axis=1) <= RADIUS
@@ -162,7 +165,7 @@ class NeighbourIndex:
             own = tuple(exclude)
             ok &= ~np.array([k == own for k in keys], dtype=bool)
         if not ok.any():
-            return 1.0
+            return None
         dist, r = np.sqrt((delta[ok] ** 2).sum(axis=1)), res[ok]
         # nearest first; equal distances (a grid's are often equal) by residual, so the
         # choice never depends on the order of the profile's rows
