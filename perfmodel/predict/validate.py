@@ -138,7 +138,9 @@ class ValidationReport:
                 f"{'blocks measured':>15}")
         lines.append(head)
         for r in t.itertuples(index=False):
-            iv = f"[{r.pred_lo_s:.4g}, {r.pred_hi_s:.4g}]" if np.isfinite(r.pred_lo_s) else ""
+            iv = (f"[{r.pred_lo_s:.4g}, "
+                  f"{f'{r.pred_hi_s:.4g}' if np.isfinite(r.pred_hi_s) else '-'}]"
+                  if np.isfinite(r.pred_lo_s) else "")  # "-": no upper bound (a roofline's)
             lines.append(f"{r.model:<14} {r.phase:<10} {r.batch:>5} {r.factor:>6g} "
                          f"{r.strategy or 'base':<12} {r.measured_s:>11.4g} "
                          f"{f'{r.pred_s:.4g} {iv}':>32} {100 * r.error:>+7.1f}% "
