@@ -31,6 +31,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -206,21 +207,27 @@ class Session:
                    PYTHONUNBUFFERED="1")
         self.say(f"{name}: start (limit {timeout:.0f} s)")
         t0 = time.monotonic()
-        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, text=True,
-                                encoding="utf-8", errors="replace",  # a killed child may
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # cut a char
-        try:
-            text, _ = proc.communicate(timeout=max(1.0, timeout))
-            rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            rc = None
-            proc.terminate()  # SIGTERM first: a profile run journals its point as abandoned
+        # output to a file, not a pipe: waiting on a pipe waits for every process holding
+        # it (a grandchild), where waiting on the child ends when it does
+        with tempfile.TemporaryFile() as fh:
+            proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=fh,
+                                    stderr=subprocess.STDOUT)
             try:
-                text, _ = proc.communicate(timeout=TERM_GRACE_S)
+                rc = proc.wait(timeout=max(1.0, timeout))
             except subprocess.TimeoutExpired:
+                rc = None
+                proc.terminate()  # SIGTERM first: a profile run journals its point abandoned
+                try:
+                    proc.wait(timeout=TERM_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            except BaseException:  # the session itself interrupted: no orphaned child
                 proc.kill()
-                text, _ = proc.communicate()
-        text = text or ""
+                proc.wait()
+                raise
+            fh.seek(0)
+            text = fh.read().decode("utf-8", errors="replace")  # a killed child may cut a char
         with open(self.log, "a") as fh:
             fh.write(text)
         if capture is not None:

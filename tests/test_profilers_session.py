@@ -82,3 +82,27 @@ def test_a_session_that_measured_nothing_says_why_and_fails(tmp_path):
     said = done.stdout + done.stderr
     assert "check: failed:" in said and "cuda" in said.lower()
     assert json.loads((out / "session.json").read_text())["profile"].get("points") is None
+
+
+def test_a_child_past_its_time_gets_sigterm_then_sigkill(tmp_path):
+    """A step past its limit is asked to stop (SIGTERM: a profile run journals its point as
+    abandoned) and killed only if it does not; a grandchild holding the output does not
+    keep the session waiting."""
+    import time
+
+    s = Session(tmp_path / "out", "cpu", 60.0, 10.0, tests=False)
+    s.out.mkdir(parents=True)
+    t0 = time.monotonic()
+    rc, text, step = s.child("grandchild", ["-c", (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(20)'])\n"
+        "print('started', flush=True)\ntime.sleep(30)")], 2.0)
+    assert rc is None and step["timed_out"] and text == "started\n"
+    assert time.monotonic() - t0 < 6  # SIGTERM ended it at once
+    rc, text, step = s.child("deaf", ["-c", (
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('deaf', flush=True)\ntime.sleep(30)")], 1.0)
+    assert rc is None and text == "deaf\n"
+    from profilers.session import TERM_GRACE_S
+
+    assert TERM_GRACE_S <= step["seconds"] < TERM_GRACE_S + 5  # then SIGKILL

@@ -42,6 +42,7 @@ def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
     if unknown:
         raise PerfmodelError(f"unknown method(s) {', '.join(sorted(unknown))}; expected {', '.join(METHODS)}")
     pred = fit(train, device=device, group_by=group_by, coverage=coverage, params=params, seed=seed, base=base)
+    test = per_op_rows(test)[0]  # scored on what `fit` learns: no blocks, no whole models
     device = test_device or pred.device.key
     out = pd.DataFrame(index=test.index)
     out["time_s"] = test["time_s"].to_numpy(dtype=float)

@@ -361,6 +361,7 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         df = read_measurements(data)
     df, left_out = per_op_rows(df)  # a profile's blocks and whole models are no per-op rows
     if left_out:
+        df = df.reset_index(drop=True)
         if df.empty:
             raise PerfmodelError(f"no per-op rows: the {left_out} rows are blocks and whole "
                                  "models (suites blocks, validation), which calibrate "

@@ -48,11 +48,12 @@ def read_measurements(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
 WHOLE_SUITES = ("blocks", "validation")
 
 def per_op_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """The rows of per-op suites only (`WHOLE_SUITES` left out), and how many were left out."""
+    """The rows of per-op suites only (`WHOLE_SUITES` left out; the index kept, so results
+    line up with the input), and how many were left out."""
     if "suite" not in df.columns:
         return df, 0
     whole = df["suite"].astype(str).isin(WHOLE_SUITES).to_numpy()
-    return df[~whole].reset_index(drop=True), int(whole.sum())
+    return (df[~whole] if whole.any() else df), int(whole.sum())
 
 
 # what makes two profiles one device's: every CPU's catalogue key is `cpu`, so its name and
