@@ -140,3 +140,12 @@ def test_a_profile_without_some_op_kinds_says_the_roofline_prices_them(tmp_path)
     assert "learned per-op predictor on 60 per-op rows (roofline for conv, attention, " \
            "elementwise ops" in desc
     assert str(Estimate(0.5, lo=0.5)) == "0.5 [0.5, -]" and str(Estimate(0.5)) == "0.5"
+
+
+def test_a_profile_too_small_to_learn_from_says_why_it_is_roofline(tmp_path):
+    """`fit` learns a kind from 20 rows; a backend fits a predictor from 50: a profile
+    between the two says why its predictions are the roofline's."""
+    from perfmodel.predict.device import from_profile
+
+    desc = from_profile(_cpu_profile(tmp_path / "p", "AMD EPYC", 1)).description
+    assert "roofline per op (30 per-op rows, under the 50 a learned predictor is fitted on)" in desc

@@ -438,6 +438,9 @@ def from_profile(path: Path, spec=None) -> Backend:
     # per-op suites: learn each point's median over its measurements (`center_time`)
     per_op = with_center_times(rows[~rows["suite"].astype(str).isin(PER_OP_EXCLUDED)])
     predictor, how = None, "roofline per op"
+    if 0 < len(per_op) < MIN_PER_OP_ROWS:
+        how += (f" ({len(per_op)} per-op rows, under the {MIN_PER_OP_ROWS} a learned "
+                "predictor is fitted on)")
     if len(per_op) >= MIN_PER_OP_ROWS:
         per_op = per_op.copy()
         if "group" not in per_op.columns and "params" in per_op.columns:
