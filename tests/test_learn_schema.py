@@ -149,3 +149,28 @@ def test_a_profile_too_small_to_learn_from_says_why_it_is_roofline(tmp_path):
 
     desc = from_profile(_cpu_profile(tmp_path / "p", "AMD EPYC", 1)).description
     assert "roofline per op (30 per-op rows, under the 50 a learned predictor is fitted on)" in desc
+
+
+def test_an_unknown_phase_is_an_error_not_a_forward_pass(tmp_path):
+    """`train`, `forward` or `garbage` were priced as `fwd` (a conv 2.2x off)."""
+    text = "op,m,n,k,b,dtype,phase,time_s\ngemm,8,8,8,1,float16,FWD,1e-6\ngemm,8,8,8,1,float16,train,1e-6\n"
+    with pytest.raises(PerfmodelError, match=r"row 2 \(line 3\): column 'phase': 'train' is not one of fwd"):
+        read_measurements(_write(tmp_path, text))
+    ok = read_measurements(_write(tmp_path, text.replace("train", "bwd"), "ok.csv"))
+    assert ok["phase"].tolist() == ["fwd", "bwd"]
+
+
+def test_a_gpu_without_the_math_mode_refuses_its_gemms():
+    """float64 on an L4, FP8 on an A100: no such peak in the catalogue; the FP32 rate they
+    were priced at is 30-64x off. TF32 on a V100 runs as FP32 (no TF32 units): priced so."""
+    import numpy as np
+
+    from perfmodel.hardware.catalogue import get_device
+    from perfmodel.learn.features import dtype_columns
+
+    for dev, dt in (("l4", "float64"), ("a100", "float8_e4m3fn")):
+        with pytest.raises(PerfmodelError, match=f"cannot predict {dt} ops on"):
+            dtype_columns(np.array([dt]), get_device(dev))
+    v100 = get_device("v100")
+    assert dtype_columns(np.array(["tf32"]), v100)[1][0] == v100.peak("float32")
+    assert dtype_columns(np.array(["float64"]), get_device("l4"), tensor=False)[1][0] > 0

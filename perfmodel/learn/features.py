@@ -114,6 +114,12 @@ def dtype_columns(dtypes: np.ndarray, device, tensor: bool = True) -> tuple[np.n
         if d not in DTYPE_BYTES:
             raise PerfmodelError(f"unknown dtype {d!r}")
         size[i] = DTYPE_BYTES[d]
+        if (tensor and device.kind == "gpu" and not device.supports(d)
+                and (d == "float64" or d.startswith("float8"))):
+            # no such math on this GPU in the catalogue (float64 on an L4, FP8 on an A100):
+            # its FP32 rate would be a wrong number, as the roofline says
+            raise PerfmodelError(f"cannot predict {d} ops on {device.key}: the catalogue has "
+                                 f"no {d} peak for it")
         mode = d if tensor and device.supports(d) else VECTOR_MATH
         try:
             peak[i] = device.peak(mode)

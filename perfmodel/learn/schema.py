@@ -235,6 +235,16 @@ def _check_shapes(df: pd.DataFrame, source: str, csv: bool) -> pd.DataFrame:
             i = int(np.flatnonzero(codes == j)[0])
             raise PerfmodelError(f"{_where(source, i, csv)}: column 'dtype': {exc}") from None
     df["dtype"] = _categorical(codes, names)
+    if "phase" in df.columns:  # an unknown phase was priced as a forward pass
+        from perfmodel.learn.features import PHASES
+
+        phase = df["phase"].astype("string").str.strip().str.lower()
+        bad = phase.notna() & ~phase.isin(list(PHASES))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise PerfmodelError(f"{_where(source, i, csv)}: column 'phase': "
+                                 f"{df['phase'].iloc[i]!r} is not one of {', '.join(PHASES)}")
+        df["phase"] = phase.astype(object).where(phase.notna(), None)
     if "b" not in df.columns:
         df["b"] = 1
     gemm = _is_gemm(df["op"])
