@@ -174,3 +174,17 @@ def test_a_gpu_without_the_math_mode_refuses_its_gemms():
     v100 = get_device("v100")
     assert dtype_columns(np.array(["tf32"]), v100)[1][0] == v100.peak("float32")
     assert dtype_columns(np.array(["float64"]), get_device("l4"), tensor=False)[1][0] > 0
+
+
+def test_a_gemm_flops_column_must_be_its_shapes_flops(tmp_path):
+    """The column overrides the shape's cost: MACs there (fvcore, ptflops) halved the
+    prediction without a word."""
+    head = "op,m,n,k,b,dtype,time_s,flops\n"
+    ok = read_measurements(_write(tmp_path, head + "gemm,8,16,4,2,float16,1e-6,2048\n"
+                                  "addmm,8,16,4,2,float16,1e-6,2304\n"))  # + its bias
+    assert ok["flops"].tolist() == [2048, 2304]
+    with pytest.raises(PerfmodelError, match=r"column 'flops' is 1024, fewer than the "
+                                             r"2 x b x m x n x k = 2048 FLOPs"):
+        read_measurements(_write(tmp_path, head + "gemm,8,16,4,2,float16,1e-6,1024\n", "macs.csv"))
+    with pytest.raises(PerfmodelError, match="column 'flops' must not be negative"):
+        read_measurements(_write(tmp_path, head + "gemm,8,16,4,2,float16,1e-6,-1\n", "neg.csv"))

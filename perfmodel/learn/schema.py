@@ -262,7 +262,39 @@ def _check_shapes(df: pd.DataFrame, source: str, csv: bool) -> pd.DataFrame:
             i = int(np.flatnonzero(bad)[0])
             raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must be a positive integer for GEMM op {df['op'].iloc[i]!r}, got {_show(df[col].iloc[i])}")
         df[col] = v
+    _check_gemm_flops(df, gemm, source, csv)
     return df
+
+
+def _check_gemm_flops(df: pd.DataFrame, gemm: np.ndarray, source: str, csv: bool) -> None:
+    """A forward GEMM's own `flops` must be at least 2 x b x m x n x k (the column overrides
+    the shape's cost: MACs there, as fvcore and ptflops export them, halved every
+    prediction; the counter's addmm adds its bias on top);
+    a negative `flops` or `bytes` is an error, not a value to ignore."""
+    for col in ("flops", "bytes"):
+        if col in df.columns:
+            v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+            bad = np.isfinite(v) & (v < 0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must not be "
+                                     f"negative, got {_show(df[col].iloc[i])}")
+    if "flops" not in df.columns or not gemm.any():
+        return
+    flops = pd.to_numeric(df["flops"], errors="coerce").to_numpy(dtype=float)
+    fwd = np.ones(len(df), bool)
+    if "phase" in df.columns:
+        fwd = df["phase"].isin(["fwd", "inference"]).to_numpy() | df["phase"].isna().to_numpy()
+    want = 2.0 * df["b"].to_numpy(dtype=float) * df["m"].to_numpy(dtype=float) * \
+        df["n"].to_numpy(dtype=float) * df["k"].to_numpy(dtype=float)
+    # fewer FLOPs than the product itself (a bias add may count on top: an addmm)
+    bad = gemm & fwd & np.isfinite(flops) & (flops < 0.99 * want)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PerfmodelError(
+            f"{_where(source, i, csv)}: column 'flops' is {flops[i]:.6g}, fewer than the "
+            f"2 x b x m x n x k = {want[i]:.6g} FLOPs this GEMM runs (FLOPs = 2 x MACs; a "
+            "MAC count would halve the prediction): fix it or drop the column")
 
 
 def _categorical(codes: np.ndarray, names: list[str]) -> pd.Categorical:
