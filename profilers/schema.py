@@ -82,7 +82,9 @@ COLUMNS: tuple[Column, ...] = (
     _C("time_s", "float64", "s", "median time of one execution"),
     _C("time_iqr_s", "float64", "s", "interquartile range of the timed samples"),
     _C("time_repeat_s", "float64", "s", "median of the point's repeat measurements (the "
-       "repeat pass, later in its suite; empty for points not repeated)"),
+       "repeat pass, later in its suite; empty for points not repeated; in a merged "
+       "profile, empty when only a later run measured the point again: `repeats` then "
+       "counts that run's measurements)"),
     _C("repeats", "Int64", "", "repeat measurements of the point (0 when not repeated)"),
     _C("time_center_s", "float64", "s", "median of all of the point's measurements (time_s "
        "and every repeat): its best time estimate across the run"),
