@@ -65,10 +65,10 @@ def merge_profiles(sources: list, out) -> Merged:
         if not meta.get("complete"):
             raise PerfmodelError(f"{src} is not complete: finish it (the same command again) "
                                  "before merging")
-        for key in SAME_DEVICE:
-            if metas and meta.get(key) != metas[0].get(key):
-                raise PerfmodelError(f"{src}: {key} {meta.get(key)!r} differs from "
-                                     f"{sources[0]}'s {metas[0].get(key)!r}: not the same device")
+        diff = device_difference(meta, metas[0]) if metas else None
+        if diff:
+            where = diff.replace(" there,", f" in {src},").replace(" here", f" in {sources[0]}")
+            raise PerfmodelError(f"not the same device: {where}")
         if Path(src).resolve() == out.resolve():
             raise PerfmodelError(f"--out {out} is one of the sources")
         same = [s for s in sources[:len(metas)] if Path(s).resolve() == Path(src).resolve()]

@@ -39,20 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sigterm_interrupts():
-    """SIGTERM handled as an interrupt (`profilers.cli.sigterm_interrupts`): a profile run
-    stopped by `timeout` or a scheduler journals its point as abandoned."""
-    try:
-        from profilers.cli import sigterm_interrupts
-    except ImportError:
-        import contextlib
+try:  # SIGTERM handled as an interrupt: a profile run stopped by `timeout` or a scheduler
+    # journals its point as abandoned (`profilers.cli`, installed beside perfmodel)
+    from profilers.cli import Terminated, os_error, sigterm_interrupts
+except ImportError:  # perfmodel alone: no profile command, default signal handling
+    import contextlib
 
+    class Terminated(KeyboardInterrupt):
+        pass
+
+    def sigterm_interrupts():
         return contextlib.nullcontext()
-    return sigterm_interrupts()
 
-
-def _os_error(exc: OSError) -> str:
-    return f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+    def os_error(exc: OSError) -> str:
+        return str(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             return int(args.func(args) or 0)
     except PerfmodelError as exc:
         print(f"perfmodel {args.command}: error: {exc}", file=sys.stderr)
@@ -72,12 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a path that cannot be written or read
         if isinstance(exc, BrokenPipeError):
             return 0
-        print(f"perfmodel {args.command}: error: {_os_error(exc)}", file=sys.stderr)
+        print(f"perfmodel {args.command}: error: {os_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:
-        if type(exc).__name__ == "Terminated":  # SIGTERM (`profilers.cli.Terminated`)
-            print(f"perfmodel {args.command}: terminated", file=sys.stderr)
-            return 143
+    except Terminated:
+        print(f"perfmodel {args.command}: terminated", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
         print(f"perfmodel {args.command}: interrupted", file=sys.stderr)
         return 130
 
