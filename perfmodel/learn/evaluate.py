@@ -9,9 +9,14 @@ random forest on the training part; all methods predict the same held-out rows. 
 fold's training part lacks fall back to the roofline for every method.
 
 Scores (see `metrics.py`): MAPE, median and p90 APE, share within +-10%, R2 (on log time;
-on linear watts / joules for power and energy), Spearman, interval coverage.
+on linear watts / joules for power and energy), Spearman, interval coverage (over the rows
+with both bounds: a roofline fallback's interval has no upper bound), and per method the
+held-out rows it priced by the roofline fallback (`fallback`). `cross_validate` and
+`evaluate` say how they grouped in `attrs["grouping"]` (a `Grouping`).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,10 +26,35 @@ from perfmodel.hardware.catalogue import get_device
 from perfmodel.learn.baselines import ForestBaseline, rf_matrix
 from perfmodel.learn.features import build_features, kinds_of
 from perfmodel.learn.metrics import score
-from perfmodel.learn.predictor import DEFAULT_COVERAGE, MIN_ROWS, _power, fit, group_folds, group_ids
+from perfmodel.learn.predictor import DEFAULT_COVERAGE, MIN_ROWS, _power, fit, group_folds, group_keys
 from perfmodel.learn.schema import per_op_rows, read_measurements, validate_measurements
 
 METHODS = ("xgboost", "roofline", "linear", "random_forest")
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """How `cross_validate` held rows out: whole groups of equal `columns` values."""
+
+    columns: tuple[str, ...]
+    groups: int
+    folds: int
+    rows: int
+    largest_share: float  # share of the rows in the largest group, 0-1
+    largest_key: str  # that group's values, "|"-joined ("<NA>" for a missing cell)
+
+    def describe(self) -> str:
+        return (f"grouped by {','.join(self.columns)}: {self.groups} groups of {self.rows} rows, "
+                f"{self.folds} folds (largest group {100 * self.largest_share:.0f}% of the rows)")
+
+    def warning(self) -> str | None:
+        """A note when one group is more than a fold's share of the rows: its fold holds out
+        all of it at once (often a whole op kind, whose rows then fall back to the roofline)."""
+        if self.largest_share <= 1.0 / self.folds:
+            return None
+        return (f"one group ({self.largest_key}) holds {100 * self.largest_share:.0f}% of the rows, "
+                f"more than a fold's {100 / self.folds:.0f}%: missing cells in the --group-by "
+                "columns join rows into one group; group by columns every row has")
 
 
 def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
@@ -36,7 +66,9 @@ def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
     (the roofline and its features then follow that device's datasheet).
 
     Columns: `time_s`, `power_w`, `energy_j` (measured) and, per method, `<method>_time_s`,
-    `<method>_lo_s`, `<method>_hi_s`, `<method>_power_w`, `<method>_energy_j`.
+    `<method>_lo_s`, `<method>_hi_s`, `<method>_power_w`, `<method>_energy_j` and
+    `<method>_fallback` (True: the row's kind or dtype had too few training rows for the
+    method, and the roofline priced it).
     """
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -52,6 +84,7 @@ def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
     for m in methods:
         for c in ("time_s", "lo_s", "hi_s", "power_w", "energy_j"):
             out[f"{m}_{c}"] = nan
+        out[f"{m}_fallback"] = False
     if "xgboost" in methods:
         res = pred.predict(test, device=device)
         out["xgboost_time_s"] = res["pred_time_s"].to_numpy()
@@ -59,14 +92,17 @@ def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
         out["xgboost_hi_s"] = res["pred_time_hi_s"].to_numpy()
         out["xgboost_power_w"] = res["pred_power_w"].to_numpy()
         out["xgboost_energy_j"] = res["pred_energy_j"].to_numpy()
+        out["xgboost_fallback"] = (res["source"] == "roofline").to_numpy()
     roof = pred.predict_baseline(test, "roofline", device=device)
     if "roofline" in methods:
         out["roofline_time_s"] = roof
     if "linear" in methods:
         lin = pred.predict_baseline(test, "linear", device=device)
         out["linear_time_s"] = np.where(np.isfinite(lin), lin, roof)
+        out["linear_fallback"] = ~np.isfinite(lin)
     if "random_forest" in methods:
         out["random_forest_time_s"] = roof
+        out["random_forest_fallback"] = True  # until a forest prices the row
         _forest(train, test, pred.device, get_device(device), out, seed)
     return out
 
@@ -94,6 +130,7 @@ def _forest(train, test, device, test_device, out, seed) -> None:
             out.iloc[te, out.columns.get_loc("random_forest_time_s")] = t
             out.iloc[te, out.columns.get_loc("random_forest_power_w")] = p
             out.iloc[te, out.columns.get_loc("random_forest_energy_j")] = p * t
+            out.iloc[te, out.columns.get_loc("random_forest_fallback")] = False
 
 
 def _fb(feats) -> tuple[np.ndarray, np.ndarray]:
@@ -112,21 +149,29 @@ def cross_validate(data, device=None, *, group_by=None, n_folds: int = 5,
     df = per_op_rows(df)[0]  # scored on what `fit` learns from: no blocks, no whole models
     if df.empty:
         raise PerfmodelError("no per-op rows to cross-validate (only blocks and whole models)")
-    groups = group_ids(df, group_by)
-    if len(np.unique(groups)) < 2:
+    groups, keys, columns = group_keys(df, group_by)
+    if len(keys) < 2:
         raise PerfmodelError("grouped cross-validation needs at least two groups; choose --group-by columns with several values")
+    folds = group_folds(groups, n_folds, seed)
+    sizes = np.bincount(groups)
+    grouping = Grouping(columns=tuple(columns), groups=len(keys), folds=len(folds), rows=len(df),
+                        largest_share=float(sizes.max() / len(df)), largest_key=str(keys[sizes.argmax()]))
     parts = []
-    for i, test in enumerate(group_folds(groups, n_folds, seed)):
+    for i, test in enumerate(folds):
         tr, te = df[~test], df[test]
         res = compare(tr, te, device, group_by=group_by, coverage=coverage, params=params, methods=methods,
                       seed=seed, base=base)
         res["fold"] = i
         parts.append(res)
-    return pd.concat(parts).sort_index()
+    out = pd.concat(parts).sort_index()
+    out.attrs["grouping"] = grouping
+    return out
 
 
 def score_table(preds: pd.DataFrame, methods=METHODS) -> pd.DataFrame:
-    """One row per method and target (time, power, energy) with the metrics of `metrics.Scores`."""
+    """One row per method and target (time, power, energy) with the metrics of `metrics.Scores`
+    and `fallback`: the held-out rows the method priced by the roofline (missing for the
+    roofline itself). Keeps `preds.attrs` (the grouping)."""
     rows = []
     for target, unit, log in (("time", "s", True), ("power", "w", False), ("energy", "j", False)):
         truth = preds[f"{target}_{unit}"].to_numpy(dtype=float)
@@ -139,8 +184,15 @@ def score_table(preds: pd.DataFrame, methods=METHODS) -> pd.DataFrame:
             lo = preds[f"{m}_lo_s"] if target == "time" else None
             hi = preds[f"{m}_hi_s"] if target == "time" else None
             s = score(truth, preds[col], lo, hi, log=log)
-            rows.append({"method": m, "target": target, **s.as_dict(), "r2_on": "log" if log else "linear"})
-    return pd.DataFrame(rows)
+            fb = preds.get(f"{m}_fallback")
+            scored = np.isfinite(truth) & (truth > 0) & np.isfinite(preds[col].to_numpy(dtype=float))
+            fallback = (int(np.asarray(fb, dtype=bool)[scored].sum())
+                        if fb is not None and m != "roofline" else None)
+            rows.append({"method": m, "target": target, **s.as_dict(), "r2_on": "log" if log else "linear",
+                         "fallback": fallback})
+    table = pd.DataFrame(rows)
+    table.attrs.update(preds.attrs)
+    return table
 
 
 def evaluate(data, device=None, *, group_by=None, n_folds: int = 5,

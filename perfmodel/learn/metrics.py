@@ -22,7 +22,8 @@ class Scores:
     within_10: float  # share of rows with |error| <= 10%, in %
     r2: float  # on log values (time) or linear values (power/energy), see `log`
     spearman: float
-    coverage: float  # share of true values inside [lo, hi], in %; NaN without intervals
+    coverage: float  # share of true values inside [lo, hi], in %, over the rows with both bounds
+    interval_n: int = 0  # rows with both bounds: a one-sided row ([lo, -]) claims no coverage
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -73,15 +74,18 @@ def score(y_true, y_pred, lo=None, hi=None, log: bool = True) -> Scores:
     y_true, y_pred = y_true[ok], y_pred[ok]
     if len(y_true) == 0:
         nan = float("nan")
-        return Scores(0, nan, nan, nan, nan, nan, nan, nan)
+        return Scores(0, nan, nan, nan, nan, nan, nan, nan, 0)
     e = ape(y_true, y_pred)
     if log:
         fit = r2(np.log(y_true), np.log(np.maximum(y_pred, 1e-30)))
     else:
         fit = r2(y_true, y_pred)
-    cov = float("nan")
-    if lo is not None and np.isfinite(lo).any():
-        cov = 100.0 * float(np.mean((y_true >= lo) & (y_true <= hi)))
+    cov, n_iv = float("nan"), 0
+    if lo is not None:
+        both = np.isfinite(lo) & np.isfinite(hi)
+        n_iv = int(both.sum())
+        if n_iv:
+            cov = 100.0 * float(np.mean((y_true[both] >= lo[both]) & (y_true[both] <= hi[both])))
     return Scores(
         n=int(len(y_true)),
         mape=float(e.mean()),
@@ -91,4 +95,5 @@ def score(y_true, y_pred, lo=None, hi=None, log: bool = True) -> Scores:
         r2=fit,
         spearman=spearman(y_true, y_pred),
         coverage=cov,
+        interval_n=n_iv,
     )
