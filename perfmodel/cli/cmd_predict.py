@@ -9,7 +9,8 @@ def register(subparsers) -> None:
         "predict", help="predict runtime, power and energy of ops with a fitted predictor",
         description="Read an op table (CSV or parquet: op, m, n, k, b, dtype, ...) and write it back "
                     "with pred_time_s, pred_time_lo_s, pred_time_hi_s, pred_power_w, pred_energy_j "
-                    "and source (learned | roofline).")
+                    "and source (learned | extrapolated: a dtype or device the model was not "
+                    "fitted on, no interval above the roofline | roofline).")
     p.add_argument("--model", required=True, metavar="MODEL", help="directory saved by `perfmodel fit`")
     p.add_argument("--input", required=True, metavar="OPS", help="op table, .csv or .parquet")
     p.add_argument("--output", required=True, metavar="PRED", help="where to write (.csv or .parquet)")
@@ -30,6 +31,7 @@ def run(args) -> int:
     for w in caught:
         print(f"perfmodel predict: warning: {w.message}", file=sys.stderr)
     out = write_table(res, args.output)
-    learned = int((res["source"] == "learned").sum())
-    print(f"predicted {len(res)} ops ({learned} learned, {len(res) - learned} roofline) -> {out}")
+    n = res["source"].value_counts()
+    print(f"predicted {len(res)} ops ({n.get('learned', 0)} learned, {n.get('extrapolated', 0)} "
+          f"extrapolated, {n.get('roofline', 0)} roofline) -> {out}")
     return 0

@@ -5,7 +5,12 @@ One xgboost model per op kind learns log(time / roofline time) from `features.py
 learns log(power) where the training data has power (or energy). Energy = power x time.
 Every prediction carries a split-conformal interval (`conformal.py`) calibrated on whole
 groups of rows the model was not fitted on, then the model is refitted on all rows. An op
-kind without a model is predicted by the roofline and marked `source = "roofline"`.
+kind without a model is predicted by the roofline and marked `source = "roofline"`. A row the
+calibration does not speak for, in a dtype its kind's model never saw or on another device
+than the fitted one, is predicted by the model but marked `source = "extrapolated"`, with
+the roofline as its only bound (fitted on A100 float16, the "90%" interval held 58% of H100
+rows; fitted on H100 float16, 59% of its float32 rows); on another device it gets no power
+or energy either.
 
 A saved predictor is a directory: `predictor.json` (features, op kinds, device spec, library
 versions, conformal quantiles, linear-baseline coefficients, SHA-256 of each model file) and
@@ -42,12 +47,24 @@ GUARDED_KINDS = ("elementwise",)
 CALIBRATION_FOLDS = 5  # group folds whose out-of-fold residuals calibrate the intervals
 DEFAULT_COVERAGE = 0.9
 PRED_COLUMNS = ("pred_time_s", "pred_time_lo_s", "pred_time_hi_s", "pred_power_w", "pred_energy_j", "source")
+SOURCES = ("roofline", "learned", "extrapolated")  # the categories of `source`
 
 # xgboost settings (hist): small enough to predict a million rows in well under a second.
 XGB_PARAMS = dict(
     n_estimators=150, max_depth=7, learning_rate=0.12, subsample=0.8, colsample_bytree=0.8,
     min_child_weight=2.0, reg_lambda=1.0, tree_method="hist", max_bin=256,
 )
+
+
+class ExtrapolationWarning(UserWarning):
+    """Rows of a kind in dtypes its model was not fitted on (`kind`, `dtypes`, `fitted`)."""
+
+    def __init__(self, kind: str, dtypes: list[str], fitted: tuple[str, ...]):
+        super().__init__(f"{kind} ops in {', '.join(dtypes)}: the {kind} model was fitted on "
+                         f"{', '.join(fitted)}, which this device runs at another speed; priced "
+                         "by extrapolation (source 'extrapolated'), with the roofline as the only "
+                         "bound")
+        self.kind, self.dtypes, self.fitted = kind, tuple(dtypes), tuple(fitted)
 
 
 @dataclass
@@ -65,6 +82,27 @@ class KindModel:
     groups: int = 0
     ops: tuple[str, ...] = ()  # the op names it was fitted on (empty: not recorded)
     inplace_ops: tuple[str, ...] = ()  # those it was fitted on run in place too
+    dtypes: tuple[str, ...] = ()  # the dtypes it was fitted on (empty: not recorded, all taken as seen)
+
+    def dtype_seen(self, dtypes, device) -> np.ndarray:
+        """Which rows are in a dtype the model was fitted on, or in one `device` runs alike
+        (the same element bytes and math-mode peak: float16 and bfloat16 on a GPU's tensor
+        cores); every row when the fitted dtypes were not recorded."""
+        from perfmodel.learn.features import TENSOR_KINDS, dtype_columns
+
+        dtypes = pd.Series(dtypes, dtype=object).astype(str)
+        if not self.dtypes:
+            return np.ones(len(dtypes), dtype=bool)
+        tensor = self.kind in TENSOR_KINDS
+        fitted = set(zip(*dtype_columns(np.array(self.dtypes, dtype=object), device, tensor)))
+        alike = {}
+        for d in pd.unique(dtypes):
+            try:
+                alike[d] = d in self.dtypes or tuple(
+                    c[0] for c in dtype_columns(np.array([d], dtype=object), device, tensor)) in fitted
+            except PerfmodelError:
+                alike[d] = False
+        return dtypes.map(alike).to_numpy(dtype=bool)
 
     def in_place_known(self, ops, inplace: np.ndarray) -> np.ndarray:
         """The `ew_inplace` flags it may use: an op (by canonical name) it never saw run in
@@ -110,12 +148,15 @@ class Predictor:
         """`ops` with pred_time_s, pred_time_lo_s, pred_time_hi_s, pred_power_w, pred_energy_j, source.
 
         Interval bounds are NaN where no calibrated interval exists (a roofline row's lower
-        bound is the roofline itself); power and energy are NaN without a power model.
+        bound is the roofline itself, as an extrapolated row's is); power and energy are NaN
+        without a power model, and on another device than the fitted one.
         """
         dev = self._device_for(ops, device)
+        other_device = dev.key != self.device.key
         df = validate_ops(ops, source="ops")
         out = {c: np.full(len(df), np.nan) for c in PRED_COLUMNS[:-1]}
         learned = np.zeros(len(df), dtype=np.int8)
+        unseen: dict[str, tuple[list[str], tuple[str, ...]]] = {}
         kinds = kinds_of(df)
         for kind in pd.unique(kinds):
             sel = np.flatnonzero(kinds == kind)
@@ -136,18 +177,24 @@ class Predictor:
             X = feats.matrix(model.features)
             log_t = np.log(base_time(feats, t_r, self.base, dev)) + _booster_predict(model.time, X)
             lo, hi = model.time_interval.bounds(log_t)
+            seen = model.dtype_seen(df["dtype"].to_numpy()[sel], dev) & (not other_device)
             out["pred_time_s"][sel] = np.exp(log_t)
-            out["pred_time_lo_s"][sel] = np.exp(log_t + lo)
-            out["pred_time_hi_s"][sel] = np.exp(log_t + hi)
-            if model.power is not None:
+            out["pred_time_lo_s"][sel] = np.where(seen, np.exp(log_t + lo), t_r)
+            out["pred_time_hi_s"][sel] = np.where(seen, np.exp(log_t + hi), np.nan)
+            if model.power is not None and not other_device:
                 power = np.exp(_booster_predict(model.power, X))
                 out["pred_power_w"][sel] = power
                 out["pred_energy_j"][sel] = power * np.exp(log_t)
-            learned[sel] = 1
+            learned[sel] = np.where(seen, 1, 2)
+            new = sorted(set(df["dtype"].to_numpy()[sel][~seen].astype(str))) if not other_device else []
+            if new:
+                unseen[str(kind)] = (new, model.dtypes)
+        for kind, (new, fitted) in unseen.items():
+            warnings.warn(ExtrapolationWarning(kind, new, fitted), stacklevel=2)
         result = ops.copy(deep=False)
         for c in PRED_COLUMNS[:-1]:
             result[c] = out[c]
-        result["source"] = pd.Categorical.from_codes(learned, categories=["roofline", "learned"])
+        result["source"] = pd.Categorical.from_codes(learned, categories=list(SOURCES))
         return result
 
     def predict_intervals(self, ops: pd.DataFrame, device=None) -> pd.DataFrame:
@@ -159,6 +206,7 @@ class Predictor:
         kinds = kinds_of(df)
         for kind, model in self.models.items():
             sel = np.flatnonzero(kinds == kind)
+            sel = sel[(res["source"].to_numpy()[sel] == "learned")]  # extrapolated: no interval
             if not len(sel) or model.power is None:
                 continue
             p = np.log(res["pred_power_w"].to_numpy()[sel])
@@ -206,7 +254,9 @@ class Predictor:
             if warn:
                 warnings.warn(
                     f"predictor was fitted on {self.device.key}, asked to predict for {spec.key}: "
-                    "only the roofline features follow the device, expect larger errors",
+                    "only the roofline features follow the device; its learned rows are "
+                    "extrapolated (source 'extrapolated'): no interval above the roofline, "
+                    "no power or energy",
                     stacklevel=3,
                 )
             return spec
@@ -226,7 +276,7 @@ class Predictor:
         for kind, m in self.models.items():
             entry = {
                 "features": list(m.features), "rows": m.rows, "groups": m.groups,
-                "ops": list(m.ops), "inplace_ops": list(m.inplace_ops),
+                "ops": list(m.ops), "inplace_ops": list(m.inplace_ops), "dtypes": list(m.dtypes),
                 "time_interval": m.time_interval.to_dict(),
             }
             files = {"time": m.time}
@@ -287,6 +337,11 @@ def group_ids(df: pd.DataFrame, group_by=None) -> np.ndarray:
 
     Rows of one group are never split between fitting and calibration (or train and test).
     """
+    return group_keys(df, group_by)[0]
+
+
+def group_keys(df: pd.DataFrame, group_by=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`group_ids`, the key text of each group id ("conv2d|<NA>|..." ) and the columns used."""
     if isinstance(group_by, str):
         group_by = [c.strip() for c in group_by.split(",") if c.strip()]
     if not group_by:
@@ -302,7 +357,8 @@ def group_ids(df: pd.DataFrame, group_by=None) -> np.ndarray:
     # missing through astype(str), so they are filled first.
     cols = df[list(group_by)].astype(object)
     keys = cols.where(cols.notna(), "<NA>").astype(str).agg("|".join, axis=1)
-    return pd.factorize(keys)[0]
+    codes, uniq = pd.factorize(keys)
+    return codes, np.asarray(uniq, dtype=object), list(group_by)
 
 
 def group_folds(groups: np.ndarray, n_folds: int, seed: int = 0) -> list[np.ndarray]:
@@ -409,6 +465,7 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         models[kind] = _fit_kind(kind, feats, base_time(feats, t_r, base, spec), time[sel], power[sel],
                                  groups[sel], coverage, params, seed)
         models[kind].ops = tuple(sorted({canonical_op(o) for o in pd.unique(sub["op"])}))
+        models[kind].dtypes = tuple(sorted({str(d) for d in pd.unique(sub["dtype"])}))
         if "ew_inplace" in feats.names:
             ran = sub["op"].to_numpy()[feats["ew_inplace"] == 1]
             models[kind].inplace_ops = tuple(sorted({canonical_op(o) for o in pd.unique(ran)}))
@@ -553,4 +610,5 @@ def _load_kind(path: Path, kind: str, e: dict) -> KindModel:
         rows=int(e.get("rows", 0)), groups=int(e.get("groups", 0)),
         ops=tuple(str(o) for o in e.get("ops", ())),
         inplace_ops=tuple(str(o) for o in e.get("inplace_ops", ())),
+        dtypes=tuple(str(d) for d in e.get("dtypes", ())),
     )

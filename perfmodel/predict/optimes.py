@@ -13,6 +13,8 @@ of kernels timed in a loop.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -29,6 +31,8 @@ KEY_COLUMNS = ("op", "direction", "dtype", "m", "n", "k", "b", "bias", "batch", 
                "out_numel", "read_numel", "training", "inplace", "tokens", "vocab", "flops",
                "bytes")
 OUT = ("time_s", "time_lo_s", "time_hi_s", "energy_j")
+EXTRAPOLATION_NOTED = ("gemm", "conv", "attention")  # learned kinds whose unmeasured dtypes are noted
+_NOTED: set[tuple] = set()  # (kind, dtypes, fitted dtypes) already noted in this process
 
 
 def is_tensor(kinds) -> np.ndarray:
@@ -130,9 +134,31 @@ class OpTimes:
         res = pd.DataFrame({"pred_time_s": roof, "pred_time_lo_s": roof,
                             "pred_time_hi_s": np.nan, "pred_energy_j": np.nan})
         if len(sel):
-            part = self.predictor.predict(frame.iloc[sel].reset_index(drop=True), device=None)
+            part = self._ask(frame.iloc[sel].reset_index(drop=True))
             for c in res.columns:
                 res.iloc[sel, res.columns.get_loc(c)] = part[c].to_numpy(dtype=float)
+        return res
+
+    def _ask(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The predictor's output for `frame`. Its per-row extrapolation warnings become one
+        note per matrix-op kind and dtype set a process: a whole-model interval is calibrated
+        on whole models, not on per-op ones, and vector ops in another dtype (the int64
+        counter of a batch norm) are a negligible share of a step."""
+        from perfmodel.learn.predictor import ExtrapolationWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = self.predictor.predict(frame, device=None)
+        for w in caught:
+            if not isinstance(w.message, ExtrapolationWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                continue
+            key = (w.message.kind, w.message.dtypes, w.message.fitted)
+            if w.message.kind in EXTRAPOLATION_NOTED and key not in _NOTED:
+                _NOTED.add(key)
+                warnings.warn(f"the profile measured no {w.message.kind} ops in "
+                              f"{', '.join(w.message.dtypes)} (only {', '.join(w.message.fitted)}): "
+                              "their times are extrapolated by its learned model", stacklevel=2)
         return res
 
     def _native_floor(self, frame: pd.DataFrame, res: pd.DataFrame) -> pd.DataFrame:
@@ -173,9 +199,8 @@ class OpTimes:
         sub = frame.iloc[sel].drop(columns=[c for c in ("flops", "bytes", "bytes_read",
                                                          "bytes_written", "macs", "acts")
                                             if c in frame.columns])  # costs of these phases
-        pair = self.predictor.predict(pd.concat([sub.assign(phase="fwd_bwd"),
-                                                 sub.assign(phase="fwd")], ignore_index=True),
-                                      device=None)
+        pair = self._ask(pd.concat([sub.assign(phase="fwd_bwd"), sub.assign(phase="fwd")],
+                                   ignore_index=True))
         both, fwd = pair.iloc[:len(sub)], pair.iloc[len(sub):]
         res = res.copy()
         t_both = both["pred_time_s"].to_numpy(dtype=float)
