@@ -36,10 +36,27 @@ class Conformal:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Conformal":
-        return cls(
+        """Inverse of `to_dict`; ValueError when the numbers cannot be a calibration (a
+        hand-edited file), so that `bounds` never indexes past them."""
+        c = cls(
             coverage=float(d["coverage"]), edges=tuple(map(float, d["edges"])),
             q_lo=tuple(map(float, d["q_lo"])), q_hi=tuple(map(float, d["q_hi"])), n=int(d["n"]),
         )
+        edges, lo, hi = (np.asarray(v, dtype=float) for v in (c.edges, c.q_lo, c.q_hi))
+        if not 0 < c.coverage < 1:
+            raise ValueError(f"interval coverage {c.coverage} is not between 0 and 1")
+        if not (np.isfinite(edges).all() and (np.diff(edges) > 0).all()):
+            raise ValueError(f"interval edges {list(c.edges)} are not finite and strictly increasing")
+        if not len(lo) == len(hi) == len(edges) + 1:
+            raise ValueError(f"interval has {len(lo)} q_lo and {len(hi)} q_hi for {len(edges) + 1} "
+                             f"bin(s) ({len(edges)} edge(s)); each needs one per bin")
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            raise ValueError(f"interval quantiles q_lo {list(c.q_lo)}, q_hi {list(c.q_hi)} are not all finite")
+        if (lo > hi).any():
+            raise ValueError(f"interval q_lo {list(c.q_lo)} exceeds q_hi {list(c.q_hi)}")
+        if c.n < 1:
+            raise ValueError(f"interval calibrated on n = {c.n} rows; needs at least 1")
+        return c
 
 
 def _quantiles(r: np.ndarray, alpha: float) -> tuple[float, float]:

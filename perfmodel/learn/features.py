@@ -164,12 +164,16 @@ def common_features(flops, bytes_, dtype_cols, phase, device) -> tuple[dict, np.
 
 
 def _trailing_zeros(x: np.ndarray) -> np.ndarray:
-    """Number of trailing zero bits of positive integers, capped at ALIGN_CAP; NaN stays NaN."""
+    """Number of trailing zero bits of positive integers, capped at ALIGN_CAP; NaN stays NaN.
+
+    Counted on x mod 2**ALIGN_CAP (exact in float), never on x cast to int64, which
+    overflows above 2**63 (a conv's implicit-GEMM m, a product of unchecked columns).
+    """
     out = np.full(x.shape, np.nan)
     ok = np.isfinite(x) & (x >= 1)
-    xi = x[ok].astype(np.int64)
-    low = xi & -xi
-    out[ok] = np.minimum(np.log2(low.astype(float)), ALIGN_CAP)
+    low = np.fmod(x[ok], 2 ** ALIGN_CAP).astype(np.int64)  # in [0, 128): 0 when 128 | x
+    low = np.where(low == 0, 2 ** ALIGN_CAP, low & -low)
+    out[ok] = np.log2(low.astype(float))
     return out
 
 

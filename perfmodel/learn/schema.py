@@ -23,6 +23,9 @@ from perfmodel.learn.kinds import GEMM_PARAMS, op_kind
 
 REQUIRED = ("op", "dtype", "time_s")
 OPTIONAL_POSITIVE = ("energy_j", "power_w")
+# the largest shape value taken: floats (every cost and feature is one) hold each integer
+# up to 2**53 exactly, and not every one above it
+MAX_SHAPE = 2**53
 PROFILE_FILE = "measurements.parquet"
 METADATA_FILE = "metadata.json"
 
@@ -261,6 +264,12 @@ def _check_shapes(df: pd.DataFrame, source: str, csv: bool) -> pd.DataFrame:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must be a positive integer for GEMM op {df['op'].iloc[i]!r}, got {_show(df[col].iloc[i])}")
+        big = gemm & (v >= MAX_SHAPE)
+        if big.any():  # compared as read: 2**53 + 1 in an integer column is 2**53 as a float
+            big &= (pd.to_numeric(df[col], errors="coerce") > MAX_SHAPE).fillna(False).to_numpy(dtype=bool)
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must be at most 2**53 = {MAX_SHAPE} for GEMM op {df['op'].iloc[i]!r}, got {_show(df[col].iloc[i])}")
         df[col] = v
     _check_gemm_flops(df, gemm, source, csv)
     return df
