@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 
 def register(subparsers) -> None:
@@ -40,10 +41,28 @@ def print_report(r, as_json: bool, extra: dict | None = None) -> None:
         print(f"{key:<{width}} {value}")
 
 
+def print_context_note(command: str, name: str, r) -> None:
+    """A stderr note when a transformer's sequence is past its published model's context
+    (the sequence run; with learned positions, the longer of it and the position table's
+    rows, which add parameters); none for CNNs and ViTs."""
+    from perfmodel.models.registry import resolve
+    from perfmodel.models.transformer_config import TransformerConfig
+
+    published = resolve(name)
+    if isinstance(published, TransformerConfig):
+        seq = r.input_size[0]
+        if published.position == "learned":
+            seq = max(seq, r.architecture["seq_len"])
+        note = published.context_note(seq)
+        if note:
+            print(f"perfmodel {command}: note: {note}", file=sys.stderr)
+
+
 def run(args) -> int:
     from perfmodel.models.report import model_complexity
 
     r = model_complexity(args.name, resolution=args.resolution, batch=args.batch,
                          dtype=args.dtype)
+    print_context_note("complexity", args.name, r)
     print_report(r, args.json)
     return 0

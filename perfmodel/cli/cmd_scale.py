@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from perfmodel.cli.cmd_complexity import add_cost_options, print_report
+from perfmodel.cli.cmd_complexity import add_cost_options, print_context_note, print_report
 
 
 def register(subparsers) -> None:
@@ -29,12 +29,13 @@ def run(args) -> int:
     base = model_complexity(args.name, resolution=args.resolution, batch=args.batch,
                             dtype=args.dtype)
     achieved = r.flops / base.flops
-    if not 0.5 <= achieved / args.factor <= 2:
+    if not 0.8 <= achieved / args.factor <= 1.25:
         print(f"perfmodel scale: warning: rounding gives {achieved:.4g}x the FLOPs, not the "
-              f"{args.factor:g}x asked (depths, widths and resolution have lower bounds)",
-              file=sys.stderr)
+              f"{args.factor:g}x asked (dimensions round and have lower bounds; stems, heads, "
+              f"embeddings and attention do not scale in proportion)", file=sys.stderr)
+    print_context_note("scale", args.name, r)
     extra = {"base": args.name, "factor": args.factor, "strategy": args.strategy,
-             "achieved_factor": round(achieved, 4)}
+             "achieved_factor": float(f"{achieved:.6g}")}
     if not args.json:
         arch = r.architecture
         if "d_model" in arch:  # transformer
