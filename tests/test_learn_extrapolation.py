@@ -128,3 +128,27 @@ def test_a_group_bigger_than_a_fold_is_noted(tmp_path, capsys, monkeypatch):
     assert "largest group 60% of the rows" in out.splitlines()[0]
     assert "note: one group (big) holds 60% of the rows" in err
     assert "fallback" in out and "intv" in out
+
+
+def test_a_cpu_profile_of_another_cpu_keeps_its_name(tmp_path):
+    """Fitted here, an Intel profile's predictor names the Intel CPU, not this host; its peaks
+    stay this host's estimates (the models' reference), and the notes say so."""
+    from perfmodel.hardware.catalogue import get_device
+
+    host = get_device("cpu")
+    rng = np.random.default_rng(0)
+    m = rng.integers(16, 1024, 60)
+    df = pd.DataFrame({"op": "gemm", "m": m, "n": 512, "k": 256, "b": 1, "dtype": "float32",
+                       "time_s": 2.0 * m * 512 * 256 / 5e10, "suite": "gemm"})
+    for name in ("Some Other CPU 9000", host.name):
+        prof = tmp_path / name.replace(" ", "_")
+        prof.mkdir()
+        df.to_parquet(prof / "measurements.parquet")
+        (prof / "metadata.json").write_text(json.dumps(
+            {"catalogue_key": "cpu", "device_name": name, "torch_threads": 1}))
+        pred = fit(prof, params=FAST)
+        assert pred.device.name == name
+        # (peaks follow the current clock where /proc/cpuinfo gives one: compare per hertz)
+        assert (pred.device.peak("float32") / pred.device.boost_clock_hz
+                == pytest.approx(host.peak("float32") / host.boost_clock_hz))
+        assert ("fitting host" in pred.device.notes) == (name != host.name)

@@ -431,7 +431,7 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         if len(names) != 1:
             raise PerfmodelError("say which device the measurements come from (device=... / --device)")
         device = names[0]
-    spec = get_device(device)
+    spec = _measured_cpu(get_device(device), data)
     if "device" in df.columns:
         others = {str(d) for d in pd.unique(df["device"].dropna())} - {spec.key}
         others = {d for d in others if get_device(d).key != spec.key}
@@ -482,6 +482,28 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         "skipped_kinds": skipped, "whole_rows_left_out": left_out,
     }
     return Predictor(device=spec, models=models, linear=linear, coverage=coverage, info=info, base=base)
+
+
+def _measured_cpu(spec, data):
+    """A CPU profile measured on another CPU than this host: the spec named for the measured
+    CPU. Its peaks and bandwidth stay this host's estimates (every CPU's catalogue entry is
+    the local one): the learned models' reference scale, which predictions reuse from the
+    saved spec, so they do not depend on where they run."""
+    import dataclasses
+
+    from perfmodel.learn.schema import read_metadata
+
+    if spec.kind != "cpu" or isinstance(data, pd.DataFrame):
+        return spec
+    paths = [data] if isinstance(data, (str, Path)) else list(data)
+    names = {read_metadata(p).get("device_name") for p in paths if Path(p).is_dir()} - {None}
+    if len(names) != 1 or spec.name in names:
+        return spec
+    measured = names.pop()
+    return dataclasses.replace(
+        spec, name=str(measured),
+        notes=(f"measured on {measured}; peaks and bandwidth are the fitting host's ({spec.name}) "
+               f"estimates, the learned models' reference; {spec.notes}").rstrip("; "))
 
 
 def _fit_kind(kind, feats, t_r, time, power, groups, coverage, params, seed) -> KindModel:
