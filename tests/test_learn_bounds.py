@@ -145,3 +145,51 @@ def test_predicting_a_shape_past_2_53_is_an_error_not_a_warning(saved):
         warnings.simplefilter("error")
         with pytest.raises(PerfmodelError, match=r"row 1: column 'm' must be at most 2\*\*53 .* got 1e\+30"):
             pred.predict(ops)
+
+
+# ---- measured times against the device's peak -------------------------------------------
+
+def test_times_faster_than_the_peak_are_refused_and_milliseconds_are_flagged():
+    from test_learn_predictor import FAST, synthetic_gemms
+
+    from perfmodel.learn.predictor import fit
+
+    df = synthetic_gemms(120)
+    fast = df.assign(time_s=df["time_s"] / 1000)  # times divided by 1000 somewhere upstream
+    with pytest.raises(PerfmodelError, match=r"^120 gemm row\(s\) run faster than h100-sxm's "
+                                             r"peak allows .*is time_s in seconds"):
+        fit(fast, device="h100", params=FAST)
+    with pytest.warns(UserWarning, match=r"gemm: the median row takes \d+x its roofline time on "
+                                         r"h100-sxm: is time_s in seconds \(not milliseconds\)"):
+        fit(df.assign(time_s=df["time_s"] * 1000), device="h100", params=FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the data as measured: no error, no warning
+        fit(df, device="h100", params=FAST)
+
+
+def test_only_this_cpus_own_profile_is_bounded_by_its_estimated_peak(tmp_path):
+    """Another CPU (AMX bfloat16 on an Intel profile ran 3.4x this AMD host's estimate) is not
+    held to this host's peaks; a profile of this CPU is."""
+    import json
+
+    from test_learn_predictor import FAST
+
+    from perfmodel.hardware.catalogue import get_device
+    from perfmodel.learn.predictor import fit
+
+    host = get_device("cpu")
+    m = np.arange(1, 61) * 64
+    flops = 2.0 * m * 1024 * 1024
+    df = pd.DataFrame({"op": "gemm", "m": m, "n": 1024, "k": 1024, "b": 1, "dtype": "float32",
+                       "time_s": flops / (3 * host.peak("float32")), "suite": "gemm"})  # 3x peak
+    for name, refused in (("Another CPU 9000", False), (host.name, True)):
+        prof = tmp_path / ("other" if not refused else "host")
+        prof.mkdir()
+        df.to_parquet(prof / "measurements.parquet")
+        (prof / "metadata.json").write_text(json.dumps(
+            {"catalogue_key": "cpu", "device_name": name, "torch_threads": 1}))
+        if refused:
+            with pytest.raises(PerfmodelError, match="faster than cpu's peak allows"):
+                fit(prof, params=FAST)
+        else:
+            assert fit(prof, params=FAST).device.name == name

@@ -431,7 +431,7 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         if len(names) != 1:
             raise PerfmodelError("say which device the measurements come from (device=... / --device)")
         device = names[0]
-    spec = _measured_cpu(get_device(device), data)
+    spec, peak_bound = _measured_cpu(get_device(device), data)
     if "device" in df.columns:
         others = {str(d) for d in pd.unique(df["device"].dropna())} - {spec.key}
         others = {d for d in others if get_device(d).key != spec.key}
@@ -460,6 +460,7 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
             continue
         all_flops[sel] = np.exp2(feats["log_flops"])
         all_bytes[sel] = np.exp2(feats["log_bytes"])
+        _check_units(sub, kind, spec, all_flops[sel], time[sel], t_r, peak_bound)
         if len(sel) < min_rows:
             continue
         models[kind] = _fit_kind(kind, feats, base_time(feats, t_r, base, spec), time[sel], power[sel],
@@ -484,26 +485,64 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
     return Predictor(device=spec, models=models, linear=linear, coverage=coverage, info=info, base=base)
 
 
-def _measured_cpu(spec, data):
-    """A CPU profile measured on another CPU than this host: the spec named for the measured
-    CPU. Its peaks and bandwidth stay this host's estimates (every CPU's catalogue entry is
-    the local one): the learned models' reference scale, which predictions reuse from the
-    saved spec, so they do not depend on where they run."""
+PEAK_MARGIN = 1.5  # a row this much faster than its FLOPs at the peak allow is impossible
+UNITS_RATIO = 300.0  # a kind's median time this many times its roofline: milliseconds?
+
+
+def _check_units(sub, kind, spec, flops, time, t_r, peak_bound: bool) -> None:
+    """Refuse rows faster than the device's peak allows (PEAK_MARGIN: the public A100/H100
+    GEMM sweeps come no closer than 1.11x); warn when a kind's median time is over
+    UNITS_RATIO times its roofline (those sweeps: 1.4x; CPU profiles' kinds: 1.3-7.4x)."""
+    from perfmodel.learn.features import TENSOR_KINDS, dtype_columns
+
+    if peak_bound:
+        peak = dtype_columns(sub["dtype"].to_numpy(), spec, kind in TENSOR_KINDS)[1]
+        floor = flops / peak
+        bad = np.flatnonzero(time * PEAK_MARGIN < floor)
+        if len(bad):
+            i = bad[np.argmax(floor[bad] / time[bad])]
+            r = sub.iloc[i]
+            raise PerfmodelError(
+                f"{len(bad)} {kind} row(s) run faster than {spec.key}'s peak allows (e.g. "
+                f"{r['op']} in {r['dtype']}: {time[i]:.3g} s for {flops[i]:.3g} FLOPs, which take "
+                f"{floor[i]:.3g} s at {peak[i] / 1e12:.4g} TFLOP/s): is time_s in seconds, and "
+                "is this the device they were measured on?")
+    ratio = float(np.median(time / t_r))
+    if len(time) >= MIN_ROWS and ratio > UNITS_RATIO:
+        warnings.warn(f"{kind}: the median row takes {ratio:.0f}x its roofline time on "
+                      f"{spec.key}: is time_s in seconds (not milliseconds)?", stacklevel=3)
+
+
+def _measured_cpu(spec, data) -> tuple[object, bool]:
+    """The spec to fit a CPU's rows with, and whether this host's peaks bound them.
+
+    A CPU profile measured on another CPU (by its metadata's `device_name`; a DataFrame's
+    `profile` column names its profiles) gets a spec named for that CPU. Its peaks and
+    bandwidth stay this host's estimates (every CPU's catalogue entry is the local one):
+    the learned models' reference scale, which predictions reuse from the saved spec, so
+    they do not depend on where they run. Only a profile of this very CPU is bounded by
+    them: rows of an unnamed CPU (a plain table) or of another may run faster (an Intel
+    profile's AMX bfloat16 GEMMs ran 3.4x this AMD host's estimated peak)."""
     import dataclasses
 
     from perfmodel.learn.schema import read_metadata
 
-    if spec.kind != "cpu" or isinstance(data, pd.DataFrame):
-        return spec
-    paths = [data] if isinstance(data, (str, Path)) else list(data)
+    if spec.kind != "cpu":
+        return spec, True
+    if isinstance(data, pd.DataFrame):
+        paths = list(pd.unique(data["profile"].dropna().astype(str))) if "profile" in data.columns else []
+    else:
+        paths = [data] if isinstance(data, (str, Path)) else list(data)
     names = {read_metadata(p).get("device_name") for p in paths if Path(p).is_dir()} - {None}
-    if len(names) != 1 or spec.name in names:
-        return spec
+    if len(names) != 1:
+        return spec, False
     measured = names.pop()
+    if measured == spec.name:
+        return spec, True
     return dataclasses.replace(
         spec, name=str(measured),
         notes=(f"measured on {measured}; peaks and bandwidth are the fitting host's ({spec.name}) "
-               f"estimates, the learned models' reference; {spec.notes}").rstrip("; "))
+               f"estimates, the learned models' reference; {spec.notes}").rstrip("; ")), False
 
 
 def _fit_kind(kind, feats, t_r, time, power, groups, coverage, params, seed) -> KindModel:
