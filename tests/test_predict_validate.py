@@ -84,6 +84,11 @@ def test_summary_metrics_by_hand():
     assert s["median_abs_error"] == pytest.approx(np.median([0.1, 0.05, 1 / 6, 0.025]))
     assert s["coverage"] == pytest.approx(0.75)
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    # a row without a two-sided interval (a roofline's [lo, -]) claims no coverage
+    one_sided = t.assign(in_interval=[1.0, float("nan"), 0.0, float("nan")])
+    assert summarize(one_sided).iloc[0]["coverage"] == pytest.approx(0.5)
+    none = summarize(t.assign(in_interval=float("nan"))).iloc[0]["coverage"]
+    assert np.isnan(none)
 
 
 def test_device_name_uses_the_matching_shipped_profile(small_profile, tmp_path, monkeypatch):

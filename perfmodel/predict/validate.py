@@ -144,7 +144,7 @@ class ValidationReport:
             lines.append(f"{r.model:<14} {r.phase:<10} {r.batch:>5} {r.factor:>6g} "
                          f"{r.strategy or 'base':<12} {r.measured_s:>11.4g} "
                          f"{f'{r.pred_s:.4g} {iv}':>32} {100 * r.error:>+7.1f}% "
-                         f"{'y' if r.in_interval else 'n':>3} "
+                         f"{_yes_no(r.in_interval):>3} "
                          f"{f'{r.measured_parts}/{r.block_parts}':>15}")
         lines.append("")
         lines.append(f"{'model':<14} {'phase':<10} {'batch':>5} {'dtype':<9} {'n':>3} "
@@ -153,7 +153,7 @@ class ValidationReport:
             lines.append(f"{r.model:<14} {r.phase:<10} {r.batch:>5} {r.dtype:<9} "
                          f"{r.candidates:>3} {100 * r.median_abs_error:>11.1f}% "
                          f"{r.spearman:>9.3f} {'yes' if r.top1 else 'no':>6} "
-                         f"{100 * r.coverage:>8.0f}%")
+                         f"{_percent(r.coverage):>9}")
         if len(ties):
             lines.append("ties on the x4 candidates (the rank resolution fitted on the base fold, "
                          "as `perfmodel rank` uses it):")
@@ -169,7 +169,7 @@ class ValidationReport:
                 err = np.abs(part["error"].to_numpy())
                 lines.append(f"{name}: {len(part)} measurements, median |error| "
                              f"{100 * np.median(err):.1f}%, interval coverage "
-                             f"{100 * part['in_interval'].mean():.0f}%")
+                             f"{_percent(part['in_interval'].mean())}")
         a = t.dropna(subset=["measured_act_bytes"])
         a = a[a["measured_act_bytes"] > 0]
         if len(a):
@@ -316,7 +316,9 @@ def _compare(prof: Path, r, backend) -> dict:
     acts = _model_saved_bytes(str(r["op"]), pred.batch, str(r["dtype"]), factor, strategy,
                               overrides, fuses_kernels(backend.device))
     lo, hi = pred.time.lo, pred.time.hi
-    inside = bool(np.isfinite(lo) and np.isfinite(hi) and lo <= measured <= hi)
+    # 1.0 / 0.0 inside or not; NaN without a two-sided interval (a roofline's has no upper
+    # bound): it claims no coverage, and means over the column skip it
+    inside = float(lo <= measured <= hi) if np.isfinite(lo) and np.isfinite(hi) else float("nan")
     e_meas = r.get("energy_j")
     e_meas = float(e_meas) if e_meas is not None and pd.notna(e_meas) else float("nan")
     noise = r.get("time_noise_s")
@@ -368,6 +370,15 @@ def discordant_pairs(measured, predicted, noise) -> tuple[int, int]:
     return int(wrong), int(resolved)
 
 
+def _yes_no(inside) -> str:
+    return "-" if inside is None or inside != inside else ("y" if inside else "n")
+
+
+def _percent(share) -> str:
+    """A share as "89%", or "-" where no row had a two-sided interval."""
+    return "-" if share is None or share != share else f"{100 * share:.0f}%"
+
+
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """Per-group median |error|, Spearman, top-1 agreement and coverage."""
     cols = GROUP + ["candidates", "median_abs_error", "spearman", "top1", "coverage"]
@@ -379,5 +390,5 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         out.append(dict(zip(GROUP, key), candidates=len(g),
                         median_abs_error=float(np.median(np.abs(g["error"]))),
                         spearman=spearman(g["pred_s"], g["measured_s"]), top1=bool(top1),
-                        coverage=float(g["in_interval"].mean())))
+                        coverage=float(pd.to_numeric(g["in_interval"], errors="coerce").mean())))
     return pd.DataFrame(out, columns=cols)
