@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from perfmodel.errors import PerfmodelError
+from profilers.budget import join_duration_values
 
 ACTIONS = ("run", "export", "compare", "merge", "finish")
 
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
             parser = argparse.ArgumentParser(prog="python -m profilers",
                                              description="Measure runtime, memory, power and energy.")
             add_arguments(parser)
-            args = parser.parse_args(argv)
+            args = parser.parse_args(join_duration_values(sys.argv[1:] if argv is None else argv))
             return run(args)
     except PerfmodelError as exc:
         print(f"profilers: error: {exc}", file=sys.stderr)

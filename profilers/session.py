@@ -354,7 +354,7 @@ class Session:
 
 
 def main(argv=None) -> int:
-    from profilers.budget import parse_duration
+    from profilers.budget import join_duration_values, parse_duration
 
     parser = argparse.ArgumentParser(prog="python -m profilers.session",
                                      description=__doc__.split("\n\n")[0])
@@ -370,7 +370,7 @@ def main(argv=None) -> int:
                         help="an earlier profile of this device (e.g. datasets/h200): "
                              "measure past its points")
     parser.add_argument("--step", choices=("check",), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_duration_values(sys.argv[1:] if argv is None else list(argv)))
     out = Path(args.out)
     try:
         if args.step == "check":

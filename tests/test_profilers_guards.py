@@ -104,6 +104,9 @@ def _cli(*args, timeout=120):
     (["--budget", "nan"], "budget 'nan': expected a duration"),
     (["--budget", "10s", "--stop-after", "inf"], "--stop-after 'inf': expected a duration"),
     (["--budget", "10s", "--out", "/proc/no/such/profile"], "/proc/no: No such file"),
+    # a value that starts with "-": argparse alone said "expected one argument"
+    (["--budget", "-5s"], "budget '-5s': must be positive"),
+    (["--budget", "10s", "--stop-after", "-1m"], "--stop-after '-1m': must be positive"),
 ])
 def test_bad_durations_and_unwritable_paths_are_one_line_errors(tmp_path, args, said):
     if "--out" not in args:

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 try:  # SIGTERM handled as an interrupt: a profile run stopped by `timeout` or a scheduler
     # journals its point as abandoned (`profilers.cli`, installed beside perfmodel)
+    from profilers.budget import join_duration_values
     from profilers.cli import Terminated, os_error, sigterm_interrupts
 except ImportError:  # perfmodel alone: no profile command, default signal handling
     import contextlib
@@ -54,11 +55,14 @@ except ImportError:  # perfmodel alone: no profile command, default signal handl
     def os_error(exc: OSError) -> str:
         return str(exc)
 
+    def join_duration_values(argv: list[str]) -> list[str]:
+        return argv
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `perfmodel` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_duration_values(sys.argv[1:] if argv is None else list(argv)))
     warnings.showwarning = _one_line_warning
     if not getattr(args, "func", None):
         parser.print_help()
