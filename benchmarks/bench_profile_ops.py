@@ -14,7 +14,8 @@ AMD profile's 262 small-map native rows), the interval scaled with the time. Row
 kind; for conv the off-grid set apart (input channels off the suite's width grid
 `POW2_WIDTHS`: the off-grid widths and the 3-channel stems); for vector ops each op, in
 place apart (`relu_`, `x += y`). `median` and `mean` are |predicted / measured - 1|;
-`in 90%` is the share of measurements inside the learned model's 90% interval.
+`in 90%` is the share of measurements inside the learned model's 90% interval, over the rows
+that have one (a roofline-priced row has no upper bound).
 
 Run: python3 benchmarks/bench_profile_ops.py [--profile DIR ...]
 """
@@ -70,7 +71,7 @@ def score(profile: Path) -> pd.DataFrame:
     groups = pd.factorize(rows["group"])[0]
     pred = np.full(len(rows), np.nan)
     roof = np.full(len(rows), np.nan)
-    inside = np.zeros(len(rows), bool)
+    inside = np.full(len(rows), np.nan)  # NaN: no two-sided interval, no coverage claimed
     for test in group_folds(groups, FOLDS, seed=0):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -85,7 +86,7 @@ def score(profile: Path) -> pd.DataFrame:
         roof[test] = model.predict_baseline(rows[test], "roofline")
         y = rows["time_s"].to_numpy()[test]
         lo, hi = res["pred_time_lo_s"].to_numpy() * up, res["pred_time_hi_s"].to_numpy() * up
-        inside[test] = (lo <= y) & (y <= hi)
+        inside[test] = np.where(np.isfinite(lo) & np.isfinite(hi), (lo <= y) & (y <= hi), np.nan)
     y = rows["time_s"].to_numpy()
     frame = pd.DataFrame({"row": row_class(rows), "err": np.abs(pred / y - 1),
                           "roof": np.abs(roof / y - 1), "inside": inside})

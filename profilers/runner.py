@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import contextlib
 import datetime as _dt
 import os
 import platform
@@ -186,7 +187,7 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
             frame = read_profile(out)
             states = [SuiteState(**s) for s in meta.get("suite_state", [])]  # none: a merge
             return ProfileResult(out, frame, meta, states, True)
-    elif out.is_dir() and any(p.name != JOURNAL and not p.name.endswith(".tmp")
+    elif out.is_dir() and any(p.name not in (JOURNAL, LOCK) and not p.name.endswith(".tmp")
                               for p in out.iterdir()):  # .tmp: a write a kill cut short
         raise PerfmodelError(f"--out {out} is a directory with other files in it and no "
                              "profile: give a new or empty directory")
@@ -203,6 +204,7 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
                                  "waiting for a core")
         torch.set_num_threads(config.threads)
     device = open_device(config.device)
+    stack = contextlib.ExitStack()
     try:
         here = device.metadata()
         here["catalogue_key"] = catalogue_key(device, here)
@@ -214,6 +216,7 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
                                      "measure this device into another --out")
         skip = measured_before(config.after, here)  # before anything is written
         out.mkdir(parents=True, exist_ok=True)
+        lock = stack.enter_context(_exclusive(out))
         if not resumed:
             meta = collect_metadata(device, config)
             meta["idle_power_w"] = device.idle_power_w()
@@ -229,12 +232,54 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
         meta["notes"] = sorted(notes)
         deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
         try:
-            return _run(config, device, meta, journal, out, progress, resumed, deadline, skip)
+            result = _run(config, device, meta, journal, out, progress, resumed, deadline, skip)
+            lock.done = bool(result.metadata.get("complete"))
+            return result
         except _Pause:
             write_metadata(meta, out)
             return ProfileResult(out, read_profile(out), meta, [], resumed, paused=True)
     finally:
+        stack.close()
         device.close()
+
+
+LOCK = ".lock"  # held by the run writing a profile directory (removed once it is complete)
+
+
+class _Lock:
+    done = False  # set once the profile is complete: the lock file goes with the run
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """Hold `out`'s lock while a run writes it: a second run into the same --out (two
+    terminals, a retried job) would interleave its journal and overwrite the metadata.
+    Advisory `flock`, released by the kernel when the process dies; none where the
+    platform has no `fcntl`."""
+    try:
+        import fcntl
+    except ImportError:
+        yield _Lock()
+        return
+    path = out / LOCK
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            who = f.read().strip() or "another process"
+            raise PerfmodelError(f"{out}: another run is writing this profile ({who}): let it "
+                                 "finish, or measure into another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {platform.node()}\n")
+        f.flush()
+        state = _Lock()
+        try:
+            yield state
+        finally:
+            if state.done:
+                path.unlink(missing_ok=True)
 
 
 def measured_before(profiles, meta: dict) -> set[str]:
@@ -337,6 +382,13 @@ def finish_profile(out) -> ProfileResult:
     meta = read_metadata(out)
     if meta.get("complete"):
         raise PerfmodelError(f"{out}: already complete, nothing to finish")
+    with _exclusive(out) as lock:  # not while a run is still writing it
+        result = _finish(out, meta)
+        lock.done = True
+    return result
+
+
+def _finish(out: Path, meta: dict) -> ProfileResult:
     journal = Journal(out / JOURNAL)
     records = journal.read()
     rows = read_profile(out).to_dict("records")

@@ -322,7 +322,7 @@ def test_scale_says_when_rounding_misses_the_factor(capsys):
     rc, out, err = run_cli(["scale", "RegNetX-200MF", "--factor", "0.0001", "--strategy", "d",
                             "--json"], capsys)
     assert rc == 0
-    assert err.startswith("perfmodel scale: warning: rounding gives") and "0.0001x" in err
+    assert err.startswith("perfmodel scale: warning: scaling gives") and "0.0001x" in err
     assert 0.2 < json.loads(out)["achieved_factor"] < 0.6
     rc, out, err = run_cli(["scale", "RegNetX-200MF", "--factor", "4", "--strategy", "dwr",
                             "--json"], capsys)

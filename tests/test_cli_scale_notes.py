@@ -74,5 +74,5 @@ def test_warns_when_rounding_misses_by_more_than_a_quarter(capsys):
                              "--json"])
     achieved = json.loads(out)["achieved_factor"]
     assert achieved / 4 < 0.8
-    assert err.startswith(f"perfmodel scale: warning: rounding gives {achieved:.4g}x the "
+    assert err.startswith(f"perfmodel scale: warning: scaling gives {achieved:.4g}x the "
                           f"FLOPs, not the 4x asked") and err.count("\n") == 1

@@ -76,7 +76,8 @@ def test_predict_cli_counts_extrapolated_rows(fitted, tmp_path, capsys):
                  "--output", str(tmp_path / "p.csv")]) == 0
     out, err = capsys.readouterr()
     assert "(2 learned, 2 extrapolated, 0 roofline)" in out
-    assert err.count("\n") == 1 and "float32, float8_e4m3fn" in err
+    said = [line for line in err.splitlines() if "extrapolat" in line]
+    assert len(said) == 1 and "float32, float8_e4m3fn" in said[0]
 
 
 def test_coverage_counts_only_rows_with_both_bounds():
@@ -104,16 +105,19 @@ def test_compare_flags_roofline_fallback_rows(monkeypatch):
     assert t.loc["xgboost", "interval_n"] == 20  # the softmax rows have no upper bound
 
 
-def test_cross_validate_says_how_it_grouped():
+def test_cross_validate_says_how_it_grouped(tmp_path):
     df = synthetic_gemms(240)
     preds = cross_validate(df, "h100", group_by="group", n_folds=3, params=FAST,
                            methods=("xgboost", "roofline"))
-    g = preds.attrs["grouping"]
+    g = Grouping.of(preds)
     assert isinstance(g, Grouping)
     assert g.columns == ("group",) and g.groups == 6 and g.folds == 3 and g.rows == 240
     assert "grouped by group: 6 groups of 240 rows, 3 folds" in g.describe()
     assert g.warning() is None  # no group holds more than a fold's third
-    assert score_table(preds, ("xgboost", "roofline")).attrs["grouping"] == g
+    table = score_table(preds, ("xgboost", "roofline"))
+    assert Grouping.of(table) == g
+    preds.to_parquet(tmp_path / "p.parquet")  # attrs as plain data: the frames still write
+    table.to_parquet(tmp_path / "t.parquet")
 
 
 def test_a_group_bigger_than_a_fold_is_noted(tmp_path, capsys, monkeypatch):
@@ -126,7 +130,7 @@ def test_a_group_bigger_than_a_fold_is_noted(tmp_path, capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert out.splitlines()[0].startswith("grouped by group: ")
     assert "largest group 60% of the rows" in out.splitlines()[0]
-    assert "note: one group (big) holds 60% of the rows" in err
+    assert "note: one group (big) holds 60% of the rows" in err and "<NA>" not in err
     assert "fallback" in out and "intv" in out
 
 
@@ -152,3 +156,25 @@ def test_a_cpu_profile_of_another_cpu_keeps_its_name(tmp_path):
         assert (pred.device.peak("float32") / pred.device.boost_clock_hz
                 == pytest.approx(host.peak("float32") / host.boost_clock_hz))
         assert ("fitting host" in pred.device.notes) == (name != host.name)
+
+
+def test_step_notes_an_extrapolated_matrix_kind_once_per_backend(fitted):
+    """`perfmodel step`/`rank` price ops through OpTimes: a GEMM dtype the predictor was not
+    fitted on is noted once per backend, however many candidates ask."""
+    from perfmodel.predict.optimes import OpTimes
+
+    def ops(m):
+        return pd.DataFrame({"op": "gemm", "direction": "fwd", "dtype": "float32", "m": [m],
+                             "n": 4096, "k": 4096, "b": 1, "flops": 2 * m * 4096 * 4096,
+                             "bytes": 4 * (2 * m * 4096 + 4096 * 4096)})
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = OpTimes(fitted.device, fitted)
+        t = first.predict(ops(512))
+        first.predict(ops(1024))  # another candidate's op: no second note
+        OpTimes(fitted.device, fitted).predict(ops(512))  # another backend: its own note
+    notes = [str(w.message) for w in caught if "fitted on no gemm ops in float32" in str(w.message)]
+    assert len(notes) == 2 and "(only float16)" in notes[0]
+    assert not any(isinstance(w.message, ExtrapolationWarning) for w in caught)
+    assert t["time_s"].iloc[0] > 0 and np.isnan(t["time_hi_s"].iloc[0])

@@ -16,7 +16,7 @@ import pytest
 from perfmodel.errors import PerfmodelError
 from profilers.merge import merge_profiles
 from profilers.points import Point, Workload
-from profilers.runner import ProfileConfig, run_profile
+from profilers.runner import ProfileConfig, finish_profile, run_profile
 from profilers.schema import JOURNAL, METADATA, read_metadata
 from profilers.suites import SUITES
 from profilers.suites.base import Suite
@@ -154,3 +154,33 @@ def test_a_run_that_repeated_nothing_merges_without_a_band():
     other = {"repeated": 5, "band": 0.4, "median_rel_diff": 0.1, "pooled": False}
     at_once = _pooled_band([timed, grid, other])["band"]
     assert _pooled_band([_pooled_band([timed, grid]), other])["band"] == pytest.approx(at_once)
+
+
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(tmp_path):
+    """Two runs into one --out (two terminals, a retried job) would interleave one journal;
+    the second is refused while the first holds the lock, and the lock file goes once the
+    profile is complete."""
+    out = tmp_path / "p"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    first = subprocess.Popen([sys.executable, "-m", "profilers", "--suite", "gemm", "--budget",
+                              "60s", "--threads", "1", "--out", str(out), "--progress", "none"],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "metadata.json").is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (out / ".lock").is_file()
+        second = _cli("--suite", "gemm", "--budget", "60s", "--threads", "1", "--out", str(out),
+                      "--progress", "none")
+        assert second.returncode == 2, second.stderr
+        line = second.stderr.strip()
+        assert line.count("\n") == 0 and "another run is writing this profile (pid " in line
+        with pytest.raises(PerfmodelError, match="another run is writing"):
+            finish_profile(out)
+    finally:
+        first.terminate()
+        first.communicate(timeout=60)
+    # the first run is gone (its lock with it): the profile can be finished, and is unlocked
+    finish_profile(out)
+    assert not (out / ".lock").exists()

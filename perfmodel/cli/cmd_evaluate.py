@@ -13,7 +13,7 @@ def register(subparsers) -> None:
                     "and score the held-out rows: MAPE, median/p90 APE, share within +-10%, R2 (log "
                     "time; linear power/energy), Spearman, interval coverage (over the rows "
                     "with both bounds: `intv` counts them) and `fallback`, the held-out rows a "
-                    "method priced by the roofline (its op kind or dtype had too few training rows).")
+                    "method priced by the roofline (its op kind had too few training rows).")
     add_measurement_options(p, "comma-separated columns defining the groups (default: a `group` "
                                "column, else every shape column: op, m, n, k, b, c_in, h, w, "
                                "...; a sweep's neighbouring shapes then land in the training "
@@ -32,7 +32,9 @@ def run(args) -> int:
         from perfmodel.learn.schema import write_table
 
         write_table(table, args.csv)
-    grouping = table.attrs.get("grouping")
+    from perfmodel.learn.evaluate import Grouping
+
+    grouping = Grouping.of(table)
     if grouping is not None:
         print(grouping.describe())
         if grouping.warning():

@@ -30,9 +30,10 @@ def run(args) -> int:
                             dtype=args.dtype)
     achieved = r.flops / base.flops
     if not 0.8 <= achieved / args.factor <= 1.25:
-        print(f"perfmodel scale: warning: rounding gives {achieved:.4g}x the FLOPs, not the "
-              f"{args.factor:g}x asked (dimensions round and have lower bounds; stems, heads, "
-              f"embeddings and attention do not scale in proportion)", file=sys.stderr)
+        print(f"perfmodel scale: warning: scaling gives {achieved:.4g}x the FLOPs, not the "
+              f"{args.factor:g}x asked (dimensions round and have lower bounds; stems, heads "
+              f"and embeddings do not scale, attention grows with the square of the sequence)",
+              file=sys.stderr)
     print_context_note("scale", args.name, r)
     extra = {"base": args.name, "factor": args.factor, "strategy": args.strategy,
              "achieved_factor": float(f"{achieved:.6g}")}

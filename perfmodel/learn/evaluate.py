@@ -12,11 +12,12 @@ Scores (see `metrics.py`): MAPE, median and p90 APE, share within +-10%, R2 (on 
 on linear watts / joules for power and energy), Spearman, interval coverage (over the rows
 with both bounds: a roofline fallback's interval has no upper bound), and per method the
 held-out rows it priced by the roofline fallback (`fallback`). `cross_validate` and
-`evaluate` say how they grouped in `attrs["grouping"]` (a `Grouping`).
+`evaluate` say how they grouped in `attrs["grouping"]` (a `Grouping` as a plain dict, so
+that the frames still write to parquet: `Grouping.of(frame)` reads it back).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,12 @@ class Grouping:
     largest_share: float  # share of the rows in the largest group, 0-1
     largest_key: str  # that group's values, "|"-joined ("<NA>" for a missing cell)
 
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> "Grouping | None":
+        """The grouping `cross_validate` stored in a frame's attrs (None if it holds none)."""
+        d = frame.attrs.get("grouping")
+        return None if d is None else cls(**{**d, "columns": tuple(d["columns"])})
+
     def describe(self) -> str:
         return (f"grouped by {','.join(self.columns)}: {self.groups} groups of {self.rows} rows, "
                 f"{self.folds} folds (largest group {100 * self.largest_share:.0f}% of the rows)")
@@ -52,9 +59,11 @@ class Grouping:
         all of it at once (often a whole op kind, whose rows then fall back to the roofline)."""
         if self.largest_share <= 1.0 / self.folds:
             return None
+        why = ("missing cells (<NA>) in the --group-by columns join rows into one group: group "
+               "by columns every row has" if "<NA>" in self.largest_key.split("|") else
+               "its fold holds it out whole, and the other folds train without it")
         return (f"one group ({self.largest_key}) holds {100 * self.largest_share:.0f}% of the rows, "
-                f"more than a fold's {100 / self.folds:.0f}%: missing cells in the --group-by "
-                "columns join rows into one group; group by columns every row has")
+                f"more than a fold's {100 / self.folds:.0f}%: {why}")
 
 
 def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
@@ -67,8 +76,8 @@ def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
 
     Columns: `time_s`, `power_w`, `energy_j` (measured) and, per method, `<method>_time_s`,
     `<method>_lo_s`, `<method>_hi_s`, `<method>_power_w`, `<method>_energy_j` and
-    `<method>_fallback` (True: the row's kind or dtype had too few training rows for the
-    method, and the roofline priced it).
+    `<method>_fallback` (True: the roofline priced the row: its op kind had too few training
+    rows for the method, or, for the forest, its kind and dtype).
     """
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -164,7 +173,7 @@ def cross_validate(data, device=None, *, group_by=None, n_folds: int = 5,
         res["fold"] = i
         parts.append(res)
     out = pd.concat(parts).sort_index()
-    out.attrs["grouping"] = grouping
+    out.attrs["grouping"] = asdict(grouping)
     return out
 
 

@@ -26,6 +26,11 @@ OPTIONAL_POSITIVE = ("energy_j", "power_w")
 # the largest shape value taken: floats (every cost and feature is one) hold each integer
 # up to 2**53 exactly, and not every one above it
 MAX_SHAPE = 2**53
+# shape columns of the other op kinds (convolutions, attention, vector ops), bounded alike
+SHAPE_COLUMNS = ("batch", "c_in", "d", "h", "w", "c_out", "kernel_d", "kernel_h", "kernel_w",
+                 "stride", "padding", "dilation", "groups", "heads", "kv_heads", "seq_q",
+                 "seq_k", "head_dim", "head_dim_v", "numel", "inputs", "features", "channels",
+                 "out_numel", "read_numel", "rows", "cols", "tokens", "vocab")
 PROFILE_FILE = "measurements.parquet"
 METADATA_FILE = "metadata.json"
 
@@ -271,6 +276,14 @@ def _check_shapes(df: pd.DataFrame, source: str, csv: bool) -> pd.DataFrame:
             i = int(np.flatnonzero(big)[0])
             raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must be at most 2**53 = {MAX_SHAPE} for GEMM op {df['op'].iloc[i]!r}, got {_show(df[col].iloc[i])}")
         df[col] = v
+    for col in SHAPE_COLUMNS:  # the other kinds' shapes: as exact as the GEMMs'
+        if col in df.columns and df[col].dtype != bool:
+            v = pd.to_numeric(df[col], errors="coerce")
+            big = (v.abs() > MAX_SHAPE).fillna(False).to_numpy(dtype=bool)
+            if big.any():
+                i = int(np.flatnonzero(big)[0])
+                raise PerfmodelError(f"{_where(source, i, csv)}: column {col!r} must be at most "
+                                     f"2**53 = {MAX_SHAPE}, got {_show(df[col].iloc[i])}")
     _check_gemm_flops(df, gemm, source, csv)
     return df
 

@@ -32,7 +32,6 @@ KEY_COLUMNS = ("op", "direction", "dtype", "m", "n", "k", "b", "bias", "batch", 
                "bytes")
 OUT = ("time_s", "time_lo_s", "time_hi_s", "energy_j")
 EXTRAPOLATION_NOTED = ("gemm", "conv", "attention")  # learned kinds whose unmeasured dtypes are noted
-_NOTED: set[tuple] = set()  # (kind, dtypes, fitted dtypes) already noted in this process
 
 
 def is_tensor(kinds) -> np.ndarray:
@@ -58,6 +57,8 @@ class OpTimes:
         self.power_w = power_w  # average watts when no per-op power model exists
         self.native = None  # NativeConv: floor of 1x1 convs off oneDNN (`native.py`)
         self._cache: dict[tuple, tuple] = {}
+        self._noted: set[tuple] = set()  # (kind, dtypes, fitted dtypes) noted already
+        self._warned: dict = {}  # the predictor's other warnings, each shown once
 
     @property
     def source(self) -> str:
@@ -140,10 +141,10 @@ class OpTimes:
         return res
 
     def _ask(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The predictor's output for `frame`. Its per-row extrapolation warnings become one
-        note per matrix-op kind and dtype set a process: a whole-model interval is calibrated
-        on whole models, not on per-op ones, and vector ops in another dtype (the int64
-        counter of a batch norm) are a negligible share of a step."""
+        """The predictor's output for `frame`. Its extrapolation warnings become one note per
+        matrix-op kind and dtype set (per OpTimes, a backend): a whole-model interval is
+        calibrated on whole models, not on per-op ones, and vector ops in another dtype (the
+        int64 counter of a batch norm) are a negligible share of a step."""
         from perfmodel.learn.predictor import ExtrapolationWarning
 
         with warnings.catch_warnings(record=True) as caught:
@@ -151,14 +152,15 @@ class OpTimes:
             res = self.predictor.predict(frame, device=None)
         for w in caught:
             if not isinstance(w.message, ExtrapolationWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno,
+                                       registry=self._warned)
                 continue
             key = (w.message.kind, w.message.dtypes, w.message.fitted)
-            if w.message.kind in EXTRAPOLATION_NOTED and key not in _NOTED:
-                _NOTED.add(key)
-                warnings.warn(f"the profile measured no {w.message.kind} ops in "
+            if w.message.kind in EXTRAPOLATION_NOTED and key not in self._noted:
+                self._noted.add(key)
+                warnings.warn(f"the per-op predictor was fitted on no {w.message.kind} ops in "
                               f"{', '.join(w.message.dtypes)} (only {', '.join(w.message.fitted)}): "
-                              "their times are extrapolated by its learned model", stacklevel=2)
+                              "their times are extrapolated", stacklevel=2)
         return res
 
     def _native_floor(self, frame: pd.DataFrame, res: pd.DataFrame) -> pd.DataFrame:
