@@ -117,15 +117,20 @@ def test_bad_durations_and_unwritable_paths_are_one_line_errors(tmp_path, args, 
     assert len(lines) == 1 and lines[0].startswith("profilers: error: ") and said in lines[0]
 
 
+def _start_gemm_run(out):
+    """A 60 s gemm-suite run into `out`, in its own process."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "profilers", "--suite", "gemm", "--budget",
+                             "60s", "--threads", "1", "--out", str(out), "--progress", "none"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
 def test_sigterm_stops_a_run_like_an_interrupt(tmp_path):
     """`timeout`, `kill` and schedulers send SIGTERM: the point being measured is journalled
     as abandoned (measured again on resume, never taken for a crash) and the run says so."""
     out = tmp_path / "p"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "profilers", "--suite", "gemm", "--budget",
-                             "60s", "--threads", "1", "--out", str(out), "--progress", "none"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = _start_gemm_run(out)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not (
             (out / JOURNAL).is_file() and (out / JOURNAL).read_text().count('"start"') >= 3):
@@ -161,11 +166,7 @@ def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(tmp_pa
     the second is refused while the first holds the lock, and the lock file goes once the
     profile is complete."""
     out = tmp_path / "p"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    first = subprocess.Popen([sys.executable, "-m", "profilers", "--suite", "gemm", "--budget",
-                              "60s", "--threads", "1", "--out", str(out), "--progress", "none"],
-                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    first = _start_gemm_run(out)
     try:
         deadline = time.monotonic() + 60
         while not (out / "metadata.json").is_file() and time.monotonic() < deadline:
