@@ -7,6 +7,7 @@ import contextlib
 import datetime as _dt
 import os
 import platform
+import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -176,6 +177,32 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
         get_suite(name)  # unknown names fail before anything is measured
     if out.exists() and not out.is_dir():
         raise PerfmodelError(f"--out {out} exists and is not a directory")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with _exclusive(out) as lock:  # before the state is read: a run finishing meanwhile
+            try:
+                result = _run_profile(config, progress, stop_after_s, out)
+                lock.done = bool(result.metadata.get("complete"))
+                return result
+            finally:
+                if not (out / METADATA).is_file() or _complete(out):
+                    lock.done = True  # nothing written, or a profile no run writes: no lock file
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that failed before writing anything leaves no folder
+
+
+def _complete(out: Path) -> bool:
+    try:
+        return bool(read_metadata(out).get("complete"))
+    except Exception:  # noqa: BLE001  (unreadable metadata: not known complete)
+        return False
+
+
+def _run_profile(config: ProfileConfig, progress: str, stop_after_s: float | None,
+                 out: Path) -> ProfileResult:
+    """`run_profile` once `out` is locked."""
     journal = Journal(out / JOURNAL)
     resumed = (out / METADATA).is_file()
     if resumed:
@@ -204,7 +231,6 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
                                  "waiting for a core")
         torch.set_num_threads(config.threads)
     device = open_device(config.device)
-    stack = contextlib.ExitStack()
     try:
         here = device.metadata()
         here["catalogue_key"] = catalogue_key(device, here)
@@ -215,8 +241,6 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
                                      f"({diff}): finish it with `profile finish {out}` or "
                                      "measure this device into another --out")
         skip = measured_before(config.after, here)  # before anything is written
-        out.mkdir(parents=True, exist_ok=True)
-        lock = stack.enter_context(_exclusive(out))
         if not resumed:
             meta = collect_metadata(device, config)
             meta["idle_power_w"] = device.idle_power_w()
@@ -232,14 +256,11 @@ def run_profile(config: ProfileConfig, progress: str = "auto",
         meta["notes"] = sorted(notes)
         deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
         try:
-            result = _run(config, device, meta, journal, out, progress, resumed, deadline, skip)
-            lock.done = bool(result.metadata.get("complete"))
-            return result
+            return _run(config, device, meta, journal, out, progress, resumed, deadline, skip)
         except _Pause:
             write_metadata(meta, out)
             return ProfileResult(out, read_profile(out), meta, [], resumed, paused=True)
     finally:
-        stack.close()
         device.close()
 
 
@@ -265,11 +286,14 @@ def _exclusive(out: Path):
     with open(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             f.seek(0)
             who = f.read().strip() or "another process"
             raise PerfmodelError(f"{out}: another run is writing this profile ({who}): let it "
                                  "finish, or measure into another --out") from None
+        except OSError as exc:  # a file system without locks (NFS without its lock daemon)
+            print(f"profilers: note: cannot lock {path} ({exc.strerror or exc}): nothing "
+                  "keeps a second run out of this profile", file=sys.stderr)
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()} on {platform.node()}\n")
@@ -379,10 +403,11 @@ def finish_profile(out) -> ProfileResult:
     out = Path(out)
     if not (out / METADATA).is_file():
         raise PerfmodelError(f"{out}: not a profile directory (no {METADATA})")
-    meta = read_metadata(out)
-    if meta.get("complete"):
-        raise PerfmodelError(f"{out}: already complete, nothing to finish")
     with _exclusive(out) as lock:  # not while a run is still writing it
+        meta = read_metadata(out)  # read under the lock: a run may have just completed it
+        if meta.get("complete"):
+            lock.done = True
+            raise PerfmodelError(f"{out}: already complete, nothing to finish")
         result = _finish(out, meta)
         lock.done = True
     return result

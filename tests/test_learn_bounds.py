@@ -196,3 +196,46 @@ def test_other_kinds_shapes_above_2_53_are_refused_too():
     with pytest.raises(PerfmodelError, match=r"column 'h' must be at most 2\*\*53"):
         validate_ops(pd.DataFrame({"op": ["conv2d"], "batch": [1], "c_in": [3], "h": [1e20],
                                    "w": [8], "c_out": [8], "kernel_h": [3], "dtype": ["float32"]}))
+
+
+def test_float32_is_bounded_by_the_tf32_peak_where_a_gpu_has_one(monkeypatch):
+    """float32 convolutions and matmuls run on TF32 tensor cores by default (cuDNN): the
+    bound is the TF32 rate, not the SIMT float32 one (checked at a 2x margin, where the
+    two differ: 8x on an A100)."""
+    from test_learn_predictor import FAST
+
+    import perfmodel.learn.predictor as predictor
+    from perfmodel.learn.predictor import fit
+
+    monkeypatch.setattr(predictor, "PEAK_MARGIN", 2.0)
+    a100 = get_device("a100")
+    m = np.arange(1, 61) * 256
+    flops = 2.0 * m * 4096 * 4096
+    gemm = pd.DataFrame({"op": "gemm", "m": m, "n": 4096, "k": 4096, "b": 1, "group": m % 5,
+                         "dtype": "float32"})
+    assert fit(gemm.assign(time_s=flops / (0.7 * a100.peak("tf32"))), device="a100",
+               params=FAST).kinds == ["gemm"]  # 5.6x the SIMT peak: TF32 speed
+    with pytest.raises(PerfmodelError, match="over 2x faster than a100"):
+        fit(gemm.assign(time_s=flops / (3 * a100.peak("tf32"))), device="a100", params=FAST)
+
+
+def test_a_profile_of_this_very_cpu_is_not_bounded_by_its_estimate_either(tmp_path):
+    """A CPU's peaks are estimates that move with the process's CPU affinity (taskset -c 0
+    halved them, and the shipped profile was refused): no CPU profile is held to them."""
+    import json
+
+    from test_learn_predictor import FAST
+
+    from perfmodel.learn.predictor import fit
+
+    host = get_device("cpu")
+    m = np.arange(1, 61) * 64
+    df = pd.DataFrame({"op": "gemm", "m": m, "n": 1024, "k": 1024, "b": 1, "dtype": "float32",
+                       "time_s": 2.0 * m * 1024 * 1024 / 1e15, "suite": "gemm"})
+    prof = tmp_path / "host"
+    prof.mkdir()
+    df.to_parquet(prof / "measurements.parquet")
+    (prof / "metadata.json").write_text(json.dumps(
+        {"catalogue_key": "cpu", "device_name": host.name, "torch_threads": 1}))
+    pred = fit(prof, params=FAST)
+    assert pred.kinds == ["gemm"] and pred.device.name == host.name

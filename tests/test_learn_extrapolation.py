@@ -178,3 +178,26 @@ def test_step_notes_an_extrapolated_matrix_kind_once_per_backend(fitted):
     assert len(notes) == 2 and "(only float16)" in notes[0]
     assert not any(isinstance(w.message, ExtrapolationWarning) for w in caught)
     assert t["time_s"].iloc[0] > 0 and np.isnan(t["time_hi_s"].iloc[0])
+
+
+def test_another_device_never_checks_the_fitted_dtypes_there():
+    """A model fitted on H100 float16 and FP8 rows, asked for an A100 (no FP8): float16 rows
+    are extrapolated, not refused for the FP8 it was also fitted on."""
+    rows = synthetic_gemms(200)
+    fp8 = rows.assign(dtype="float8_e4m3fn", time_s=rows["time_s"] / 1.8)
+    pred = fit(pd.concat([rows, fp8], ignore_index=True), device="h100", params=FAST)
+    assert pred.models["gemm"].dtypes == ("float16", "float8_e4m3fn")
+    with pytest.warns(UserWarning, match="fitted on h100"):
+        res = pred.predict(OPS.iloc[:1], device="a100")
+    assert res["source"].tolist() == ["extrapolated"]
+
+
+def test_on_a_cpu_only_the_fitted_dtypes_are_seen():
+    """CPU kernels differ by dtype beyond the peaks (float16 GEMMs without a fast kernel ran
+    25x slower than bfloat16): a dtype is never taken as 'alike' there."""
+    from perfmodel.hardware.catalogue import get_device
+
+    pred = fit(synthetic_gemms(120).assign(dtype="bfloat16"), device="cpu", params=FAST)
+    cpu = get_device("cpu")
+    seen = pred.models["gemm"].dtype_seen(["bfloat16", "float16", "float32"], cpu)
+    assert seen.tolist() == [True, False, False]

@@ -185,3 +185,23 @@ def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(tmp_pa
     # the first run is gone (its lock with it): the profile can be finished, and is unlocked
     finish_profile(out)
     assert not (out / ".lock").exists()
+
+
+def test_the_lock_file_stays_only_with_an_unfinished_profile(tmp_path, tiny):
+    """A paused run keeps its (released) lock file; the run that completes the profile, a
+    rerun of a complete one and a run that fails before writing leave none."""
+    out = tmp_path / "p"
+    assert run_profile(_config(out), stop_after_s=1e-6).paused
+    assert (out / ".lock").is_file()
+    assert read_metadata(out)["complete"] is False
+    assert not run_profile(_config(out)).paused
+    assert read_metadata(out)["complete"] and not (out / ".lock").exists()
+    run_profile(_config(out))  # the first command again, on the complete profile
+    assert not (out / ".lock").exists()
+    with pytest.raises(PerfmodelError, match="holds a profile made with"):
+        run_profile(_config(out, threads=1))
+    assert not (out / ".lock").exists()
+    never = tmp_path / "never"
+    with pytest.raises(PerfmodelError, match="--threads must be at least 1"):
+        run_profile(_config(never, threads=0))
+    assert not never.exists()  # nothing written, no folder left

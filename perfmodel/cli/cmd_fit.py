@@ -7,9 +7,9 @@ def register(subparsers) -> None:
         "fit", help="fit a runtime/power/energy predictor on measurements",
         description="Fit one xgboost model per op kind on profile directories, .parquet or plain "
                     "CSV files (op, m, n, k, b, dtype, time_s[, energy_j, power_w]) and save it "
-                    "as a directory of JSON files (no pickle). time_s is in seconds: rows over "
-                    "10x faster than the device's peak allows are refused, and a median row "
-                    "over 300x its roofline time is flagged (milliseconds?).")
+                    "as a directory of JSON files (no pickle). time_s is in seconds: on a GPU, "
+                    "rows over 10x faster than its datasheet peak allows are refused, and on any "
+                    "device a median row over 300x its roofline time is flagged (milliseconds?).")
     add_measurement_options(p, "comma-separated columns whose rows stay together when calibrating "
                                "intervals (default: a `group` column, else the op's shape)")
     p.add_argument("--out", required=True, metavar="MODEL", help="directory to save the predictor to")

@@ -77,7 +77,7 @@ def compare(train: pd.DataFrame, test: pd.DataFrame, device, *, group_by=None,
     Columns: `time_s`, `power_w`, `energy_j` (measured) and, per method, `<method>_time_s`,
     `<method>_lo_s`, `<method>_hi_s`, `<method>_power_w`, `<method>_energy_j` and
     `<method>_fallback` (True: the roofline priced the row: its op kind had too few training
-    rows for the method, or, for the forest, its kind and dtype).
+    rows for the method, or, for xgboost, it is a vector op its kind's model never saw).
     """
     unknown = set(methods) - set(METHODS)
     if unknown:

@@ -58,7 +58,7 @@ class OpTimes:
         self.native = None  # NativeConv: floor of 1x1 convs off oneDNN (`native.py`)
         self._cache: dict[tuple, tuple] = {}
         self._noted: set[tuple] = set()  # (kind, dtypes, fitted dtypes) noted already
-        self._warned: dict = {}  # the predictor's other warnings, each shown once
+        self._warned: set[tuple] = set()  # the predictor's other warnings, each shown once
 
     @property
     def source(self) -> str:
@@ -152,8 +152,10 @@ class OpTimes:
             res = self.predictor.predict(frame, device=None)
         for w in caught:
             if not isinstance(w.message, ExtrapolationWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno,
-                                       registry=self._warned)
+                key = (str(w.message), w.category)
+                if key not in self._warned:  # (catch_warnings resets a registry each call)
+                    self._warned.add(key)
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 continue
             key = (w.message.kind, w.message.dtypes, w.message.fitted)
             if w.message.kind in EXTRAPOLATION_NOTED and key not in self._noted:
@@ -210,7 +212,10 @@ class OpTimes:
         # the interval and energy of the difference scale like those of the fwd_bwd call
         for col in ("pred_time_s", "pred_time_lo_s", "pred_time_hi_s", "pred_energy_j"):
             ratio = both[col].to_numpy(dtype=float) / t_both
-            res.iloc[sel, res.columns.get_loc(col)] = d * ratio
+            value = d * ratio
+            if col == "pred_time_lo_s":  # never below the backward's own roofline
+                value = np.maximum(value, roof[sel])
+            res.iloc[sel, res.columns.get_loc(col)] = value
         return res
 
     def roofline(self, ops: pd.DataFrame) -> np.ndarray:
