@@ -201,3 +201,16 @@ def test_on_a_cpu_only_the_fitted_dtypes_are_seen():
     cpu = get_device("cpu")
     seen = pred.models["gemm"].dtype_seen(["bfloat16", "float16", "float32"], cpu)
     assert seen.tolist() == [True, False, False]
+
+
+def test_int8_is_not_alike_fp8_though_the_peaks_match(fitted):
+    """On an H100 the catalogue gives int8 and FP8 one peak and one byte: different kernels."""
+    from perfmodel.hardware.catalogue import get_device
+
+    h100 = get_device("h100")
+    assert h100.peak("int8") == h100.peak("float8_e4m3fn")
+    rows = synthetic_gemms(200)
+    fp8 = fit(rows.assign(dtype="float8_e4m3fn", time_s=rows["time_s"] / 1.8), device="h100",
+              params=FAST)
+    seen = fp8.models["gemm"].dtype_seen(["float8_e4m3fn", "float8_e5m2", "int8"], h100)
+    assert seen.tolist() == [True, True, False]

@@ -67,6 +67,10 @@ class ExtrapolationWarning(UserWarning):
         self.kind, self.dtypes, self.fitted = kind, tuple(dtypes), tuple(fitted)
 
 
+def _is_float(dtype: str) -> bool:
+    return "float" in str(dtype) or str(dtype) == "tf32"
+
+
 @dataclass
 class KindModel:
     """The fitted models of one op kind."""
@@ -86,8 +90,9 @@ class KindModel:
 
     def dtype_seen(self, dtypes, device) -> np.ndarray:
         """Which rows are in a dtype the model was fitted on or, on a GPU, in one it runs
-        alike (the same element bytes and math-mode peak: bfloat16 beside float16 on tensor
-        cores); every row when the fitted dtypes were not recorded. On a CPU only the fitted
+        alike (floating point or integer as a fitted one, with the same element bytes and
+        math-mode peak: bfloat16 beside float16 on tensor cores; int8 is not FP8 though the
+        catalogue gives them one peak); every row when the fitted dtypes were not recorded. On a CPU only the fitted
         dtypes: its kernels differ by dtype beyond the peaks (float16 GEMMs without a fast
         kernel ran 25x slower than bfloat16)."""
         from perfmodel.learn.features import TENSOR_KINDS, dtype_columns
@@ -99,8 +104,9 @@ class KindModel:
         if device.kind == "gpu" and not seen.all():
             tensor = self.kind in TENSOR_KINDS
             fitted = set(zip(*dtype_columns(np.array(self.dtypes, dtype=object), device, tensor)))
+            floats = {_is_float(f) for f in self.dtypes}
             for i, d in enumerate(uniq):
-                if not seen[i]:
+                if not seen[i] and _is_float(d) in floats:  # int8 is no FP8, at any peak
                     try:
                         one = dtype_columns(np.array([d], dtype=object), device, tensor)
                         seen[i] = tuple(c[0] for c in one) in fitted
