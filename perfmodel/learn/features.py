@@ -166,14 +166,20 @@ def common_features(flops, bytes_, dtype_cols, phase, device) -> tuple[dict, np.
 def _trailing_zeros(x: np.ndarray) -> np.ndarray:
     """Number of trailing zero bits of positive integers, capped at ALIGN_CAP; NaN stays NaN.
 
-    Counted on x mod 2**ALIGN_CAP (exact in float), never on x cast to int64, which
-    overflows above 2**63 (a conv's implicit-GEMM m, a product of unchecked columns).
+    Values from 2**62 up (a conv's implicit-GEMM m, a product of unchecked columns) are
+    taken mod 2**ALIGN_CAP first (exact in float, and the capped count is the same): cast
+    to int64 as they are, they overflow. The cast alone is 3x faster than the float mod,
+    so only those values take it.
     """
     out = np.full(x.shape, np.nan)
     ok = np.isfinite(x) & (x >= 1)
-    low = np.fmod(x[ok], 2 ** ALIGN_CAP).astype(np.int64)  # in [0, 128): 0 when 128 | x
-    low = np.where(low == 0, 2 ** ALIGN_CAP, low & -low)
-    out[ok] = np.log2(low.astype(float))
+    v = x[ok]
+    big = v >= 2.0 ** 62
+    if big.any():
+        r = np.fmod(v[big], 2 ** ALIGN_CAP)  # in [0, 128): 0 when 128 divides it
+        v[big] = np.where(r == 0, 2 ** ALIGN_CAP, r)
+    xi = v.astype(np.int64)
+    out[ok] = np.minimum(np.log2((xi & -xi).astype(float)), ALIGN_CAP)
     return out
 
 

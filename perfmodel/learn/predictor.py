@@ -99,7 +99,11 @@ class KindModel:
 
         if not self.dtypes:
             return np.ones(len(dtypes), dtype=bool)
-        codes, uniq = pd.factorize(pd.Series(dtypes, dtype=object).astype(str))
+        if isinstance(getattr(dtypes, "dtype", None), pd.CategoricalDtype):  # validate_ops'
+            codes = dtypes.cat.codes.to_numpy() if isinstance(dtypes, pd.Series) else dtypes.codes
+            uniq = [str(c) for c in dtypes.dtype.categories]
+        else:
+            codes, uniq = pd.factorize(pd.Series(dtypes, dtype=object).astype(str))
         seen = np.array([d in self.dtypes for d in uniq], dtype=bool)
         if device.kind == "gpu" and not seen.all():
             tensor = self.kind in TENSOR_KINDS
@@ -187,8 +191,9 @@ class Predictor:
             X = feats.matrix(model.features)
             log_t = np.log(base_time(feats, t_r, self.base, dev)) + _booster_predict(model.time, X)
             lo, hi = model.time_interval.bounds(log_t)
+            dtype_col = df["dtype"].iloc[sel] if len(sel) < len(df) else df["dtype"]
             seen = (np.zeros(len(sel), dtype=bool) if other_device
-                    else model.dtype_seen(df["dtype"].to_numpy()[sel], dev))
+                    else model.dtype_seen(dtype_col, dev))
             out["pred_time_s"][sel] = np.exp(log_t)
             out["pred_time_lo_s"][sel] = np.where(seen, np.exp(log_t + lo), t_r)
             out["pred_time_hi_s"][sel] = np.where(seen, np.exp(log_t + hi), np.nan)
@@ -197,7 +202,8 @@ class Predictor:
                 out["pred_power_w"][sel] = power
                 out["pred_energy_j"][sel] = power * np.exp(log_t)
             learned[sel] = np.where(seen, 1, 2)
-            new = sorted(set(df["dtype"].to_numpy()[sel][~seen].astype(str))) if not other_device else []
+            new = ([] if other_device or seen.all()
+                   else sorted(set(dtype_col[~seen].astype(str))))
             if new:
                 unseen[str(kind)] = (new, model.dtypes)
         for kind, (new, fitted) in unseen.items():
