@@ -61,7 +61,7 @@ class ExtrapolationWarning(UserWarning):
 
     def __init__(self, kind: str, dtypes: list[str], fitted: tuple[str, ...]):
         super().__init__(f"{kind} ops in {', '.join(dtypes)}: the {kind} model was fitted on "
-                         f"{', '.join(fitted)}, which this device runs at another speed; priced "
+                         f"{', '.join(fitted)}, none of which this device runs alike; priced "
                          "by extrapolation (source 'extrapolated'), with the roofline as the only "
                          "bound")
         self.kind, self.dtypes, self.fitted = kind, tuple(dtypes), tuple(fitted)
@@ -92,9 +92,9 @@ class KindModel:
         """Which rows are in a dtype the model was fitted on or, on a GPU, in one it runs
         alike (floating point or integer as a fitted one, with the same element bytes and
         math-mode peak: bfloat16 beside float16 on tensor cores; int8 is not FP8 though the
-        catalogue gives them one peak); every row when the fitted dtypes were not recorded. On a CPU only the fitted
-        dtypes: its kernels differ by dtype beyond the peaks (float16 GEMMs without a fast
-        kernel ran 25x slower than bfloat16)."""
+        catalogue gives them one peak); every row when the fitted dtypes were not recorded.
+        On a CPU only the fitted dtypes: its kernels differ by dtype beyond the peaks
+        (float16 GEMMs without a fast kernel ran 25x slower than bfloat16)."""
         from perfmodel.learn.features import TENSOR_KINDS, dtype_columns
 
         if not self.dtypes:
@@ -448,7 +448,7 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
         if len(names) != 1:
             raise PerfmodelError("say which device the measurements come from (device=... / --device)")
         device = names[0]
-    spec, peak_bound = _measured_cpu(get_device(device), data)
+    spec = _measured_cpu(get_device(device), data)
     if "device" in df.columns:
         others = {str(d) for d in pd.unique(df["device"].dropna())} - {spec.key}
         others = {d for d in others if get_device(d).key != spec.key}
@@ -477,7 +477,7 @@ def fit(data, device=None, *, group_by=None, coverage: float = DEFAULT_COVERAGE,
             continue
         all_flops[sel] = np.exp2(feats["log_flops"])
         all_bytes[sel] = np.exp2(feats["log_bytes"])
-        _check_units(sub, kind, spec, all_flops[sel], time[sel], t_r, peak_bound)
+        _check_units(sub, kind, spec, all_flops[sel], time[sel], t_r)
         if len(sel) < min_rows:
             continue
         models[kind] = _fit_kind(kind, feats, base_time(feats, t_r, base, spec), time[sel], power[sel],
@@ -506,19 +506,22 @@ PEAK_MARGIN = 10.0  # a row this much faster than its FLOPs at the peak allow: n
 UNITS_RATIO = 300.0  # a kind's median time this many times its roofline: milliseconds?
 
 
-def _check_units(sub, kind, spec, flops, time, t_r, peak_bound: bool) -> None:
-    """Refuse rows over PEAK_MARGIN times faster than the device's fastest math for their
+def _check_units(sub, kind, spec, flops, time, t_r) -> None:
+    """Refuse rows over PEAK_MARGIN times faster than the datasheet's fastest math for their
     dtype allows (float32 at the TF32 rate), and warn when a kind's median time is over
     UNITS_RATIO times its roofline: times stored in other units than seconds (x1000).
 
     The margin is wide on purpose: real rows beat `flops / peak` where FLOPs count work a
     kernel skips or does another way: Winograd convolutions (DeepBench's cuDNN float32 convs
     ran up to 2.35x the V100's peak), padded taps, causal attention counted whole. The public
-    GEMM sweeps come to 1.00x (NeuSight V100). Median time over roofline: those sweeps
-    1.4x, the CPU profiles' kinds 1.3-7.4x; a sweep stored in ms, 1455x."""
+    GEMM sweeps come to 1.00x (NeuSight V100). A CPU's peaks are this host's rough
+    estimates, which move with the process's CPU affinity and the clock it reads (and
+    another CPU's profile may beat them: an Intel profile's AMX bfloat16 GEMMs ran 3.4x this
+    AMD host's estimate): no CPU row is held to them. Median time over roofline: the public
+    sweeps 1.4x, the CPU profiles' kinds 1.3-7.4x; a sweep stored in ms, 1455x."""
     from perfmodel.learn.features import TENSOR_KINDS, dtype_columns
 
-    if peak_bound:
+    if spec.kind != "cpu":  # a datasheet's peaks
         peak = dtype_columns(sub["dtype"].to_numpy(), spec, kind in TENSOR_KINDS)[1]
         if kind in TENSOR_KINDS and spec.supports("tf32"):  # float32 may run on TF32 cores
             f32 = (sub["dtype"].astype(str) == "float32").to_numpy()
@@ -540,13 +543,8 @@ def _check_units(sub, kind, spec, flops, time, t_r, peak_bound: bool) -> None:
                       f"{spec.key}: is time_s in seconds (not milliseconds)?", stacklevel=3)
 
 
-def _measured_cpu(spec, data) -> tuple[object, bool]:
-    """The spec to fit rows with, and whether its peaks bound them (a datasheet's do; a
-    CPU's are this host's rough estimates, which move with the process's CPU affinity and
-    the clock it reads, and another CPU's may be far higher: an Intel profile's AMX
-    bfloat16 GEMMs ran 3.4x this AMD host's estimate).
-
-    A CPU profile measured on another CPU (by its metadata's `device_name`; a DataFrame's
+def _measured_cpu(spec, data):
+    """The spec to fit rows with. A CPU profile measured on another CPU (by its metadata's `device_name`; a DataFrame's
     `profile` column names its profiles) gets a spec named for that CPU. Its peaks and
     bandwidth stay this host's estimates (every CPU's catalogue entry is the local one):
     the learned models' reference scale, which predictions reuse from the saved spec, so
@@ -556,19 +554,19 @@ def _measured_cpu(spec, data) -> tuple[object, bool]:
     from perfmodel.learn.schema import read_metadata
 
     if spec.kind != "cpu":
-        return spec, True
+        return spec
     if isinstance(data, pd.DataFrame):
         paths = list(pd.unique(data["profile"].dropna().astype(str))) if "profile" in data.columns else []
     else:
         paths = [data] if isinstance(data, (str, Path)) else list(data)
     names = {read_metadata(p).get("device_name") for p in paths if Path(p).is_dir()} - {None}
     if len(names) != 1 or spec.name in names:
-        return spec, False
+        return spec
     measured = names.pop()
     return dataclasses.replace(
         spec, name=str(measured),
         notes=(f"measured on {measured}; peaks and bandwidth are the fitting host's ({spec.name}) "
-               f"estimates, the learned models' reference; {spec.notes}").rstrip("; ")), False
+               f"estimates, the learned models' reference; {spec.notes}").rstrip("; "))
 
 
 def _fit_kind(kind, feats, t_r, time, power, groups, coverage, params, seed) -> KindModel:
